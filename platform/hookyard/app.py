@@ -1,0 +1,39 @@
+"""The Flask application factory: gunicorn runs ``hookyard.app:create_app()``."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+
+from . import health
+from .api import init_api
+from .plugins import Registry
+from .runtime import Runtime, build_runtime
+from .settings import Settings
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None,
+               runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        runtime = build_runtime(settings or Settings.from_env(), registry=registry)
+    app = Flask(__name__, instance_path=str(runtime.settings.instance_path))
+    app.config["SECRET_KEY"] = runtime.settings.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # a trigger payload is a few KiB
+    app.extensions["hookyard"] = runtime
+    _configure_logging()
+    app.register_blueprint(health.bp)
+    init_api(app)
+
+    @app.teardown_appcontext
+    def _close_session(_exc):
+        db_session = g.pop("db_session", None)
+        if db_session is not None:
+            db_session.close()
+
+    return app
+
+
+def _configure_logging():
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

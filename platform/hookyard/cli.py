@@ -1,0 +1,157 @@
+"""The `hookyard` command: plugins, tokens, database, worker, the OpenAPI document, and `run`."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .settings import Settings
+
+
+@click.group()
+def main():
+    """Hookyard: store triggers in, app actions out."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json):
+    """List installed plugins with their hooks, trigger types and apps."""
+    from .plugins import load_registry
+
+    infos = [vars(p) for p in load_registry(disabled=set(Settings.from_env().disabled_plugins)).plugins()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    for p in infos:
+        click.echo(f"{p['name']} {p['version'] or ''}".rstrip())
+        click.echo(f"  hooks: {', '.join(p['hooks']) or '-'}")
+        if p["trigger_types"]:
+            click.echo(f"  trigger types: {', '.join(p['trigger_types'])}")
+        if p["apps"]:
+            click.echo(f"  apps: {', '.join(p['apps'])}")
+
+
+@main.group()
+def tokens():
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--marketplace", required=True, help="Marketplace name; created if it does not exist.")
+@click.option("--name", default="", help="A label for the token.")
+def tokens_create(marketplace, name):
+    """Create an API token and print it (it is shown only this once)."""
+    from .db import Database
+    from .tokens import create_token, get_or_create_marketplace
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        token = create_token(session, get_or_create_marketplace(session, marketplace), name)
+        session.commit()
+    click.echo(token)
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision):
+    """Apply migrations (the Procfile's release step)."""
+    from .migrate import upgrade
+
+    settings = Settings.from_env()
+    if settings.database_url.startswith("sqlite"):
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url, revision)
+    click.echo("database is at the latest schema")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(burst):
+    """Run the job worker (with the scheduler for delayed triggers and retries)."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    from . import runtime
+    from .jobqueue import get_queue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Plugins load here, in the parent, so each forked job starts with them imported.
+    rt = runtime.build_runtime(Settings.from_env())
+    runtime.install(rt)
+    rt.db.dispose()  # no pooled connection may cross the fork into a job
+    w = Worker([get_queue(rt)], connection=rt.redis, serializer=JSONSerializer)
+    w.work(with_scheduler=True, burst=burst)
+
+
+@main.group()
+def openapi():
+    """The OpenAPI document."""
+
+
+@openapi.command("write")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True), default="openapi.json")
+def openapi_write(path):
+    """Write the OpenAPI document generated from the code."""
+    Path(path).write_text(openapi_document() + "\n")
+    click.echo(f"wrote {path}")
+
+
+def openapi_document() -> str:
+    from .app import create_app
+    from .runtime import Runtime
+    from .db import Database
+    from .plugins import load_registry
+
+    settings = Settings.from_env(env={"SECRET_KEY": "openapi", "HOOKYARD_INSTANCE_PATH": "/nonexistent"},
+                                 database_url="sqlite://")
+    rt = Runtime(settings=settings, db=Database("sqlite://"), registry=load_registry(disabled=set()))
+    app = create_app(runtime=rt)
+    with app.app_context():
+        spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    return json.dumps(spec, indent=2, sort_keys=True)
+
+
+@main.command()
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)), show_default="$PORT or 5000")
+def run(port):
+    """Run everything on embedded defaults: migrations, a local Redis when REDIS_URL is unset, web and worker."""
+    from . import localredis
+    from .migrate import upgrade
+
+    settings = Settings.from_env()
+    env = dict(os.environ, PORT=str(port), HOOKYARD_INSTANCE_PATH=str(settings.instance_path))
+    if "SECRET_KEY" not in os.environ:
+        env["SECRET_KEY"] = settings.secret_key  # generated once into the instance folder
+    redis_proc = None
+    if not settings.redis_url:
+        redis_proc, env["REDIS_URL"] = localredis.start(settings.instance_path / "redis")
+        click.echo(f"started a local Redis-compatible server at {env['REDIS_URL']}")
+    try:
+        upgrade(settings.database_url)
+        click.echo(f"\nHookyard is starting at http://127.0.0.1:{port}  (API docs: /api/docs)")
+        click.echo("Create an API token with:  .venv/bin/hookyard tokens create --marketplace my-store\n")
+        procfile = Path(__file__).resolve().parents[2] / "Procfile"
+        bin_dir = Path(sys.executable).parent
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        honcho = subprocess.Popen([str(bin_dir / "honcho"), "-f", str(procfile), "start", "web", "worker"], env=env)
+        try:
+            honcho.wait()
+        except KeyboardInterrupt:
+            honcho.send_signal(signal.SIGINT)
+            honcho.wait()
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)

@@ -1,0 +1,104 @@
+"""The value types plugins build: trigger types, apps, actions, and the outcome of one action run."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Literal, Mapping
+
+from marshmallow import Schema
+
+# Payload schemas load to a dict; the core reads these conventional keys from it (all optional
+# except where a trigger is product-scoped): customer.email, product.id, product.name, occurred_at.
+
+
+@dataclass(frozen=True)
+class TriggerType:
+    key: str
+    label: str
+    category: str
+    description: str
+    payload_schema: type[Schema]
+    product_scoped: bool = True
+    # Runs wait this long after ``occurred_at`` (e.g. cart abandonment: 2 hours).
+    delay: timedelta | None = None
+    # A delayed run is skipped when an event of one of these trigger keys, for the same email and
+    # product, occurred between this event and the run: "they bought after all".
+    cancelled_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["succeeded", "skipped", "failed"]
+    reason: str = ""
+    retryable: bool = False
+    retry_after: float | None = None  # seconds; a hint from the remote (e.g. Retry-After)
+    needs_attention: bool = False  # the connection itself is broken (bad key, plan): tell the operator
+
+    @classmethod
+    def succeeded(cls, note: str = "") -> "Outcome":
+        return cls("succeeded", note)
+
+    @classmethod
+    def skipped(cls, reason: str) -> "Outcome":
+        return cls("skipped", reason)
+
+    @classmethod
+    def failed(cls, reason: str, *, retryable: bool = False, retry_after: float | None = None,
+               needs_attention: bool = False) -> "Outcome":
+        return cls("failed", reason, retryable, retry_after, needs_attention)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What an action sees when it runs: the event, the rule's parameters and the connection."""
+
+    run_id: int
+    attempt: int  # 1 for the first try
+    trigger: str
+    email: str | None
+    payload: Mapping[str, Any]  # the validated, normalised trigger payload
+    params: Mapping[str, Any]
+    config: Mapping[str, Any]  # the connection's config, secrets decrypted
+    info: Mapping[str, Any]  # what verify() returned when the connection was last checked
+    options: Mapping[str, Any]  # the option lists cached by the last refresh()
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    label: str
+    params_schema: type[Schema]
+    run: Callable[[RunContext], Outcome]
+    description: str = ""
+
+
+class ConnectionFailed(Exception):
+    """Raised by ``App.verify``/``App.refresh`` with a message a merchant can act on."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class App:
+    key: str
+    name: str
+    config_schema: type[Schema]  # mark secret fields with metadata={"secret": True}
+    verify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+    actions: tuple[Action, ...]
+    # Returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}], …}.
+    refresh: Callable[[Mapping[str, Any]], Mapping[str, list]] | None = None
+    description: str = ""
+    logo_url: str | None = None
+    _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def action(self, key: str) -> Action | None:
+        if not self._by_key:
+            self._by_key.update({a.key: a for a in self.actions})
+        return self._by_key.get(key)
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(name for name, f in self.config_schema().fields.items() if f.metadata.get("secret"))

@@ -1,0 +1,48 @@
+"""Engine and session factory; SQLite gets the pragmas that make it a safe embedded default."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # WAL lets the web process read while the worker writes; foreign keys are off by default.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # A deferred transaction that later writes can fail at once with "database is locked"
+            # when web and worker race; IMMEDIATE takes the write lock up front and waits for it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Session:
+        with self.sessions() as session:
+            yield session
+
+    def dispose(self):
+        self.engine.dispose()

@@ -1,0 +1,132 @@
+"""Emit: validate against the trigger's schema, persist the event, match rules, create runs, enqueue."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from marshmallow import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import logcap
+from .contract import TriggerType
+from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
+from .models import Event, Integration, Marketplace, Product, Rule, Run
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class UnknownTrigger(ValueError):
+    pass
+
+
+@dataclass
+class Emitted:
+    event: Event
+    created: bool  # False when an Idempotency-Key repeated an earlier event
+    runs: list[Run]
+
+
+def validate_payload(trigger: TriggerType, payload) -> dict:
+    """Loads the payload with the trigger's schema; raises ValidationError with field-level messages."""
+    if not isinstance(payload, dict):
+        raise ValidationError({"_schema": ["Must be an object."]})
+    data = trigger.payload_schema().load(payload)
+    if trigger.product_scoped and not (data.get("product") or {}).get("id"):
+        raise ValidationError({"product": {"id": ["Required for this trigger."]}})
+    return data
+
+
+def matching_rules(session: Session, marketplace_id: int, trigger: str,
+                   product_id: int | None) -> list[tuple[Rule, str | None]]:
+    """(rule, app key) pairs. Served by ix_rules_match: the product's rules plus the global ones."""
+    product_clause = Rule.product_id.is_(None)
+    if product_id is not None:
+        product_clause = or_(Rule.product_id == product_id, Rule.product_id.is_(None))
+    return list(session.execute(
+        select(Rule, Integration.app).outerjoin(Integration, Integration.id == Rule.integration_id)
+        .where(Rule.marketplace_id == marketplace_id, Rule.trigger == trigger,
+               Rule.enabled.is_(True), product_clause).order_by(Rule.id)
+    ).all())
+
+
+def product_for(session: Session, marketplace_id: int, product: dict | None) -> Product | None:
+    if not product or not product.get("id"):
+        return None
+    external_id = str(product["id"])
+    found = session.scalar(select(Product).where(Product.marketplace_id == marketplace_id,
+                                                 Product.external_id == external_id))
+    if found is None:
+        # A sale of a product we have never seen: create it so merchants can attach rules to it.
+        found = Product(marketplace_id=marketplace_id, external_id=external_id,
+                        name=product.get("name") or "", auto_created=True)
+        with session.begin_nested():
+            session.add(found)
+    return found
+
+
+def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: str, payload,
+         idempotency_key: str | None = None) -> Emitted:
+    trigger = rt.registry.trigger_types.get(trigger_key)
+    if trigger is None:
+        raise UnknownTrigger(trigger_key)
+    data = validate_payload(trigger, payload)
+
+    if idempotency_key:
+        earlier = _by_idempotency_key(session, marketplace.id, idempotency_key)
+        if earlier is not None:
+            return Emitted(earlier, False, _runs_of(session, earlier))
+
+    product = product_for(session, marketplace.id, data.get("product"))
+    occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
+    email = (data.get("customer") or {}).get("email")
+    event = Event(marketplace_id=marketplace.id, trigger=trigger.key, idempotency_key=idempotency_key,
+                  product_id=product.id if product else None, email=email,
+                  payload=trigger.payload_schema().dump(data), raw_payload=payload, occurred_at=occurred_at)
+    session.add(event)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request with the same key won the race: answer with its event.
+        session.rollback()
+        earlier = _by_idempotency_key(session, marketplace.id, idempotency_key)
+        return Emitted(earlier, False, _runs_of(session, earlier))
+
+    rules = matching_rules(session, marketplace.id, trigger.key, event.product_id)
+    runs = []
+    not_before = occurred_at + trigger.delay if trigger.delay else None
+    first_seq = logcap.reserve_log_seqs(session, marketplace.id, len(rules)) if rules else 0
+    for i, (rule, app_key) in enumerate(rules):
+        runs.append(Run(marketplace_id=marketplace.id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
+                        trigger=trigger.key, app=app_key, action=rule.action, integration_id=rule.integration_id,
+                        product_id=event.product_id, email=email, status="queued",
+                        job_id=run_job_id(event.id, rule.id), not_before=not_before, history=[]))
+    session.add_all(runs)
+    event.matched_rules = len(runs)
+    session.flush()
+    if runs:
+        logcap.trim(session, marketplace.id, rt.settings.log_cap)
+    session.commit()
+    enqueue_runs(rt, runs)
+    return Emitted(event, True, runs)
+
+
+def enqueue_runs(rt: Runtime, runs: list[Run]) -> None:
+    # After the commit, so a worker never picks up a run the database does not have yet.
+    for run in runs:
+        try:
+            enqueue_run(rt, run.id, run.job_id, at=run.not_before)
+        except REDIS_ERRORS as exc:
+            log.error("run %s stays queued: Redis unreachable (%s)", run.id, exc.__class__.__name__)
+
+
+def _by_idempotency_key(session: Session, marketplace_id: int, key: str) -> Event | None:
+    return session.scalar(select(Event).where(Event.marketplace_id == marketplace_id,
+                                              Event.idempotency_key == key))
+
+
+def _runs_of(session: Session, event: Event) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.event_id == event.id).order_by(Run.id)))

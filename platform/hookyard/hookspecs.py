@@ -1,0 +1,18 @@
+"""The whole plugin contract. Each hook receives a ``register`` callable and calls it once per thing.
+
+Receiving ``register`` (instead of returning lists) lets the host record which plugin registered
+which key, so a duplicate key fails fast naming both plugins.
+"""
+import pluggy
+
+hookspec = pluggy.HookspecMarker("hookyard")
+
+
+@hookspec
+def register_trigger_types(register):
+    """Register trigger types: ``register(TriggerType(...))`` once per type."""
+
+
+@hookspec
+def register_apps(register):
+    """Register apps (integration types) with their actions: ``register(App(...))``."""

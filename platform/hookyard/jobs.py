@@ -1,0 +1,137 @@
+"""The job the worker runs for each (event, rule): module-level, takes only the run's id."""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+
+from marshmallow import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import logcap, runtime
+from .contract import Outcome, RunContext
+from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
+from .models import Event, Integration, Product, Rule, Run, utcnow
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_rule(run_id: int) -> str:
+    rt = runtime.current()
+    with rt.db.session() as session:
+        if not _claim(session, run_id):
+            # Someone else has it, it already finished, or the log cap trimmed it: never run twice.
+            return "not claimed"
+        run = session.get(Run, run_id)
+        started = utcnow()
+        outcome = _execute(rt, session, run)
+        finished = utcnow()
+        return _record(rt, session, run, outcome, started, finished)
+
+
+def _claim(session: Session, run_id: int) -> bool:
+    result = session.execute(
+        update(Run).where(Run.id == run_id, Run.status == "queued")
+        .values(status="running", attempts=Run.attempts + 1, started_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
+    event = session.get(Event, run.event_id)
+    rule = session.get(Rule, run.rule_id) if run.rule_id is not None else None
+    if rule is None:
+        return Outcome.skipped("the rule was deleted before it ran")
+    if not rule.enabled:
+        return Outcome.skipped("the rule was disabled before it ran")
+    trigger = rt.registry.trigger_types.get(event.trigger)
+    if trigger is not None and trigger.delay and trigger.cancelled_by:
+        cancelled = _cancelling_event(session, event, trigger.cancelled_by)
+        if cancelled is not None:
+            return Outcome.skipped(
+                f"{event.email} had a {cancelled.trigger} for the same product at "
+                f"{cancelled.occurred_at.isoformat()}, within the {trigger.delay} delay"
+            )
+    integration = session.get(Integration, rule.integration_id) if rule.integration_id else None
+    if integration is None:
+        return Outcome.failed("the rule's integration was deleted; edit the rule to choose another")
+    app = rt.registry.apps.get(integration.app)
+    if app is None:
+        return Outcome.failed(f"app {integration.app!r} is not installed (its plugin is missing or disabled)")
+    action = app.action(rule.action)
+    if action is None:
+        return Outcome.failed(f"app {app.name!r} has no action {rule.action!r}")
+    try:
+        params = action.params_schema().load(rule.params or {})
+    except ValidationError as exc:
+        return Outcome.failed(f"the rule's parameters are no longer valid: {exc.messages}")
+    context = RunContext(
+        run_id=run.id, attempt=run.attempts, trigger=event.trigger, email=event.email, payload=event.payload,
+        params=params, config={**integration.config, **rt.secret_box.open(integration.secrets)},
+        info=integration.info or {}, options=integration.options or {},
+    )
+    try:
+        outcome = action.run(context)
+    except Exception as exc:  # a plugin bug must not leave the run "running"
+        log.exception("action %s.%s raised on run %s", app.key, action.key, run.id)
+        return Outcome.failed(f"the action raised {exc.__class__.__name__}: {exc}", retryable=True)
+    if not isinstance(outcome, Outcome):
+        return Outcome.failed(f"the action returned {type(outcome).__name__}, not an Outcome")
+    if outcome.needs_attention:
+        integration.status = "needs_attention"
+        integration.status_reason = outcome.reason
+    return outcome
+
+
+def _cancelling_event(session: Session, event: Event, triggers: tuple[str, ...]) -> Event | None:
+    if not event.email:
+        return None
+    return session.scalar(
+        select(Event).where(Event.marketplace_id == event.marketplace_id, Event.email == event.email,
+                            Event.trigger.in_(triggers), Event.product_id == event.product_id,
+                            Event.occurred_at >= event.occurred_at, Event.id != event.id)
+        .order_by(Event.occurred_at).limit(1)
+    )
+
+
+def retry_delay(rt: Runtime, attempt: int, hint: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than the remote asked for."""
+    cap = min(rt.settings.retry_max_delay, rt.settings.retry_base_delay * (2 ** (attempt - 1)))
+    delay = random.uniform(0, cap)
+    return max(delay, hint or 0.0)
+
+
+def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished) -> str:
+    entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
+             "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
+    run.history = [*(run.history or []), entry]
+    retry_at = None
+    if outcome.status == "failed" and outcome.retryable and run.attempts < rt.settings.retry_max_attempts:
+        delay = retry_delay(rt, run.attempts, outcome.retry_after)
+        retry_at = finished + timedelta(seconds=delay)
+        entry["retry_in"] = round(delay, 3)
+        run.status = "queued"
+        run.reason = f"attempt {run.attempts} failed: {outcome.reason}; retrying at {retry_at.isoformat()}"
+        run.not_before = retry_at
+        run.job_id = run_job_id(run.event_id, run.rule_id, run.attempts + 1)
+    else:
+        run.status = outcome.status
+        run.reason = outcome.reason
+        if outcome.status == "failed" and outcome.retryable:
+            run.reason = f"gave up after {run.attempts} attempts: {outcome.reason}"
+        run.finished_at = finished
+    session.commit()
+    log.info("run %s %s (attempt %s): %s", run.id, run.status, run.attempts, run.reason or "")
+    if retry_at is not None:
+        try:
+            enqueue_run(rt, run.id, run.job_id, at=retry_at)
+        except REDIS_ERRORS as exc:
+            log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
+    else:
+        logcap.trim(session, run.marketplace_id, rt.settings.log_cap)
+        session.commit()
+    return run.status

@@ -1,0 +1,53 @@
+"""The objects one process needs (settings, database, plugins, Redis), built once per process.
+
+The web app keeps its Runtime in ``app.extensions``; the worker installs one before it forks, and
+job functions reach it through ``current()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from .crypto import SecretBox
+from .db import Database
+from .plugins import Registry, load_registry
+from .settings import Settings
+
+_installed: "Runtime | None" = None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    registry: Registry
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        if not self.settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set (`make run` starts a local server and sets it)")
+        # No socket_timeout: the worker blocks on BLPOP; the connect timeout bounds an outage.
+        return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.settings.secret_key)
+
+
+def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
+    if registry is None:
+        registry = load_registry(disabled=set(settings.disabled_plugins))
+    return Runtime(settings=settings, db=Database(settings.database_url), registry=registry)
+
+
+def install(runtime: Runtime) -> None:
+    global _installed
+    _installed = runtime
+
+
+def current() -> Runtime:
+    if _installed is None:
+        install(build_runtime(Settings.from_env()))
+    return _installed

@@ -1,0 +1,41 @@
+"""API tokens: shown once, stored as a SHA-256 hash (they are random, so a slow KDF buys nothing)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import ApiToken, Marketplace
+
+TOKEN_PREFIX = "hy_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def get_or_create_marketplace(session: Session, name: str) -> Marketplace:
+    mp = session.scalar(select(Marketplace).where(Marketplace.name == name))
+    if mp is None:
+        mp = Marketplace(name=name, log_seq=0)
+        session.add(mp)
+        session.flush()
+    return mp
+
+
+def create_token(session: Session, marketplace: Marketplace, name: str = "") -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(marketplace_id=marketplace.id, name=name, token_hash=hash_token(token),
+                         prefix=token[:10]))
+    session.flush()
+    return token
+
+
+def marketplace_for_token(session: Session, token: str) -> Marketplace | None:
+    row = session.execute(
+        select(Marketplace).join(ApiToken, ApiToken.marketplace_id == Marketplace.id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    return row

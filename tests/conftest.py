@@ -1,0 +1,220 @@
+"""Shared fixtures: a real Redis, a migrated database (SQLite, and PostgreSQL when one is given),
+the test plugins installed as real distributions, the app, API clients and worker processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from hookyard import localredis
+from hookyard.app import create_app
+from hookyard.migrate import upgrade
+from hookyard.models import Base
+from hookyard.plugins import load_registry
+from hookyard.runtime import build_runtime
+from hookyard.settings import Settings
+from hookyard.tokens import create_token, get_or_create_marketplace
+
+from .recorder import Recorder
+from .waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_PLUGINS = [ROOT / "tests" / "plugins" / "hookyard_recorder", ROOT / "examples" / "hookyard-hello"]
+POSTGRES_URL = os.environ.get("HOOKYARD_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """The test app and the example third-party plugin, pip-installed as their own distributions into
+    a directory that this process and every server or worker process it starts has on its path."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(site), *map(str, TEST_PLUGINS)], check=True)
+    sys.path.insert(0, str(site))
+    yield site
+    sys.path.remove(str(site))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("HOOKYARD_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    proc, url = localredis.start(tmp_path_factory.mktemp("redis"), persist=False)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _database_params():
+    return ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+@pytest.fixture(scope="session", params=_database_params())
+def database_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hookyard.db'}"
+    else:
+        from hookyard.settings import normalise_database_url
+        url = normalise_database_url(POSTGRES_URL)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url, redis_url, tmp_path) -> Settings:
+    return Settings.from_env(env={"SECRET_KEY": "test-secret-key", "HOOKYARD_INSTANCE_PATH": str(tmp_path)},
+                             database_url=database_url, redis_url=redis_url,
+                             queue_name=f"hookyard-test-{os.getpid()}")
+
+
+@pytest.fixture
+def runtime(settings, plugin_site):
+    rt = build_runtime(settings, registry=load_registry(disabled=set()))
+    _empty_database(rt)
+    rt.redis.flushdb()
+    yield rt
+    rt.db.dispose()
+
+
+def _empty_database(rt):
+    with rt.db.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(text(f"DELETE FROM {table.name}"))
+
+
+@pytest.fixture
+def app(runtime):
+    return create_app(runtime=runtime)
+
+
+class ApiClient:
+    """The Flask test client with a marketplace's bearer token on every request."""
+
+    def __init__(self, app, token, marketplace_id):
+        self._client = app.test_client()
+        self.token = token
+        self.marketplace_id = marketplace_id
+
+    def __getattr__(self, method):
+        def call(path, **kwargs):
+            headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+            return getattr(self._client, method)(path, headers=headers, **kwargs)
+        return call
+
+
+@pytest.fixture
+def make_client(app, runtime):
+    def make(marketplace="store-a"):
+        with runtime.db.session() as session:
+            mp = get_or_create_marketplace(session, marketplace)
+            token = create_token(session, mp, "tests")
+            session.commit()
+            return ApiClient(app, token, mp.id)
+    return make
+
+
+@pytest.fixture
+def api(make_client):
+    return make_client("store-a")
+
+
+@pytest.fixture
+def recorder():
+    rec = Recorder().start()
+    yield rec
+    rec.stop()
+
+
+def worker_env(settings: Settings, plugin_site: Path, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url, SECRET_KEY=settings.secret_key,
+               HOOKYARD_QUEUE=settings.queue_name, HOOKYARD_INSTANCE_PATH=str(settings.instance_path),
+               PYTHONPATH=os.pathsep.join([str(plugin_site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def start_worker(settings, plugin_site, runtime, tmp_path):
+    """Starts real `hookyard worker` processes; each is stopped (and its log kept) after the test."""
+    procs = []
+
+    def start(**extra_env):
+        log_path = tmp_path / f"worker-{len(procs)}.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "hookyard"), "worker"],
+                                env=worker_env(settings, plugin_site, **extra_env), stdout=log,
+                                stderr=subprocess.STDOUT)
+        procs.append((proc, log, log_path))
+        # Ready when it has registered itself with RQ.
+        wait_for(lambda: proc.poll() is not None or _worker_registered(runtime, proc.pid), timeout=30,
+                 message="the worker did not register with Redis")
+        assert proc.poll() is None, log_path.read_text()
+        return proc
+
+    yield start
+    for proc, log, log_path in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def _worker_registered(runtime, pid: int) -> bool:
+    from rq import Worker
+
+    return any(w.pid == pid for w in Worker.all(connection=runtime.redis))
+
+
+def purchase(email="ada@example.com", product_id="1001", **extra) -> dict:
+    return {"customer": {"email": email, "first_name": "Ada"}, "product": {"id": product_id, "name": "Community"},
+            **extra}
+
+
+class Setup:
+    """Creates the objects a test needs through the API, failing loudly when the API refuses."""
+
+    def __init__(self, api, recorder):
+        self.api, self.recorder = api, recorder
+
+    def integration(self, name="Recorder"):
+        from .recorder import TOKEN
+        r = self.api.post("/api/v1/integrations", json={"app": "recorder", "name": name,
+                                                         "config": {"endpoint": self.recorder.url, "token": TOKEN}})
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    def product(self, external_id="1001", name="Community"):
+        r = self.api.post("/api/v1/products", json={"external_id": external_id, "name": name})
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    def rule(self, integration_id, product_id=None, trigger="samcart.product_purchased", channel="general",
+             enabled=True, action="record", app_params=None):
+        params = app_params if app_params is not None else {"channel": channel}
+        r = self.api.post("/api/v1/rules", json={"product_id": product_id, "trigger": trigger,
+                                                  "integration_id": integration_id, "action": action,
+                                                  "params": params, "enabled": enabled})
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    def emit(self, payload, trigger="samcart.product_purchased", key=None, expect=202):
+        headers = {"Idempotency-Key": key} if key else {}
+        r = self.api.post("/api/v1/events", json={"trigger": trigger, "payload": payload}, headers=headers)
+        assert r.status_code == expect, r.json
+        return r.json
+
+
+@pytest.fixture
+def setup(api, recorder):
+    return Setup(api, recorder)

@@ -1,0 +1,30 @@
+"""Guards for the source layout: `platform/` is a source root and must never shadow the stdlib."""
+import platform
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_platform_folder_is_not_a_package():
+    assert not (ROOT / "platform" / "__init__.py").exists()
+
+
+def test_import_platform_is_the_standard_library():
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    assert Path(platform.__file__).resolve().parent == stdlib
+    assert platform.system()
+
+
+def test_import_platform_from_the_repository_root_is_still_the_standard_library():
+    # The trap bites when the repository root comes first on sys.path, as it does for `python -c` here.
+    out = subprocess.run([sys.executable, "-c", "import platform, redis, rq; print(platform.__file__)"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert not Path(out).resolve().is_relative_to(ROOT)
+
+
+def test_no_tests_or_conftest_under_the_source_root():
+    found = [p for p in (ROOT / "platform").rglob("*.py") if p.name.startswith("test_") or p.name == "conftest.py"]
+    assert found == []

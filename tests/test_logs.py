@@ -1,0 +1,102 @@
+"""The log: capped per marketplace, newest first, searchable and filterable."""
+import pytest
+from sqlalchemy import func, select
+
+from hookyard import runtime as runtime_module
+from hookyard.emit import emit
+from hookyard.jobs import run_rule
+from hookyard.models import Marketplace, Run
+
+from .conftest import purchase
+
+
+@pytest.fixture
+def in_process(runtime):
+    """Job functions run in this process, against the same runtime."""
+    runtime_module.install(runtime)
+    yield
+    runtime_module.install(None)
+
+
+def run_all_queued(runtime):
+    with runtime.db.session() as s:
+        ids = list(s.scalars(select(Run.id).where(Run.status == "queued").order_by(Run.id)))
+    return [run_rule(i) for i in ids]
+
+
+def test_after_1500_runs_the_log_holds_the_newest_1000_and_none_of_another_stores(setup, make_client, runtime,
+                                                                                 in_process):
+    setup.rule(setup.integration())
+    other = make_client("store-b")
+    from .conftest import Setup
+    other_setup = Setup(other, setup.recorder)
+    other_setup.rule(other_setup.integration())
+    other_setup.emit(purchase(email="other@example.com"))
+
+    with runtime.db.session() as s:
+        store = s.scalar(select(Marketplace).where(Marketplace.name == "store-a"))
+        for i in range(1500):
+            emit(runtime, s, store, "samcart.product_purchased", purchase(email=f"buyer{i}@example.com"))
+    statuses = run_all_queued(runtime)
+    assert statuses.count("succeeded") >= 1000
+
+    with runtime.db.session() as s:
+        mine = list(s.scalars(select(Run.email).where(Run.marketplace_id == store.id).order_by(Run.log_seq)))
+        assert mine == [f"buyer{i}@example.com" for i in range(500, 1500)]
+        assert s.scalar(select(func.count()).select_from(Run).where(Run.marketplace_id != store.id)) == 1
+    r = setup.api.get("/api/v1/logs?page_size=5")
+    assert [e["email"] for e in r.json] == [f"buyer{i}@example.com" for i in range(1499, 1494, -1)]
+    assert '"total": 1000' in r.headers["X-Pagination"]
+
+
+def test_unfinished_entries_survive_trimming_until_they_finish(setup, runtime, in_process):
+    from dataclasses import replace
+    runtime.settings = replace(runtime.settings, log_cap=3)
+    setup.rule(setup.integration())
+    first = setup.emit(purchase(email="first@example.com"))
+    for i in range(5):
+        setup.emit(purchase(email=f"later{i}@example.com"))
+    with runtime.db.session() as s:  # nothing has run: every entry is still queued, none trimmed
+        assert s.scalar(select(func.count()).select_from(Run)) == 6
+    run_all_queued(runtime)
+    with runtime.db.session() as s:
+        assert sorted(s.scalars(select(Run.email))) == ["later2@example.com", "later3@example.com",
+                                                       "later4@example.com"]
+    assert setup.api.get(f"/api/v1/events/{first['id']}").json["runs"] == []
+
+
+def test_search_filters_and_detail(setup, api, runtime, in_process):
+    iid = setup.integration()
+    pid = setup.product("1001", "Gold Community")
+    setup.rule(iid, product_id=pid)
+    setup.rule(iid, trigger="samcart.product_refunded")
+    setup.recorder.answer("bob@example.com", (400, "Bob is banned"))
+    setup.emit(purchase(email="ada@example.com", product_id="1001"))
+    setup.emit(purchase(email="bob@example.com", product_id="1001"))
+    setup.emit(purchase(email="cy@example.com", product_id="2002"), trigger="samcart.product_refunded")
+    run_all_queued(runtime)
+
+    def emails(query):
+        r = api.get("/api/v1/logs" + query)
+        assert r.status_code == 200, r.json
+        return [e["email"] for e in r.json]
+
+    assert emails("") == ["cy@example.com", "bob@example.com", "ada@example.com"]
+    assert emails("?q=ADA@") == ["ada@example.com"]
+    assert emails("?q=gold") == ["bob@example.com", "ada@example.com"]  # product name
+    assert emails("?q=banned") == ["bob@example.com"]  # error text
+    assert emails("?q=refunded") == ["cy@example.com"]  # trigger
+    assert emails("?status=failed") == ["bob@example.com"]
+    assert emails("?trigger=samcart.product_refunded") == ["cy@example.com"]
+    assert emails(f"?product_id={pid}") == ["bob@example.com", "ada@example.com"]
+    assert emails(f"?integration_id={iid}&action=record&page_size=1&page=2") == ["bob@example.com"]
+    assert emails("?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00") == []
+    assert api.get("/api/v1/logs?status=exploded").status_code == 422
+    assert api.get("/api/v1/logs?since=yesterday").status_code == 422
+
+    entry = api.get("/api/v1/logs?status=failed").json[0]
+    detail = api.get(f"/api/v1/logs/{entry['id']}").json
+    assert detail["reason"] == "Bob is banned" and detail["attempts"] == 1
+    assert detail["payload"]["customer"]["email"] == "bob@example.com"
+    assert detail["params"] == {"channel": "general", "note": ""}
+    assert [(h["attempt"], h["status"], h["reason"]) for h in detail["history"]] == [(1, "failed", "Bob is banned")]
