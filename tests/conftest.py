@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -160,7 +159,7 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
         return proc
 
     yield start
-    for proc, log, log_path in procs:
+    for proc, log, _ in procs:
         if proc.poll() is None:
             proc.terminate()
             try:

@@ -3,7 +3,7 @@ import logging
 
 from sqlalchemy import func, select
 
-from hookyard.models import Integration, Rule
+from hookyard.models import Integration
 
 from .recorder import TOKEN
 

@@ -57,7 +57,7 @@ def _verify(app: App, config: dict) -> dict:
     try:
         return dict(app.verify(config) or {})
     except ConnectionFailed as exc:
-        raise VerificationFailed(exc)
+        raise VerificationFailed(exc) from exc
 
 
 def _store_config(rt: Runtime, integration: Integration, app: App, config: dict) -> None:
@@ -73,7 +73,7 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
     try:
         config = app.config_schema().load(config or {})
     except ValidationError as exc:
-        raise ValidationError({"config": exc.messages})
+        raise ValidationError({"config": exc.messages}) from exc
     info = _verify(app, config)  # nothing is saved unless the remote accepts the credentials
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
@@ -95,7 +95,7 @@ def update(rt: Runtime, session: Session, integration: Integration, name: str | 
         try:
             merged = app.config_schema().load(merged)
         except ValidationError as exc:
-            raise ValidationError({"config": exc.messages})
+            raise ValidationError({"config": exc.messages}) from exc
         integration.info = _verify(app, merged)
         _store_config(rt, integration, app, merged)
         integration.status, integration.status_reason, integration.verified_at = "connected", None, utcnow()
@@ -114,7 +114,7 @@ def refresh(rt: Runtime, session: Session, integration: Integration) -> Integrat
         integration.status, integration.status_reason = "needs_attention", exc.message
         session.commit()
         log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.message)
-        raise VerificationFailed(exc)
+        raise VerificationFailed(exc) from exc
     now = utcnow()
     integration.info, integration.options = info, options
     integration.status, integration.status_reason = "connected", None

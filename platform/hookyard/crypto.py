@@ -23,4 +23,4 @@ class SecretBox:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
-            raise RuntimeError("stored secrets cannot be decrypted: SECRET_KEY differs from the one they were saved with")
+            raise RuntimeError("stored secrets cannot be decrypted: SECRET_KEY differs from the one they were saved with") from None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from marshmallow import ValidationError
 from sqlalchemy import select, update
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from . import logcap, runtime
 from .contract import Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
-from .models import Event, Integration, Product, Rule, Run, utcnow
+from .models import Event, Integration, Rule, Run, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)

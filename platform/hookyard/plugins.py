@@ -66,9 +66,11 @@ class Registry:
 
     def plugins(self) -> list[PluginInfo]:
         infos = []
-        dists = {p: d for p, d in self.pm.list_plugin_distinfo()}
+        dists = {id(p): d for p, d in self.pm.list_plugin_distinfo()}
         for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda np: np[0]):
-            dist = dists.get(plugin)
+            if plugin is None:  # blocked by HOOKYARD_DISABLED_PLUGINS
+                continue
+            dist = dists.get(id(plugin))
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             infos.append(PluginInfo(
                 name=name,

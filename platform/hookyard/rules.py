@@ -34,7 +34,7 @@ def validate(rt: Runtime, session: Session, marketplace_id: int, values: dict) -
         params = schema.load(values.get("params") or {})
     except ValidationError as exc:
         errors["params"] = exc.messages
-        raise ValidationError(errors)
+        raise ValidationError(errors) from exc
     option_errors = _check_options(schema, params, integration)
     if option_errors:
         errors["params"] = option_errors

@@ -14,7 +14,7 @@ def _int(env, name, default):
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}")
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
 def _float(env, name, default):
@@ -24,7 +24,7 @@ def _float(env, name, default):
     try:
         return float(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}")
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
 def normalise_database_url(url: str) -> str:

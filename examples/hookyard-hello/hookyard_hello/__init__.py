@@ -20,7 +20,7 @@ def verify(config):
     try:
         requests.head(config["url"], timeout=5)
     except requests.RequestException as exc:
-        raise ConnectionFailed(f"Cannot reach {config['url']}: {exc.__class__.__name__}", field="url")
+        raise ConnectionFailed(f"Cannot reach {config['url']}: {exc.__class__.__name__}", field="url") from exc
     return {}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields
 from sqlalchemy import func, select
 
 from ..emit import UnknownTrigger, emit

@@ -1,5 +1,4 @@
 from alembic import context
-from sqlalchemy import pool
 
 from hookyard.db import make_engine
 from hookyard.models import Base

@@ -22,7 +22,7 @@ def _get(config, path):
         return requests.get(config["endpoint"] + path, headers={"Authorization": f"Bearer {config['token']}"},
                             timeout=5)
     except requests.RequestException as exc:
-        raise ConnectionFailed(f"recorder unreachable: {exc.__class__.__name__}", field="endpoint")
+        raise ConnectionFailed(f"recorder unreachable: {exc.__class__.__name__}", field="endpoint") from exc
 
 
 def verify(config):

@@ -1,0 +1,100 @@
+"""The `hookyard` command as operators run it: real processes, real ports."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from hookyard.localredis import free_port
+from hookyard.tokens import hash_token
+
+from .waiting import wait_for
+
+HOOKYARD = str(Path(sys.executable).parent / "hookyard")
+
+
+def run_cli(*args, env):
+    return subprocess.run([HOOKYARD, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_db_upgrade_then_tokens_create_prints_a_working_token(tmp_path, runtime):
+    env = dict(os.environ, HOOKYARD_INSTANCE_PATH=str(tmp_path / "instance"))
+    env.pop("DATABASE_URL", None)
+    r = run_cli("db", "upgrade", env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("tokens", "create", "--marketplace", "my-store", env=env)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert token.startswith("hy_") and len(token) > 30
+    db_file = tmp_path / "instance" / "hookyard.db"
+    assert db_file.exists() and (tmp_path / "instance" / "secret_key").exists()
+    assert token.encode() not in db_file.read_bytes()  # only its hash is stored
+    assert hash_token(token).encode() in db_file.read_bytes()
+
+
+def test_tokens_create_against_the_test_database(settings, runtime, app):
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key)
+    token = run_cli("tokens", "create", "--marketplace", "cli-store", env=env).stdout.strip()
+    r = app.test_client().get("/api/v1/rules", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+
+
+def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plugin_site):
+    """`hookyard run` (what `make run` calls) on embedded defaults: no Redis, no database beforehand."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY")}
+    env.update(HOOKYARD_INSTANCE_PATH=str(tmp_path / "instance"), PORT=str(port), WEB_CONCURRENCY="1")
+    log = open(tmp_path / "run.log", "wb")
+    proc = subprocess.Popen([HOOKYARD, "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        def ready():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return proc.poll() is not None
+        wait_for(ready, timeout=60, message="/readyz did not answer 200")
+        assert proc.poll() is None, (tmp_path / "run.log").read_text()
+        output = (tmp_path / "run.log").read_text()
+        assert f"http://127.0.0.1:{port}" in output and "tokens create" in output
+        children = _descendants(proc.pid)
+        assert any("redis" in c or "valkey" in c for c in children.values()), children
+        assert any("gunicorn" in c for c in children.values()) and any("worker" in c for c in children.values())
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        proc.wait(timeout=30)
+        log.close()
+    wait_for(lambda: not any(_alive(pid) for pid in children), timeout=30, message="children still running")
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every process below ``pid``, with its command line, read from /proc."""
+    parents, args = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        child = int(stat.parent.name)
+        parents[child], args[child] = int(fields[1]), cmdline
+    found = {}
+    for child in parents:
+        ancestor = parents.get(child)
+        while ancestor:
+            if ancestor == pid:
+                found[child] = args[child]
+                break
+            ancestor = parents.get(ancestor)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return state != "Z"
