@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-PLUGINS := plugins/samcart_triggers
+PLUGINS := plugins/samcart_triggers plugins/circle
 PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
 
 .PHONY: run test openapi bench clean

@@ -34,11 +34,18 @@ def test_db_upgrade_then_tokens_create_prints_a_working_token(tmp_path, runtime)
     assert hash_token(token).encode() in db_file.read_bytes()
 
 
-def test_tokens_create_against_the_test_database(settings, runtime, app):
+def test_tokens_create_list_and_revoke_against_the_test_database(settings, runtime, app):
     env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key)
-    token = run_cli("tokens", "create", "--marketplace", "cli-store", env=env).stdout.strip()
-    r = app.test_client().get("/api/v1/rules", headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 200
+    token = run_cli("tokens", "create", "--marketplace", "cli-store", "--name", "zapier", env=env).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/api/v1/rules", headers=headers).status_code == 200
+    listed = run_cli("tokens", "list", "--marketplace", "cli-store", env=env).stdout
+    [row] = listed.splitlines()
+    token_id, marketplace, prefix, name, state = row.split("\t")
+    assert (marketplace, name, state) == ("cli-store", "zapier", "active") and token not in listed
+    assert run_cli("tokens", "revoke", token_id, env=env).returncode == 0
+    assert app.test_client().get("/api/v1/rules", headers=headers).status_code == 401
+    assert run_cli("tokens", "revoke", "99999", env=env).returncode != 0
 
 
 def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plugin_site):

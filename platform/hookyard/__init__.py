@@ -6,10 +6,10 @@ Plugin authors need only what this module exports::
 """
 import pluggy
 
-from .contract import Action, App, ConnectionFailed, Outcome, RunContext, TriggerType
+from .contract import Action, App, ConnectionFailed, Deferred, Outcome, RunContext, TriggerType
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("hookyard")
 
-__all__ = ["Action", "App", "ConnectionFailed", "Outcome", "RunContext", "TriggerType", "hookimpl", "__version__"]
+__all__ = ["Action", "App", "ConnectionFailed", "Deferred", "Outcome", "RunContext", "TriggerType", "hookimpl", "__version__"]

@@ -25,7 +25,7 @@ def plugins(as_json):
     """List installed plugins with their hooks, trigger types and apps."""
     from .plugins import load_registry
 
-    infos = [vars(p) for p in load_registry(disabled=set(Settings.from_env().disabled_plugins)).plugins()]
+    infos = [vars(p) for p in load_registry().plugins()]
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
@@ -58,6 +58,42 @@ def tokens_create(marketplace, name):
     click.echo(token)
 
 
+@tokens.command("list")
+@click.option("--marketplace", help="Only this marketplace's tokens.")
+def tokens_list(marketplace):
+    """List tokens (their prefix, never the token)."""
+    from sqlalchemy import select
+
+    from .db import Database
+    from .models import ApiToken, Marketplace
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        query = select(ApiToken, Marketplace.name).join(Marketplace).order_by(ApiToken.id)
+        if marketplace:
+            query = query.where(Marketplace.name == marketplace)
+        for token, mp in session.execute(query):
+            state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+            click.echo(f"{token.id}\t{mp}\t{token.prefix}…\t{token.name or '-'}\t{state}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id):
+    """Revoke a token by the id `tokens list` shows."""
+    from .db import Database
+    from .models import ApiToken, utcnow
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            raise click.ClickException(f"no token with id {token_id}")
+        token.revoked_at = token.revoked_at or utcnow()
+        session.commit()
+    click.echo(f"token {token_id} revoked")
+
+
 @main.group()
 def db():
     """Database schema."""
@@ -69,10 +105,7 @@ def db_upgrade(revision):
     """Apply migrations (the Procfile's release step)."""
     from .migrate import upgrade
 
-    settings = Settings.from_env()
-    if settings.database_url.startswith("sqlite"):
-        settings.instance_path.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url, revision)
+    upgrade(Settings.from_env().database_url, revision)
     click.echo("database is at the latest schema")
 
 
@@ -132,6 +165,7 @@ def run(port):
 
     settings = Settings.from_env()
     env = dict(os.environ, PORT=str(port), HOOKYARD_INSTANCE_PATH=str(settings.instance_path))
+    env.setdefault("HOST", "127.0.0.1")  # a local run is not a public server; a platform sets HOST itself
     if "SECRET_KEY" not in os.environ:
         env["SECRET_KEY"] = settings.secret_key  # generated once into the instance folder
     redis_proc = None

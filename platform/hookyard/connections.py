@@ -53,11 +53,22 @@ def _check_name(session: Session, marketplace_id: int, name: str, exclude_id: in
         raise ValidationError({"name": [f"An integration named {name!r} already exists."]})
 
 
-def _verify(app: App, config: dict) -> dict:
+def _call_app(app: App, fn, *args) -> dict:
+    """verify()/refresh(): ConnectionFailed is the app's message; anything else is a plugin bug,
+    logged with its traceback and reported without details that could hold a secret."""
     try:
-        return dict(app.verify(config) or {})
+        return dict(fn(*args) or {})
     except ConnectionFailed as exc:
         raise VerificationFailed(exc) from exc
+    except Exception as exc:
+        log.exception("app %s raised while checking a connection", app.key)
+        failure = ConnectionFailed(f"The {app.name} plugin failed while checking the connection "
+                                   f"({exc.__class__.__name__}); the server log has the details.")
+        raise VerificationFailed(failure) from exc
+
+
+def _verify(app: App, config: dict) -> dict:
+    return _call_app(app, app.verify, config)
 
 
 def _store_config(rt: Runtime, integration: Integration, app: App, config: dict) -> None:
@@ -108,13 +119,13 @@ def refresh(rt: Runtime, session: Session, integration: Integration) -> Integrat
     app = app_for(rt, integration.app)
     config = full_config(rt, integration)
     try:
-        info = dict(app.verify(config) or {})
-        options = dict(app.refresh(config) or {}) if app.refresh else {}
-    except ConnectionFailed as exc:
-        integration.status, integration.status_reason = "needs_attention", exc.message
+        info = _call_app(app, app.verify, config)
+        options = _call_app(app, app.refresh, config, info) if app.refresh else {}
+    except VerificationFailed as exc:
+        integration.status, integration.status_reason = "needs_attention", exc.reason
         session.commit()
-        log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.message)
-        raise VerificationFailed(exc) from exc
+        log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.reason)
+        raise
     now = utcnow()
     integration.info, integration.options = info, options
     integration.status, integration.status_reason = "connected", None

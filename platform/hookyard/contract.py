@@ -33,19 +33,33 @@ class Outcome:
     retryable: bool = False
     retry_after: float | None = None  # seconds; a hint from the remote (e.g. Retry-After)
     needs_attention: bool = False  # the connection itself is broken (bad key, plan): tell the operator
+    details: Mapping[str, Any] = field(default_factory=dict)  # kept with the attempt, e.g. {"api_calls": 2}
 
     @classmethod
-    def succeeded(cls, note: str = "") -> "Outcome":
-        return cls("succeeded", note)
+    def succeeded(cls, note: str = "", *, details: Mapping[str, Any] | None = None) -> "Outcome":
+        return cls("succeeded", note, details=details or {})
 
     @classmethod
-    def skipped(cls, reason: str) -> "Outcome":
-        return cls("skipped", reason)
+    def skipped(cls, reason: str, *, details: Mapping[str, Any] | None = None) -> "Outcome":
+        return cls("skipped", reason, details=details or {})
 
     @classmethod
     def failed(cls, reason: str, *, retryable: bool = False, retry_after: float | None = None,
-               needs_attention: bool = False) -> "Outcome":
-        return cls("failed", reason, retryable, retry_after, needs_attention)
+               needs_attention: bool = False, details: Mapping[str, Any] | None = None) -> "Outcome":
+        return cls("failed", reason, retryable, retry_after, needs_attention, details or {})
+
+
+class Deferred(Exception):
+    """Raised (usually by ``RunContext.pace``) to run the action again later without using up an attempt."""
+
+    def __init__(self, seconds: float, reason: str):
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
+def _no_pacing(bucket: str, limit: int, window: float) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,12 @@ class RunContext:
     config: Mapping[str, Any]  # the connection's config, secrets decrypted
     info: Mapping[str, Any]  # what verify() returned when the connection was last checked
     options: Mapping[str, Any]  # the option lists cached by the last refresh()
+    marketplace_id: int = 0
+    integration_id: int = 0
+    # Call before each request to a rate-limited remote: ``ctx.pace("circle", limit=1800, window=300)``.
+    # The budget is shared by every worker and split fairly between connections; when this
+    # connection is over its share it waits briefly or raises Deferred.
+    pace: Callable[[str, int, float], None] = _no_pacing
 
 
 @dataclass(frozen=True)
@@ -88,8 +108,9 @@ class App:
     config_schema: type[Schema]  # mark secret fields with metadata={"secret": True}
     verify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
     actions: tuple[Action, ...]
-    # Returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}], …}.
-    refresh: Callable[[Mapping[str, Any]], Mapping[str, list]] | None = None
+    # refresh(config, info) returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}]};
+    # info is what verify() just returned.
+    refresh: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, list]] | None = None
     description: str = ""
     logo_url: str | None = None
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)

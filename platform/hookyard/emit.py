@@ -82,7 +82,7 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
 
     product = product_for(session, marketplace.id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
-    email = (data.get("customer") or {}).get("email")
+    email = ((data.get("customer") or {}).get("email") or "").strip().lower() or None
     event = Event(marketplace_id=marketplace.id, trigger=trigger.key, idempotency_key=idempotency_key,
                   product_id=product.id if product else None, email=email,
                   payload=trigger.payload_schema().dump(data), raw_payload=payload, occurred_at=occurred_at)
@@ -103,7 +103,8 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
         runs.append(Run(marketplace_id=marketplace.id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
                         trigger=trigger.key, app=app_key, action=rule.action, integration_id=rule.integration_id,
                         product_id=event.product_id, email=email, status="queued",
-                        job_id=run_job_id(event.id, rule.id), not_before=not_before, history=[]))
+                        job_id=run_job_id(event.id, rule.id), dispatches=1, not_before=not_before,
+                        history=[]))
     session.add_all(runs)
     event.matched_rules = len(runs)
     session.flush()

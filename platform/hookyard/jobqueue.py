@@ -16,10 +16,10 @@ FAILURE_TTL = 7 * 24 * 3600
 CRASH_RETRY = Retry(max=3, interval=[10, 60, 300])
 
 
-def run_job_id(event_id: int, rule_id: int, attempt: int = 1) -> str:
-    # One id per (event, rule, attempt): redelivering the same event never creates a second job,
-    # and a retry never overwrites the record of the attempt that scheduled it.
-    return f"run-{event_id}-{rule_id}-{attempt}"
+def run_job_id(event_id: int, rule_id: int, dispatch: int = 1) -> str:
+    # One id per (event, rule, dispatch): redelivering the same event never creates a second job,
+    # and a retry or deferral never overwrites the job record of the run that scheduled it.
+    return f"run-{event_id}-{rule_id}-{dispatch}"
 
 
 def get_queue(rt: Runtime) -> Queue:

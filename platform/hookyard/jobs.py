@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import logcap, runtime
-from .contract import Outcome, RunContext
+from .contract import Deferred, Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
+from .pacing import pacer
 from .models import Event, Integration, Rule, Run, utcnow
 from .runtime import Runtime
 
@@ -26,7 +27,15 @@ def run_rule(run_id: int) -> str:
             return "not claimed"
         run = session.get(Run, run_id)
         started = utcnow()
-        outcome = _execute(rt, session, run)
+        try:
+            outcome = _execute(rt, session, run)
+        except Deferred as deferred:
+            return _defer(rt, session, run, deferred)
+        except Exception as exc:  # our own failure after the claim must not leave the run "running"
+            log.exception("run %s failed inside Hookyard", run_id)
+            session.rollback()
+            run = session.get(Run, run_id)
+            outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
         finished = utcnow()
         return _record(rt, session, run, outcome, started, finished)
 
@@ -72,10 +81,13 @@ def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
     context = RunContext(
         run_id=run.id, attempt=run.attempts, trigger=event.trigger, email=event.email, payload=event.payload,
         params=params, config={**integration.config, **rt.secret_box.open(integration.secrets)},
-        info=integration.info or {}, options=integration.options or {},
+        info=integration.info or {}, options=integration.options or {}, marketplace_id=run.marketplace_id,
+        integration_id=integration.id, pace=pacer(rt.redis, f"integration-{integration.id}"),
     )
     try:
         outcome = action.run(context)
+    except Deferred:
+        raise
     except Exception as exc:  # a plugin bug must not leave the run "running"
         log.exception("action %s.%s raised on run %s", app.key, action.key, run.id)
         return Outcome.failed(f"the action raised {exc.__class__.__name__}: {exc}", retryable=True)
@@ -105,33 +117,50 @@ def retry_delay(rt: Runtime, attempt: int, hint: float | None) -> float:
     return max(delay, hint or 0.0)
 
 
+def _defer(rt: Runtime, session: Session, run: Run, deferred: Deferred) -> str:
+    """Back on the queue for later; a deferral is not an attempt and leaves no history entry."""
+    run.attempts -= 1
+    run.status = "queued"
+    run.reason = f"waiting {deferred.seconds:.1f} s: {deferred.reason}"
+    run.not_before = utcnow() + timedelta(seconds=deferred.seconds)
+    _dispatch_again(rt, session, run)
+    return "deferred"
+
+
+def _dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
+    run.dispatches += 1
+    run.job_id = run_job_id(run.event_id, run.rule_id, run.dispatches)
+    session.commit()
+    try:
+        enqueue_run(rt, run.id, run.job_id, at=run.not_before)
+    except REDIS_ERRORS as exc:
+        log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
+
+
 def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished) -> str:
     entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
              "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
-    run.history = [*(run.history or []), entry]
-    retry_at = None
+    if outcome.details:
+        entry["details"] = dict(outcome.details)
     if outcome.status == "failed" and outcome.retryable and run.attempts < rt.settings.retry_max_attempts:
         delay = retry_delay(rt, run.attempts, outcome.retry_after)
-        retry_at = finished + timedelta(seconds=delay)
         entry["retry_in"] = round(delay, 3)
+        run.history = [*(run.history or []), entry]
         run.status = "queued"
-        run.reason = f"attempt {run.attempts} failed: {outcome.reason}; retrying at {retry_at.isoformat()}"
-        run.not_before = retry_at
-        run.job_id = run_job_id(run.event_id, run.rule_id, run.attempts + 1)
-    else:
-        run.status = outcome.status
-        run.reason = outcome.reason
-        if outcome.status == "failed" and outcome.retryable:
-            run.reason = f"gave up after {run.attempts} attempts: {outcome.reason}"
-        run.finished_at = finished
+        run.not_before = finished + timedelta(seconds=delay)
+        run.reason = f"attempt {run.attempts} failed: {outcome.reason}; retrying at {run.not_before.isoformat()}"
+        log.info("run %s attempt %s failed, retrying in %.1f s: %s", run.id, run.attempts, delay, outcome.reason)
+        _dispatch_again(rt, session, run)
+        return run.status
+    run.history = [*(run.history or []), entry]
+    run.status = outcome.status
+    run.reason = outcome.reason
+    if outcome.status == "failed" and outcome.retryable:
+        run.reason = f"gave up after {run.attempts} attempts: {outcome.reason}"
+    run.finished_at = finished
+    # Renumbered on finishing: a delayed or retried run shows up among the newest entries and is kept.
+    run.log_seq = logcap.reserve_log_seqs(session, run.marketplace_id, 1)
+    logcap.trim(session, run.marketplace_id, rt.settings.log_cap)
     session.commit()
     log.info("run %s %s (attempt %s): %s", run.id, run.status, run.attempts, run.reason or "")
-    if retry_at is not None:
-        try:
-            enqueue_run(rt, run.id, run.job_id, at=retry_at)
-        except REDIS_ERRORS as exc:
-            log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
-    else:
-        logcap.trim(session, run.marketplace_id, rt.settings.log_cap)
-        session.commit()
     return run.status

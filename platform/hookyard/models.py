@@ -152,6 +152,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times it was put on the queue: attempts plus deferrals (pacing). Part of the job id.
+    dispatches: Mapped[int] = mapped_column(Integer, default=1)
     history: Mapped[list] = mapped_column(JSON, default=list)  # one entry per attempt
     job_id: Mapped[str] = mapped_column(String(200))
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

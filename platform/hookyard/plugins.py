@@ -50,7 +50,7 @@ class Registry:
 
             def register(obj, _plugin=plugin_name):
                 if not isinstance(obj, cls):
-                    raise PluginError(f"plugin {_plugin!r} registered {obj!r}, expected a {cls.__name__}")
+                    raise PluginError(f"plugin {_plugin!r} registered {obj!r}; expected {cls.__name__}(...)")
                 owner = self._owner.get((kind, obj.key))
                 if owner is not None:
                     raise PluginError(

@@ -101,6 +101,7 @@ class IntegrationById(MethodView):
 @blp.route("/<int:integration_id>/refresh")
 class IntegrationRefresh(MethodView):
     @blp.response(200, IntegrationSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="The app refused the connection.")
     def post(self, integration_id):
         """Re-verify the connection and reload its option lists (spaces, tags, …)"""
         integration = owned(Integration, integration_id)
@@ -115,6 +116,7 @@ class IntegrationRefresh(MethodView):
 @blp.route("/<int:integration_id>/options")
 class IntegrationOptions(MethodView):
     @blp.response(200, **OPTIONS_DOC)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="The app refused the connection.")
     def get(self, integration_id):
         """The option lists cached by the last refresh (refreshed once if never loaded)"""
         integration = owned(Integration, integration_id)

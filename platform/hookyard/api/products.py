@@ -47,6 +47,7 @@ class Products(MethodView):
 
     @blp.arguments(ProductSchema)
     @blp.response(201, ProductSchema)
+    @blp.alt_response(409, response="CONFLICT", description="A product with this external_id exists.")
     def post(self, body):
         """Add a product before its first sale"""
         external_id = body["external_id"].strip()

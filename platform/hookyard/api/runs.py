@@ -14,6 +14,7 @@ class AttemptSchema(BaseSchema):
     reason = fields.String(allow_none=True)
     retryable = fields.Boolean()
     retry_in = fields.Float(metadata={"description": "Seconds until the next attempt, when one was scheduled."})
+    details = fields.Dict(metadata={"description": "What the action reported, e.g. {\"circle_calls\": 1}."})
 
 
 class LogEntrySchema(BaseSchema):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:09:10.413752
+Create Date: 2026-11-25 21:25:18.137099
 """
 from alembic import op
 import sqlalchemy as sa
@@ -129,6 +129,7 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('dispatches', sa.Integer(), nullable=False),
     sa.Column('history', sa.JSON(), nullable=False),
     sa.Column('job_id', sa.String(length=200), nullable=False),
     sa.Column('not_before', hookyard.models.UTCDateTime(timezone=True), nullable=True),

@@ -33,7 +33,7 @@ def verify(config):
     return response.json()
 
 
-def refresh(config):
+def refresh(config, info):
     return _get(config, "/options").json()
 
 

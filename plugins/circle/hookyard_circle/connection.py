@@ -1,0 +1,84 @@
+"""The Circle connection: its fields, the cheap verify call, and the option lists a refresh loads."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import urlparse
+
+import requests
+from marshmallow import Schema, fields, validate
+
+from hookyard import ConnectionFailed
+
+from .client import Circle, CircleRefused, Reply, base_url
+
+
+class CircleConfig(Schema):
+    api_key = fields.String(required=True, validate=validate.Length(min=8), metadata={
+        "secret": True, "label": "API key",
+        "description": "An Admin V2 token: Circle → Settings → Developers → Tokens."})
+    community_url = fields.Url(required=True, schemes={"https", "http"}, metadata={
+        "label": "Community URL", "description": "Circle → Settings → General, e.g. https://yours.circle.so"})
+
+
+def explain(reply: Reply) -> ConnectionFailed:
+    """A message a merchant can act on, for each way Circle refuses a connection."""
+    if reply.status == 401:
+        return ConnectionFailed("Circle rejected this API key. Check that it was copied whole and has not been "
+                                "deleted (Circle → Settings → Developers → Tokens).", field="api_key")
+    if reply.status == 403 and "eligible" in reply.message.lower():
+        return ConnectionFailed("This Circle community's plan does not include the Admin API: it needs the "
+                                "Business plan or above.")
+    if reply.status == 403:
+        return ConnectionFailed("This key is not an Admin V2 token. Create a token of type \"Admin V2\" in "
+                                "Circle → Settings → Developers → Tokens.", field="api_key")
+    if reply.status == 429:
+        return ConnectionFailed("Circle is rate limiting this server right now; try again in a minute.")
+    return ConnectionFailed(f"Circle answered HTTP {reply.status} ({reply.message or 'no message'}); "
+                            "try again in a minute.")
+
+
+def _get(api_key: str, scheme: str, path: str, params=None) -> Reply:
+    try:
+        return Circle(api_key, scheme).request("GET", path, params=params)
+    except requests.RequestException as exc:
+        host = urlparse(base_url()).netloc
+        raise ConnectionFailed(f"Could not reach Circle at {host} ({exc.__class__.__name__}); "
+                               "check the server's network and try again.") from exc
+
+
+def verify(config) -> dict:
+    """One call (two only when Circle wants the other auth scheme): GET /community."""
+    # Circle's quick start says "Bearer", its OpenAPI spec says "Token": both are seen working.
+    for scheme in ("Bearer", "Token"):
+        reply = _get(config["api_key"], scheme, "/community")
+        if reply.status != 401:
+            break
+    if not reply.ok:
+        raise explain(reply)
+    slug = reply.body.get("slug") or ""
+    host = urlparse(config["community_url"]).netloc.lower()
+    return {"auth_scheme": scheme, "community_id": reply.body.get("id"), "community_name": reply.body.get("name"),
+            # A custom domain will not contain the slug: worth showing, not worth refusing.
+            "community_url_matches": bool(slug) and host.startswith(f"{slug.lower()}.")}
+
+
+def refresh(config, info) -> dict:
+    """Every page of spaces, space groups, upcoming events and member tags."""
+    circle = Circle(config["api_key"], info.get("auth_scheme", "Bearer"))
+    today = datetime.now(timezone.utc).date().isoformat()
+    try:
+        spaces = circle.pages("/spaces")
+        groups = circle.pages("/space_groups")
+        events = circle.pages("/events", {"sort": "start_date", "filter_date[start_date]": today})
+        tags = circle.pages("/member_tags")
+    except CircleRefused as exc:
+        raise explain(exc.reply) from exc
+    except requests.RequestException as exc:
+        raise ConnectionFailed(f"Could not reach Circle ({exc.__class__.__name__}); try again.") from exc
+    return {
+        "spaces": [{"id": s["id"], "name": s.get("name"), "space_group": (s.get("space_group") or {}).get("name")}
+                   for s in spaces],
+        "space_groups": [{"id": g["id"], "name": g.get("name")} for g in groups],
+        "events": [{"id": e["id"], "name": e.get("name"), "starts_at": e.get("starts_at")} for e in events],
+        "member_tags": [{"id": t["id"], "name": t.get("name")} for t in tags],
+    }
