@@ -58,8 +58,8 @@ def test_same_idempotency_key_twice_gives_one_event_and_one_run(setup, api, runt
     again = setup.emit(purchase(), key="order-222-product-1001", expect=200)
     assert again == {**first, "status": "duplicate"}
     assert counts(runtime)[:2] == (1, 1)
-    queued = runtime.redis.llen(f"rq:queue:{runtime.settings.queue_name}")
-    assert queued == 1
+    from hookyard.jobqueue import queued_count
+    assert queued_count(runtime) == 1
 
 
 def test_event_detail_shows_its_runs(setup, api):

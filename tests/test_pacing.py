@@ -80,3 +80,9 @@ def test_no_interval_of_one_window_ever_holds_more_than_the_limit(redis):
     for i, start in enumerate(granted):
         in_window = [t for t in granted[i:] if t - start < 0.3 - 0.01]
         assert len(in_window) <= 5
+
+
+def test_a_sub_window_spreads_the_budget_evenly(redis):
+    budget = FairBudget(redis, "t8", limit=60, window=30, sub_window=2)  # 4 per 2 s at most
+    assert grants(budget, "a", 20) == 4
+    assert 0 < budget.try_acquire("a") <= 2

@@ -113,18 +113,18 @@ def db_upgrade(revision):
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(burst):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
-    from rq import Worker
     from rq.serializers import JSONSerializer
+    from rq.worker import RoundRobinWorker
 
     from . import runtime
-    from .jobqueue import get_queue
+    from .jobqueue import shard_queues
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.
     rt = runtime.build_runtime(Settings.from_env())
     runtime.install(rt)
     rt.db.dispose()  # no pooled connection may cross the fork into a job
-    w = Worker([get_queue(rt)], connection=rt.redis, serializer=JSONSerializer)
+    w = RoundRobinWorker(shard_queues(rt), connection=rt.redis, serializer=JSONSerializer)
     w.work(with_scheduler=True, burst=burst)
 
 

@@ -119,7 +119,7 @@ def enqueue_runs(rt: Runtime, runs: list[Run]) -> None:
     # After the commit, so a worker never picks up a run the database does not have yet.
     for run in runs:
         try:
-            enqueue_run(rt, run.id, run.job_id, at=run.not_before)
+            enqueue_run(rt, run)
         except REDIS_ERRORS as exc:
             log.error("run %s stays queued: Redis unreachable (%s)", run.id, exc.__class__.__name__)
 

@@ -7,6 +7,7 @@ import redis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
+from .models import Run
 from .runtime import Runtime
 
 RESULT_TTL = 24 * 3600
@@ -22,18 +23,34 @@ def run_job_id(event_id: int, rule_id: int, dispatch: int = 1) -> str:
     return f"run-{event_id}-{rule_id}-{dispatch}"
 
 
-def get_queue(rt: Runtime) -> Queue:
-    return Queue(rt.settings.queue_name, connection=rt.redis, serializer=JSONSerializer)
+def shard_queues(rt: Runtime) -> list[Queue]:
+    """The queues a worker serves, round robin.
+
+    Runs are spread over shards by integration, so one connection's burst of ten thousand jobs
+    queues up in its own shard while every other connection's jobs keep being picked in turn.
+    """
+    return [Queue(f"{rt.settings.queue_name}-{i}", connection=rt.redis, serializer=JSONSerializer)
+            for i in range(rt.settings.queue_shards)]
 
 
-def enqueue_run(rt: Runtime, run_id: int, job_id: str, at: datetime | None = None) -> None:
-    queue = get_queue(rt)
-    options = dict(job_id=job_id, job_timeout=rt.settings.job_timeout, result_ttl=RESULT_TTL,
+def queue_for(rt: Runtime, run: Run) -> Queue:
+    shard = (run.integration_id or 0) % rt.settings.queue_shards
+    return Queue(f"{rt.settings.queue_name}-{shard}", connection=rt.redis, serializer=JSONSerializer)
+
+
+def queued_count(rt: Runtime) -> int:
+    return sum(q.count for q in shard_queues(rt))
+
+
+def enqueue_run(rt: Runtime, run: Run) -> None:
+    queue = queue_for(rt, run)
+    options = dict(job_id=run.job_id, job_timeout=rt.settings.job_timeout, result_ttl=RESULT_TTL,
                    failure_ttl=FAILURE_TTL, retry=CRASH_RETRY)
+    at = run.not_before
     if at is not None and at > datetime.now(timezone.utc):
-        queue.enqueue_at(at, "hookyard.jobs.run_rule", run_id, **options)
+        queue.enqueue_at(at, "hookyard.jobs.run_rule", run.id, **options)
     else:
-        queue.enqueue("hookyard.jobs.run_rule", run_id, **options)
+        queue.enqueue("hookyard.jobs.run_rule", run.id, **options)
 
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

@@ -132,7 +132,7 @@ def _dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
     run.job_id = run_job_id(run.event_id, run.rule_id, run.dispatches)
     session.commit()
     try:
-        enqueue_run(rt, run.id, run.job_id, at=run.not_before)
+        enqueue_run(rt, run)
     except REDIS_ERRORS as exc:
         log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
 

@@ -10,16 +10,18 @@ keeps its share reserved and an idle one does not.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 
 from .contract import Deferred
 
-# KEYS[1] bucket prefix. ARGV: limit, window (s), member, active horizon (s). Returns "0" for a
-# granted slot, else the seconds to wait, as a string (Lua numbers would be truncated to integers).
+# KEYS[1] bucket prefix. ARGV: limit, window (s), member, active horizon (s), sub-window (s) and its
+# limit. Returns "0" for a granted slot, else the seconds to wait, as a string (Lua numbers would be
+# truncated to integers on the way out).
 _ACQUIRE = """
-local prefix, limit, window, member, horizon =
-  KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local prefix, limit, window, member, horizon, sub, sub_limit =
+  KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local ttl = math.ceil(window) + 1
@@ -36,6 +38,10 @@ local total = used(all)
 if total >= limit then
   local oldest = redis.call('ZRANGE', all, 0, 0, 'WITHSCORES')
   return tostring(math.max(tonumber(oldest[2]) + window - now, 0.001))
+end
+if sub < window and redis.call('ZCOUNT', all, now - sub, '+inf') >= sub_limit then
+  local oldest = redis.call('ZRANGEBYSCORE', all, now - sub, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return tostring(math.max(tonumber(oldest[2]) + sub - now, 0.001))
 end
 local members = redis.call('ZRANGE', asking, 0, -1)
 local share = limit / #members
@@ -66,16 +72,23 @@ ACTIVE_HORIZON = 10.0
 
 
 class FairBudget:
-    def __init__(self, redis, bucket: str, limit: int, window: float):
+    """``limit`` requests per ``window`` seconds. With ``sub_window``, they are also spread evenly:
+    at most the proportional share of the limit in any ``sub_window``, so a backlog drains at a steady
+    rate with short waits instead of a burst followed by a long wait."""
+
+    def __init__(self, redis, bucket: str, limit: int, window: float, sub_window: float | None = None):
         if limit < 1 or window <= 0:
             raise ValueError("a budget needs a limit of at least 1 per a positive window")
         self.redis, self.key, self.limit, self.window = redis, f"hookyard:pace:{bucket}", limit, window
+        self.sub_window = min(sub_window or window, window)
+        self.sub_limit = max(1, math.ceil(limit * self.sub_window / window))
         self._script = redis.register_script(_ACQUIRE)
 
     def try_acquire(self, member: str) -> float:
         """0.0 when a slot was taken for ``member``; otherwise how long to wait before asking again."""
         horizon = min(self.window, ACTIVE_HORIZON)
-        return float(self._script(keys=[self.key], args=[self.limit, self.window, member, horizon]))
+        args = [self.limit, self.window, member, horizon, self.sub_window, self.sub_limit]
+        return float(self._script(keys=[self.key], args=args))
 
 
 # Waiting in the job keeps a worker busy for nobody else; past this, the run is deferred instead.
@@ -89,7 +102,8 @@ def pacer(redis, member: str):
     def pace(bucket: str, limit: int, window: float) -> None:
         budget = budgets.get((bucket, limit, window))
         if budget is None:
-            budget = budgets[(bucket, limit, window)] = FairBudget(redis, bucket, limit, window)
+            budget = budgets[(bucket, limit, window)] = FairBudget(redis, bucket, limit, window,
+                                                                   sub_window=MAX_INLINE_WAIT)
         deadline = time.monotonic() + MAX_INLINE_WAIT
         while True:
             wait = budget.try_acquire(member)

@@ -43,6 +43,7 @@ class Settings:
     redis_url: str | None
     secret_key: str
     queue_name: str = "hookyard"
+    queue_shards: int = 16
     log_cap: int = 1000
     retry_max_attempts: int = 8
     retry_base_delay: float = 30.0
@@ -61,6 +62,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             secret_key=env.get("SECRET_KEY") or _instance_secret_key(instance),
             queue_name=env.get("HOOKYARD_QUEUE", "hookyard"),
+            queue_shards=max(1, _int(env, "HOOKYARD_QUEUE_SHARDS", 16)),
             log_cap=_int(env, "HOOKYARD_LOG_CAP", 1000),
             retry_max_attempts=_int(env, "HOOKYARD_RETRY_MAX_ATTEMPTS", 8),
             retry_base_delay=_float(env, "HOOKYARD_RETRY_BASE_DELAY", 30.0),

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -131,6 +132,13 @@ def test_search_finds_a_member_case_insensitively(fake, api, ada):
     assert {"accepted_invitation", "public_uid", "profile_url", "user_id"} <= found.keys()
 
 
+def test_search_needs_a_plus_in_an_email_url_encoded(fake, api):
+    fake.add_member("ada+circle@example.com")
+    assert api("GET", "/community_members/search", params={"email": "ada+circle@example.com"}).status_code == 200
+    raw = api("GET", "/community_members/search?email=ada+circle@example.com")  # `+` decodes to a space
+    assert_missing(raw, "community member")
+
+
 def test_search_for_a_non_member_is_404(api):
     assert_missing(api("GET", "/community_members/search", params={"email": "nobody@example.com"}),
                    "community member")
@@ -201,6 +209,21 @@ def test_inviting_an_existing_member_can_be_422(fake, api, ada):
     assert fake.member("ada@example.com")["spaces"] == set()
 
 
+def test_concurrent_invites_are_all_applied(fake):
+    emails = [f"member{i}@example.com" for i in range(40)]
+    auth = {"Authorization": f"Bearer {fake.api_key}"}
+
+    def invite(email):  # one connection per call: a requests.Session is not meant to be shared by threads
+        return requests.post(fake.base_url + "/community_members", json={"email": email}, headers=auth,
+                             timeout=5).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(invite, emails))
+    assert statuses == [201] * 40
+    assert sorted(fake.invitations_sent) == sorted(emails)
+    assert fake.quota_used == 40
+
+
 def test_the_daily_member_limit_refuses_further_invites(fake, api):
     fake.daily_member_limit = 1
     assert api("POST", "/community_members", json={"email": "one@example.com"}).status_code == 201
@@ -233,7 +256,8 @@ def test_destructive_member_endpoints_exist_so_their_absence_can_be_asserted(fak
 
 def test_list_members_filters_by_status(fake, api, ada):
     fake.add_member("bob@example.com", active=False)
-    emails = lambda status: [m["email"] for m in api("GET", "/community_members", params={"status": status}).json()["records"]]  # noqa: E731
+    def emails(status):
+        return [m["email"] for m in api("GET", "/community_members", params={"status": status}).json()["records"]]
     assert emails("active") == ["ada@example.com"]
     assert emails("inactive") == ["bob@example.com"]
 
@@ -480,7 +504,8 @@ def test_events_default_newest_first_sort_by_start_and_filter_by_date(fake, api)
     past = fake.add_event("Past", NOW - timedelta(days=3))
     later = fake.add_event("Later", NOW + timedelta(days=10), space_id=space)
     sooner = fake.add_event("Sooner", NOW + timedelta(days=2))
-    ids = lambda **params: [e["id"] for e in api("GET", "/events", params=params).json()["records"]]  # noqa: E731
+    def ids(**params):
+        return [e["id"] for e in api("GET", "/events", params=params).json()["records"]]
     assert ids() == [sooner, later, past]
     assert ids(sort="start_date") == [past, sooner, later]
     assert ids(sort="start_date", **{"filter_date[start_date]": NOW.date().isoformat()}) == [sooner, later]
@@ -596,7 +621,8 @@ def test_latency_delays_every_answer(fake, api):
 def test_rate_limit_uses_fixed_windows(fake, api):
     window = 0.5
     fake.rate_limit(5, window)
-    window_of = lambda at: int((at - fake.started_at) // window)  # noqa: E731 - the fake's own alignment
+    def window_of(at):  # the fake's own alignment: fixed windows counted from its start
+        return int((at - fake.started_at) // window)
 
     def burst_in_one_window():
         # Start right after a window boundary so six quick requests land in the same window.

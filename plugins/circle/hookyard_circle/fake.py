@@ -165,6 +165,13 @@ def _as_int(value, default: int) -> int:
         return default
 
 
+def _as_list(value) -> list:
+    """Id-list parameters; a lone id counts as a list of one (Rails would wrap it the same way)."""
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _truthy(value) -> bool:
     return value is True or str(value).lower() in ("true", "1")
 
@@ -733,7 +740,7 @@ class FakeCircle:
         return {"id": m.id, "email": m.email, "name": m.name, "first_name": first or None, "last_name": last or None,
                 "headline": None, "active": m.active, "accepted_invitation": confirmed,
                 "profile_confirmed_at": confirmed, "created_at": _iso(m.created_at),
-                "member_tags": [{"id": t, "name": self._tags[t].name} for t in sorted(m.member_tags) if t in self._tags],
+                "member_tags": [{"id": t, "name": self._tags[t].name} for t in sorted(m.member_tags)],
                 "public_uid": public_uid, "profile_url": f"https://{self.slug}.circle.so/u/{public_uid}",
                 "user_id": m.user_id}
 
@@ -799,7 +806,7 @@ class FakeCircle:
         email = _email(body.get("email"))
         if not EMAIL_RE.match(email):
             raise _error(422, "Invalid email address.")
-        spaces, groups, tags = body.get("space_ids") or [], body.get("space_group_ids") or [], body.get("member_tag_ids") or []
+        spaces, groups, tags = (_as_list(body.get(k)) for k in ("space_ids", "space_group_ids", "member_tag_ids"))
         self._check_ids(spaces, groups, tags)
         existing = self._members.get(email)
         if existing:

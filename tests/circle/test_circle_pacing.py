@@ -1,0 +1,47 @@
+"""Pacing: all workers share one budget under Circle's per-IP limit, split fairly between stores."""
+import pytest
+
+from ..conftest import purchase
+from ..waiting import wait_for
+from .conftest import CircleSetup
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_burst_stays_under_the_limit_and_does_not_starve_another_store(api, make_client, fake_circle, community,
+                                                                         start_worker, runtime):
+    fake_circle.rate_limit(10, 1.0)  # Circle's shape (2,000 per 5 min), scaled down
+    stores = {}
+    for name, client in (("launch", api), ("quiet", make_client("store-b"))):
+        setup = CircleSetup(client, fake_circle)
+        setup.rule(setup.connect(), "add_member_tag", {"member_tag_id": community.tag2})
+        stores[name] = client
+    for i in range(40):
+        fake_circle.add_member(f"buyer{i}@example.com")
+    for i in range(6):
+        fake_circle.add_member(f"quiet{i}@example.com")
+    env = dict(CIRCLE_API_BASE_URL=fake_circle.base_url, CIRCLE_RATE_LIMIT="9/1")
+    start_worker(**env)
+    start_worker(**env)
+
+    for i in range(40):  # launch day: a burst of purchases in one store...
+        stores["launch"].post("/api/v1/events", json={"trigger": "samcart.product_purchased",
+                                                      "payload": purchase(email=f"buyer{i}@example.com")})
+    for i in range(6):  # ...while another store sells as usual
+        stores["quiet"].post("/api/v1/events", json={"trigger": "samcart.product_purchased",
+                                                     "payload": purchase(email=f"quiet{i}@example.com")})
+
+    def finished(client, count):
+        entries = client.get("/api/v1/logs?page_size=100").json
+        done = [e for e in entries if e["status"] not in ("queued", "running")]
+        return entries if len(done) == count else None
+
+    launch = wait_for(lambda: finished(stores["launch"], 40), timeout=60, message="the burst did not finish")
+    quiet = wait_for(lambda: finished(stores["quiet"], 6), timeout=10, message="the quiet store did not finish")
+    assert {e["status"] for e in launch + quiet} == {"succeeded"}
+    assert fake_circle.rate_limited_count == 0
+    assert all(r.status != 429 for r in fake_circle.requests)
+    # Fair, not first come first served: the quiet store finished well before the burst did.
+    last_quiet = max(e["finished_at"] for e in quiet)
+    burst_done = sorted(e["finished_at"] for e in launch)
+    assert last_quiet < burst_done[-10]
