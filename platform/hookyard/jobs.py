@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from . import logcap, runtime
 from .contract import Deferred, Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
-from .pacing import pacer
 from .models import Event, Integration, Rule, Run, utcnow
+from .pacing import pacer
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
         info=integration.info or {}, options=integration.options or {}, marketplace_id=run.marketplace_id,
         integration_id=integration.id, pace=pacer(rt.redis, f"integration-{integration.id}"),
     )
+    # End the read transaction before the remote call: no database lock is held while the action waits
+    # on the network (with SQLite, that lock would stall every other worker and the API).
+    session.commit()
     try:
         outcome = action.run(context)
     except Deferred:

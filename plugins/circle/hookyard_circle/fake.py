@@ -17,6 +17,7 @@ import json
 import math
 import random
 import re
+import signal
 import socket
 import socketserver
 import sys
@@ -348,7 +349,19 @@ _COMPILED_ROUTES = [(method, re.compile(pattern), name) for method, pattern, nam
 
 
 class FakeCircle:
-    """Circle's Admin API v2 on 127.0.0.1; see the module docstring and the public attributes below."""
+    """Circle's Admin API v2 on 127.0.0.1.
+
+    Public attributes set in __init__ are meant to be read or switched by tests. Besides the
+    UNCONFIRMED switches for re-runs (existing_member_invite, already_in_space, already_rsvped,
+    already_tagged) there are: existing_member_status (200/201 for the "already a member" answer),
+    skip_invitation_creates_active, rsvp_disabled_event, unrsvp_accepts_query, daily_member_limit and
+    plan_member_limit. connections_opened counts TCP connections (keep-alive checks); started_at is
+    the monotonic time the rate-limit windows are aligned to.
+
+    Order of a request: recorded -> latency -> rate-limit window counted -> scripted fault (fail_next),
+    else random fault, else the limiter's 429 -> malformed JSON (400) -> routing (404/405) -> auth
+    (401/403) -> the endpoint, under the one lock.
+    """
 
     def __init__(self, port: int = 0, api_key: str = DEFAULT_API_KEY, community_name="Test Community",
                  slug="test-community"):
@@ -1027,6 +1040,8 @@ def main(argv=None):
         seed_demo(fake)
     print(f"Fake Circle Admin API v2: {fake.base_url}", flush=True)
     print(f"API key (Admin V2): {fake.api_key}", flush=True)
+    # A process manager's SIGTERM should shut down as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             time.sleep(3600)
