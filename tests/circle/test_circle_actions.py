@@ -57,7 +57,7 @@ def test_each_action_sends_exactly_the_expected_requests_and_logs_success(circle
     for trigger, action, params, *_ in cases:
         circle.rule(iid, action, params, trigger=trigger)
     circle_worker()
-    for trigger, action, params, email, calls in cases:
+    for trigger, action, _params, email, calls in cases:
         fake_circle.reset_requests()
         event_id = circle.emit(email, trigger=trigger, first_name="Ada", last_name="Lovelace")
         [run] = wait_runs(api, event_id)
