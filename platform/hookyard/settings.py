@@ -7,24 +7,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
-def _int(env, name, default):
+def _number(env, name, default, cast=int):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _float(env, name, default):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+        raise SystemExit(f"{name} must be a {'whole number' if cast is int else 'number'}, got {raw!r}") from None
 
 
 def normalise_database_url(url: str) -> str:
@@ -62,12 +52,12 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             secret_key=env.get("SECRET_KEY") or _instance_secret_key(instance),
             queue_name=env.get("HOOKYARD_QUEUE", "hookyard"),
-            queue_shards=max(1, _int(env, "HOOKYARD_QUEUE_SHARDS", 16)),
-            log_cap=_int(env, "HOOKYARD_LOG_CAP", 1000),
-            retry_max_attempts=_int(env, "HOOKYARD_RETRY_MAX_ATTEMPTS", 8),
-            retry_base_delay=_float(env, "HOOKYARD_RETRY_BASE_DELAY", 30.0),
-            retry_max_delay=_float(env, "HOOKYARD_RETRY_MAX_DELAY", 6 * 3600.0),
-            job_timeout=_int(env, "HOOKYARD_JOB_TIMEOUT", 300),
+            queue_shards=max(1, _number(env, "HOOKYARD_QUEUE_SHARDS", 16)),
+            log_cap=_number(env, "HOOKYARD_LOG_CAP", 1000),
+            retry_max_attempts=_number(env, "HOOKYARD_RETRY_MAX_ATTEMPTS", 8),
+            retry_base_delay=_number(env, "HOOKYARD_RETRY_BASE_DELAY", 30.0, float),
+            retry_max_delay=_number(env, "HOOKYARD_RETRY_MAX_DELAY", 6 * 3600.0, float),
+            job_timeout=_number(env, "HOOKYARD_JOB_TIMEOUT", 300),
             disabled_plugins=frozenset(
                 n.strip() for n in env.get("HOOKYARD_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

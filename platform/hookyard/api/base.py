@@ -45,3 +45,12 @@ def abort_invalid(exc: ValidationError, location: str = "json", message: str = "
     """422 with field-level errors in the same shape webargs uses for request parsing."""
     session().rollback()
     abort(422, message=message, errors={location: exc.messages})
+
+
+def page_of(query, pagination_parameters, *order_by) -> list:
+    """One page of a select, with the total count set for flask-smorest's X-Pagination header."""
+    from sqlalchemy import func, select
+
+    p = pagination_parameters
+    p.item_count = session().scalar(select(func.count()).select_from(query.subquery()))
+    return list(session().scalars(query.order_by(*order_by).offset(p.first_item).limit(p.page_size)))

@@ -5,12 +5,12 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..emit import UnknownTrigger, emit
 from ..models import Event, Run
 from .auth import api_blueprint
-from .base import BaseSchema, abort_invalid, marketplace, marketplace_id, owned, rt, session
+from .base import BaseSchema, page_of, abort_invalid, marketplace, marketplace_id, owned, rt, session
 from .runs import LogEntrySchema
 
 blp = api_blueprint("events", "Emit triggers")
@@ -85,9 +85,7 @@ class Events(MethodView):
             query = query.where(Event.trigger == args["trigger"])
         if args.get("email"):
             query = query.where(Event.email == args["email"].strip().lower())
-        p = pagination_parameters
-        p.item_count = session().scalar(select(func.count()).select_from(query.subquery()))
-        return list(session().scalars(query.order_by(Event.id.desc()).offset(p.first_item).limit(p.page_size)))
+        return page_of(query, pagination_parameters, Event.id.desc())
 
 
 @blp.route("/<int:event_id>")

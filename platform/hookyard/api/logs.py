@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from ..models import RUN_STATES, Event, Product, Rule, Run
 from .auth import api_blueprint
-from .base import BaseSchema, marketplace_id, owned, session
+from .base import BaseSchema, page_of, marketplace_id, owned, session
 from .runs import LogEntryDetailSchema, LogEntrySchema
 
 blp = api_blueprint("logs", "The integration log")
@@ -52,9 +52,7 @@ class Logs(MethodView):
                 func.lower(Run.action).like(like), func.lower(Run.reason).like(like),
                 func.lower(Product.name).like(like), func.lower(Product.external_id).like(like),
             ))
-        p = pagination_parameters
-        p.item_count = session().scalar(select(func.count()).select_from(query.subquery()))
-        return list(session().scalars(query.order_by(Run.log_seq.desc()).offset(p.first_item).limit(p.page_size)))
+        return page_of(query, pagination_parameters, Run.log_seq.desc())
 
 
 @blp.route("/<int:entry_id>")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ..models import Product
 from .auth import api_blueprint
-from .base import BaseSchema, marketplace_id, owned, session
+from .base import BaseSchema, page_of, marketplace_id, owned, session
 
 blp = api_blueprint("products", "Store products")
 
@@ -41,9 +41,7 @@ class Products(MethodView):
         if args.get("q"):
             like = f"%{args['q'].lower()}%"
             query = query.where(func.lower(Product.name).like(like) | func.lower(Product.external_id).like(like))
-        pagination_parameters.item_count = session().scalar(select(func.count()).select_from(query.subquery()))
-        p = pagination_parameters
-        return list(session().scalars(query.order_by(Product.id).offset(p.first_item).limit(p.page_size)))
+        return page_of(query, pagination_parameters, Product.id)
 
     @blp.arguments(ProductSchema)
     @blp.response(201, ProductSchema)

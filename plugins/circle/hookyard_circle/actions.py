@@ -155,22 +155,19 @@ def invite_member(ctx, circle):
 def _apply_memberships(circle: Circle, email: str, params, note: str) -> Outcome:
     """An existing member still gets the spaces, groups and tags the rule asks for, one call each."""
     for space_id in params["space_ids"]:
-        _settle(add_to_space_reply(circle, email, space_id), "space", space_id)
+        _must(added(add_to_space_reply(circle, email, space_id), email, "space", space_id, "", ""))
     for group_id in params["space_group_ids"]:
-        _settle(check(circle.request("POST", "/space_group_members",
-                                     json={"email": email, "space_group_id": group_id})), "space group", group_id)
+        reply = check(circle.request("POST", "/space_group_members", json={"email": email, "space_group_id": group_id}))
+        _must(added(reply, email, "space group", group_id, "", ""))
     for tag_id in params["member_tag_ids"]:
-        _settle(check(circle.request("POST", "/tagged_members", json={"member_tag_id": tag_id, "user_email": email})),
-                "member tag", tag_id)
+        reply = check(circle.request("POST", "/tagged_members", json={"member_tag_id": tag_id, "user_email": email}))
+        _must(added(reply, email, "member tag", tag_id, "", ""))
     return Outcome.succeeded(note)
 
 
-def _settle(reply: Reply, kind: str, value) -> None:
-    if reply.ok or "already" in reply.message.lower():
-        return
-    if reply.status == 404 and reply.missing == kind:
-        raise Failed(stale(kind, value))
-    raise Failed(unexpected(reply))
+def _must(outcome: Outcome) -> None:
+    if outcome.status != "succeeded":
+        raise Failed(outcome)
 
 
 class NoParams(Schema):
@@ -191,7 +188,35 @@ def remove_member(ctx, circle):
     return unexpected(reply)
 
 
-# --- spaces --------------------------------------------------------------------------------------
+# --- adding to and removing from spaces, space groups, events and tags -------------------------
+
+MEMBER_MISSING = ("user", "community member")
+
+
+def added(reply: Reply, email: str, kind: str, value, done: str, already: str) -> Outcome:
+    """Adding the member to something: done, already done, a stale id, or not a member at all."""
+    lowered = reply.message.lower()
+    if reply.ok:
+        return Outcome.succeeded(already if "already" in lowered else done)
+    if reply.status == 404 and reply.missing == kind:
+        return stale(kind, value)
+    if (reply.status == 404 and reply.missing in MEMBER_MISSING) or (reply.status == 422 and "not a member" in lowered):
+        return not_a_member(email)
+    if reply.status == 422 and "already" in lowered:  # Circle does not document re-adding; accept this form
+        return Outcome.succeeded(already)
+    return unexpected(reply)
+
+
+def removed(reply: Reply, kind: str, value, done: str, absent: str) -> Outcome:
+    """Removing the member from something: done, a stale id, or it was not there (already done)."""
+    if reply.ok:
+        return Outcome.succeeded(done)
+    if reply.status == 404 and reply.missing == kind:
+        return stale(kind, value)
+    if reply.status == 404:
+        return Outcome.succeeded(absent)
+    return unexpected(reply)
+
 
 class SpaceParams(Schema):
     space_id = fields.Integer(required=True, metadata={"options": "spaces", "label": "Space"})
@@ -210,30 +235,16 @@ def add_to_space_reply(circle: Circle, email: str, space_id) -> Reply:
 @with_calls
 def add_member_to_space(ctx, circle):
     space_id = ctx.params["space_id"]
-    reply = add_to_space_reply(circle, ctx.email, space_id)
-    if reply.ok:
-        return Outcome.succeeded(reply.message if "already" in reply.message else "added to the space")
-    if reply.status == 404 and reply.missing == "space":
-        return stale("space", space_id)
-    if reply.status == 404 and reply.missing in ("user", "community member"):
-        return not_a_member(ctx.email)
-    return unexpected(reply)
+    return added(add_to_space_reply(circle, ctx.email, space_id), ctx.email, "space", space_id,
+                 "added to the space", "already in the space")
 
 
 @with_calls
 def remove_member_from_space(ctx, circle):
     space_id = ctx.params["space_id"]
     reply = check(circle.request("DELETE", "/space_members", params={"email": ctx.email, "space_id": space_id}))
-    if reply.ok:
-        return Outcome.succeeded("removed from the space")
-    if reply.status == 404 and reply.missing == "space":
-        return stale("space", space_id)
-    if reply.status == 404:
-        return Outcome.succeeded(f"{ctx.email} was not in the space")
-    return unexpected(reply)
+    return removed(reply, "space", space_id, "removed from the space", f"{ctx.email} was not in the space")
 
-
-# --- space groups --------------------------------------------------------------------------------
 
 class SpaceGroupParams(Schema):
     space_group_id = fields.Integer(required=True, metadata={"options": "space_groups", "label": "Space group"})
@@ -243,15 +254,7 @@ class SpaceGroupParams(Schema):
 def add_member_to_space_group(ctx, circle):
     group_id = ctx.params["space_group_id"]
     reply = check(circle.request("POST", "/space_group_members", json={"email": ctx.email, "space_group_id": group_id}))
-    if reply.ok:
-        already = "already" in reply.message.lower()
-        return Outcome.succeeded("already in the space group" if already else "added to the space group")
-    if reply.status == 404 and reply.missing == "space group":
-        return stale("space group", group_id)
-    if reply.status == 404 and reply.missing in ("user", "community member") or (
-            reply.status == 422 and "not a member" in reply.message.lower()):
-        return not_a_member(ctx.email)
-    return unexpected(reply)
+    return added(reply, ctx.email, "space group", group_id, "added to the space group", "already in the space group")
 
 
 @with_calls
@@ -259,17 +262,10 @@ def remove_member_from_space_group(ctx, circle):
     group_id = ctx.params["space_group_id"]
     reply = check(circle.request("DELETE", "/space_group_members",
                                  params={"email": ctx.email, "space_group_id": group_id}))
-    if reply.ok:
-        return Outcome.succeeded("removed from the space group and its spaces")
-    if reply.status == 404 and reply.missing == "space group":
-        return stale("space group", group_id)
-    if reply.status == 404:
-        # "Missing record: user" covers both an unknown member and one not in the group.
-        return Outcome.succeeded(f"{ctx.email} was not in the space group")
-    return unexpected(reply)
+    # "Missing record: user" covers both an unknown member and one not in the group.
+    return removed(reply, "space group", group_id, "removed from the space group and its spaces",
+                   f"{ctx.email} was not in the space group")
 
-
-# --- events --------------------------------------------------------------------------------------
 
 class EventParams(Schema):
     event_id = fields.Integer(required=True, metadata={"options": "events", "label": "Event"})
@@ -280,15 +276,7 @@ def rsvp_member_to_event(ctx, circle):
     event_id = ctx.params["event_id"]
     reply = check(circle.request("POST", "/event_attendees",
                                  json={"event_id": str(event_id), "member_email": ctx.email}))
-    if reply.ok:
-        return Outcome.succeeded("RSVP'd to the event")
-    if reply.status == 404 and reply.missing == "event":
-        return stale("event", event_id)
-    if reply.status == 404 and reply.missing in ("community member", "user"):
-        return not_a_member(ctx.email)
-    if reply.status == 422 and "already" in reply.message.lower():
-        return Outcome.succeeded("already RSVP'd to the event")
-    return unexpected(reply)
+    return added(reply, ctx.email, "event", event_id, "RSVP'd to the event", "already RSVP'd to the event")
 
 
 @with_calls
@@ -297,16 +285,8 @@ def unrsvp_member_from_event(ctx, circle):
     # Circle's spec puts this DELETE's parameters in a JSON body, unlike every other DELETE.
     reply = check(circle.request("DELETE", "/event_attendees",
                                  json={"event_id": str(event_id), "member_email": ctx.email}))
-    if reply.ok:
-        return Outcome.succeeded("RSVP removed")
-    if reply.status == 404 and reply.missing == "event":
-        return stale("event", event_id)
-    if reply.status == 404:
-        return Outcome.succeeded(f"{ctx.email} had not RSVP'd to the event")
-    return unexpected(reply)
+    return removed(reply, "event", event_id, "RSVP removed", f"{ctx.email} had not RSVP'd to the event")
 
-
-# --- member tags ---------------------------------------------------------------------------------
 
 class TagParams(Schema):
     member_tag_id = fields.Integer(required=True, metadata={"options": "member_tags", "label": "Member tag"})
@@ -316,15 +296,7 @@ class TagParams(Schema):
 def add_member_tag(ctx, circle):
     tag_id = ctx.params["member_tag_id"]
     reply = check(circle.request("POST", "/tagged_members", json={"member_tag_id": tag_id, "user_email": ctx.email}))
-    if reply.ok:
-        return Outcome.succeeded("tagged")
-    if reply.status == 404 and reply.missing == "member tag":
-        return stale("member tag", tag_id)
-    if reply.status == 404 and reply.missing in ("user", "community member"):
-        return not_a_member(ctx.email)
-    if reply.status == 422 and "already" in reply.message.lower():
-        return Outcome.succeeded("already had the tag")
-    return unexpected(reply)
+    return added(reply, ctx.email, "member tag", tag_id, "tagged", "already had the tag")
 
 
 @with_calls
@@ -332,17 +304,12 @@ def remove_member_tag(ctx, circle):
     tag_id = ctx.params["member_tag_id"]
     reply = check(circle.request("DELETE", "/tagged_members", params={"user_email": ctx.email,
                                                                       "member_tag_id": tag_id}))
-    if reply.ok:
-        return Outcome.succeeded("tag removed")
     if reply.status == 404 and reply.missing == "member tag":
         # Circle says "member tag" both for an unknown tag and for a member without it: ask which.
         tag = check(circle.request("GET", f"/member_tags/{tag_id}"))
-        if tag.status == 404:
-            return stale("member tag", tag_id)
-        return Outcome.succeeded(f"{ctx.email} did not have the tag")
-    if reply.status == 404:
-        return Outcome.succeeded(f"{ctx.email} did not have the tag")
-    return unexpected(reply)
+        if tag.ok:
+            return Outcome.succeeded(f"{ctx.email} did not have the tag")
+    return removed(reply, "member tag", tag_id, "tag removed", f"{ctx.email} did not have the tag")
 
 
 ACTIONS = (
