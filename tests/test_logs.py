@@ -100,3 +100,19 @@ def test_search_filters_and_detail(setup, api, runtime, in_process):
     assert detail["payload"]["customer"]["email"] == "bob@example.com"
     assert detail["params"] == {"channel": "general", "note": ""}
     assert [(h["attempt"], h["status"], h["reason"]) for h in detail["history"]] == [(1, "failed", "Bob is banned")]
+
+
+def test_the_cap_counts_entries_even_when_runs_finish_out_of_order(setup, runtime, in_process):
+    """Finishing renumbers an entry; the cap still keeps exactly N entries, not N numbers."""
+    from dataclasses import replace
+    runtime.settings = replace(runtime.settings, log_cap=4)
+    setup.rule(setup.integration())
+    for i in range(8):
+        setup.emit(purchase(email=f"b{i}@example.com"))
+    with runtime.db.session() as s:
+        ids = list(s.scalars(select(Run.id).order_by(Run.id)))
+    for run_id in reversed(ids):  # the newest first: creation order and finishing order disagree
+        run_rule(run_id)
+    with runtime.db.session() as s:
+        kept = list(s.scalars(select(Run.email).order_by(Run.log_seq)))
+    assert kept == ["b3@example.com", "b2@example.com", "b1@example.com", "b0@example.com"]

@@ -165,7 +165,8 @@ def run(port):
 
     settings = Settings.from_env()
     env = dict(os.environ, PORT=str(port), HOOKYARD_INSTANCE_PATH=str(settings.instance_path))
-    env.setdefault("HOST", "127.0.0.1")  # a local run is not a public server; a platform sets HOST itself
+    # A local run is not a public server. (Not HOST: some shells export it as the machine's name.)
+    env.setdefault("HOOKYARD_BIND", "127.0.0.1")
     if "SECRET_KEY" not in os.environ:
         env["SECRET_KEY"] = settings.secret_key  # generated once into the instance folder
     redis_proc = None
@@ -174,7 +175,8 @@ def run(port):
         click.echo(f"started a local Redis-compatible server at {env['REDIS_URL']}")
     try:
         upgrade(settings.database_url)
-        click.echo(f"\nHookyard is starting at http://127.0.0.1:{port}  (API docs: /api/docs)")
+        host = "127.0.0.1" if env["HOOKYARD_BIND"] in ("0.0.0.0", "::") else env["HOOKYARD_BIND"]
+        click.echo(f"\nHookyard is starting at http://{host}:{port}  (API docs: /api/docs)")
         click.echo("Create an API token with:  .venv/bin/hookyard tokens create --marketplace my-store\n")
         procfile = Path(__file__).resolve().parents[2] / "Procfile"
         bin_dir = Path(sys.executable).parent

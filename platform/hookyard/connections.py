@@ -25,6 +25,7 @@ class VerificationFailed(ValidationError):
     def __init__(self, failure: ConnectionFailed):
         super().__init__({"config": {failure.field or "_schema": [failure.message]}})
         self.reason = failure.message
+        self.transient = failure.transient
 
 
 def app_for(rt: Runtime, key: str) -> App:
@@ -122,9 +123,10 @@ def refresh(rt: Runtime, session: Session, integration: Integration) -> Integrat
         info = _call_app(app, app.verify, config)
         options = _call_app(app, app.refresh, config, info) if app.refresh else {}
     except VerificationFailed as exc:
-        integration.status, integration.status_reason = "needs_attention", exc.reason
-        session.commit()
         log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.reason)
+        if not exc.transient:
+            integration.status, integration.status_reason = "needs_attention", exc.reason
+            session.commit()
         raise
     now = utcnow()
     integration.info, integration.options = info, options

@@ -93,12 +93,16 @@ class Action:
 
 
 class ConnectionFailed(Exception):
-    """Raised by ``App.verify``/``App.refresh`` with a message a merchant can act on."""
+    """Raised by ``App.verify``/``App.refresh`` with a message a merchant can act on.
 
-    def __init__(self, message: str, field: str | None = None):
+    ``transient`` says the remote is busy or down (429, 5xx): worth a retry, not the merchant's attention.
+    """
+
+    def __init__(self, message: str, field: str | None = None, transient: bool = False):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.transient = transient
 
 
 @dataclass(frozen=True)

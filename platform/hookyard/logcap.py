@@ -1,9 +1,10 @@
 """The per-marketplace cap on log entries (runs).
 
-Each entry takes the next number of its marketplace's counter; trimming deletes finished entries
-numbered at or below ``counter - cap`` through the (marketplace_id, log_seq) index. The table never
-holds much more than the cap, so trimming costs the same after a thousand events as after a million.
-Unfinished entries are never trimmed; they go once they finish and are old enough.
+Each entry takes the next number of its marketplace's counter when it is created and again when it
+finishes, so the log is ordered by latest activity. Trimming finds the number of the cap-th newest
+entry by walking the (marketplace_id, log_seq) index from the top, then deletes the finished
+entries at or below it. The table never holds much more than the cap, so a trim costs the same
+after a thousand events as after a million. Unfinished entries are never trimmed.
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ def reserve_log_seqs(session: Session, marketplace_id: int, count: int) -> int:
 
 
 def trim(session: Session, marketplace_id: int, cap: int) -> int:
-    last = session.scalar(select(Marketplace.log_seq).where(Marketplace.id == marketplace_id))
-    if last is None or last <= cap:
+    boundary = session.scalar(
+        select(Run.log_seq).where(Run.marketplace_id == marketplace_id)
+        .order_by(Run.log_seq.desc()).offset(cap).limit(1)
+    )
+    if boundary is None:
         return 0
     result = session.execute(
         delete(Run)
-        .where(Run.marketplace_id == marketplace_id, Run.log_seq <= last - cap, Run.status.in_(FINAL_STATES))
+        .where(Run.marketplace_id == marketplace_id, Run.log_seq <= boundary, Run.status.in_(FINAL_STATES))
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0

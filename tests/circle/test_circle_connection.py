@@ -117,3 +117,17 @@ def test_the_key_never_appears_in_responses_or_logs(circle, fake_circle, api, ca
     for body in bodies:
         assert API_KEY not in body
     assert API_KEY not in caplog.text
+
+
+def test_a_busy_circle_during_refresh_does_not_flag_the_connection(circle, fake_circle, api):
+    iid = circle.connect()
+    fake_circle.fail_next(1, "503", path="/spaces")
+    r = api.post(f"/api/v1/integrations/{iid}/refresh")
+    assert r.status_code == 422 and "try again" in r.json["message"]
+    assert api.get(f"/api/v1/integrations/{iid}").json["status"] == "connected"
+
+
+def test_what_verify_learned_is_shown(circle, api):
+    info = api.get(f"/api/v1/integrations/{circle.connect()}").json["info"]
+    assert info["community_name"] == "Test Community" and info["auth_scheme"] == "Bearer"
+    assert info["community_url_matches"] is True

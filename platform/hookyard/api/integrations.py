@@ -20,6 +20,8 @@ class IntegrationSchema(BaseSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200),
                          metadata={"description": "Internal label, unique per marketplace."})
     config = fields.Dict(required=True, metadata={"description": "The app's connection fields; secrets masked."})
+    info = fields.Dict(dump_only=True, metadata={"description": "What the app's check learned, e.g. the "
+                                                                 "community's name."})
     status = fields.String(dump_only=True, metadata={"description": "connected | needs_attention"})
     status_reason = fields.String(dump_only=True, allow_none=True)
     verified_at = fields.DateTime(dump_only=True, allow_none=True)
@@ -43,7 +45,8 @@ OPTIONS_DOC = {"description": "Option lists by name, e.g. {\"spaces\": [{\"id\":
 
 def out(integration: Integration) -> dict:
     return dict(id=integration.id, app=integration.app, name=integration.name,
-                config=connections.masked_config(rt(), integration), status=integration.status,
+                config=connections.masked_config(rt(), integration), info=integration.info or {},
+                status=integration.status,
                 status_reason=integration.status_reason, verified_at=integration.verified_at,
                 refreshed_at=integration.refreshed_at, created_at=integration.created_at)
 

@@ -2,6 +2,7 @@
 from hookyard import App, hookimpl
 
 from .actions import ACTIONS
+from .client import rate_limit
 from .connection import CircleConfig, refresh, verify
 
 CIRCLE = App(
@@ -12,4 +13,5 @@ CIRCLE = App(
 
 @hookimpl
 def register_apps(register):
+    rate_limit()  # a bad CIRCLE_RATE_LIMIT stops the server at start, not each run later
     register(CIRCLE)

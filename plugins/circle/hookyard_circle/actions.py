@@ -141,7 +141,8 @@ def invite_member(ctx, circle):
     reply = check(circle.request("POST", "/community_members", json=body))
     if reply.ok:
         if "already" in reply.message.lower():
-            return Outcome.succeeded(f"already a member: {reply.message}")
+            # Whether Circle v2 then applies the spaces, groups and tags is not documented: apply them.
+            return _apply_memberships(circle, email, params, "already a member")
         return Outcome.succeeded("invited" if not params["skip_invitation"] else "added without an invitation")
     if reply.status == 404 and reply.missing in _STALE_KIND:
         kind, key = _STALE_KIND[reply.missing]

@@ -32,9 +32,10 @@ def explain(reply: Reply) -> ConnectionFailed:
         return ConnectionFailed("This key is not an Admin V2 token. Create a token of type \"Admin V2\" in "
                                 "Circle → Settings → Developers → Tokens.", field="api_key")
     if reply.status == 429:
-        return ConnectionFailed("Circle is rate limiting this server right now; try again in a minute.")
+        return ConnectionFailed("Circle is rate limiting this server right now; try again in a minute.",
+                                transient=True)
     return ConnectionFailed(f"Circle answered HTTP {reply.status} ({reply.message or 'no message'}); "
-                            "try again in a minute.")
+                            "try again in a minute.", transient=reply.status >= 500)
 
 
 def _get(api_key: str, scheme: str, path: str, params=None) -> Reply:
@@ -43,7 +44,7 @@ def _get(api_key: str, scheme: str, path: str, params=None) -> Reply:
     except requests.RequestException as exc:
         host = urlparse(base_url()).netloc
         raise ConnectionFailed(f"Could not reach Circle at {host} ({exc.__class__.__name__}); "
-                               "check the server's network and try again.") from exc
+                               "check the server's network and try again.", transient=True) from exc
 
 
 def verify(config) -> dict:
@@ -74,7 +75,8 @@ def refresh(config, info) -> dict:
     except CircleRefused as exc:
         raise explain(exc.reply) from exc
     except requests.RequestException as exc:
-        raise ConnectionFailed(f"Could not reach Circle ({exc.__class__.__name__}); try again.") from exc
+        raise ConnectionFailed(f"Could not reach Circle ({exc.__class__.__name__}); try again.",
+                               transient=True) from exc
     return {
         "spaces": [{"id": s["id"], "name": s.get("name"), "space_group": (s.get("space_group") or {}).get("name")}
                    for s in spaces],
