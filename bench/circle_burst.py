@@ -37,6 +37,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-fork", action="store_true", help="run the workers with --no-fork")
     parser.add_argument("--limit", type=int, default=111, help="the fake's limit per window (Circle: 2000)")
     parser.add_argument("--window", type=float, default=3.0, help="the fake's window in seconds (Circle: 300)")
     args = parser.parse_args()
@@ -71,9 +72,10 @@ def main():
         hookyard = str(Path(sys.executable).parent / "hookyard")
         for i in range(args.workers):
             log = open(tmp / f"worker-{i}.log", "wb")
-            workers.append(subprocess.Popen([hookyard, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
+            command = [hookyard, "worker"] + (["--no-fork"] if args.no_fork else [])
+            workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
 
-        print(f"{args.events} purchases, {args.workers} workers, fake limit {args.limit}/{args.window:g} s, "
+        print(f"{args.events} purchases, {args.workers} {'non-forking ' if args.no_fork else ''}workers, fake limit {args.limit}/{args.window:g} s, "
               f"budget {budget}/{args.window:g} s", flush=True)
         start = time.monotonic()
         with rt.db.session() as s:

@@ -134,3 +134,17 @@ def test_rule_matching_is_one_query_on_the_rules_index(setup, runtime):
             plan = " ".join(str(row[-1]) for row in s.connection().exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + statement, params))
             assert "ix_rules_match" in plan and "SCAN rules" not in plan, plan
+
+
+def test_concurrent_first_sales_of_a_new_product_create_it_once(setup, api):
+    from concurrent.futures import ThreadPoolExecutor
+    setup.rule(setup.integration())
+    emails = [f"rush{i}@example.com" for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda e: api.post("/api/v1/events", json={
+            "trigger": "samcart.product_purchased", "payload": purchase(email=e, product_id="new-9")}).status_code,
+            emails))
+    assert codes == [202] * 8
+    products = [p for p in api.get("/api/v1/products").json if p["external_id"] == "new-9"]
+    assert len(products) == 1
+    assert len(api.get(f"/api/v1/logs?product_id={products[0]['id']}").json) == 8

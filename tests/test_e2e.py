@@ -16,8 +16,9 @@ def wait_status(api, event_id, statuses=("succeeded", "skipped", "failed"), time
     return wait_for(done, timeout=timeout, message=f"event {event_id}'s runs did not finish")
 
 
-def test_a_purchase_runs_the_rule_in_a_worker_and_logs_success(setup, api, recorder, start_worker):
-    start_worker()
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["forking", "non-forking"])
+def test_a_purchase_runs_the_rule_in_a_worker_and_logs_success(setup, api, recorder, start_worker, fork):
+    start_worker(HOOKYARD_WORKER_FORK=fork)
     iid = setup.integration()
     rid = setup.rule(iid, product_id=setup.product("1001"), channel="vip")
     event = setup.emit(purchase(email="Ada@Example.com", product_id="1001"))

@@ -111,20 +111,26 @@ def db_upgrade(revision):
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-def worker(burst):
+@click.option("--fork/--no-fork", default=lambda: os.environ.get("HOOKYARD_WORKER_FORK", "1") != "0",
+              show_default="fork, or HOOKYARD_WORKER_FORK=0",
+              help="Run each job in a forked child (isolation) or in the worker itself (several times the "
+                   "throughput: no per-job fork, warm caches and connections).")
+def worker(burst, fork):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
     from rq.serializers import JSONSerializer
-    from rq.worker import RoundRobinWorker
+    from sqlalchemy.orm import configure_mappers
 
     from . import runtime
-    from .jobqueue import shard_queues
+    from .jobqueue import shard_queues, worker_class
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.
     rt = runtime.build_runtime(Settings.from_env())
     runtime.install(rt)
+    # Work every job would otherwise redo in its forked child: configuring the ORM mappers.
+    configure_mappers()
     rt.db.dispose()  # no pooled connection may cross the fork into a job
-    w = RoundRobinWorker(shard_queues(rt), connection=rt.redis, serializer=JSONSerializer)
+    w = worker_class(fork)(shard_queues(rt), connection=rt.redis, serializer=JSONSerializer)
     w.work(with_scheduler=True, burst=burst)
 
 

@@ -63,8 +63,12 @@ def product_for(session: Session, marketplace_id: int, product: dict | None) -> 
         # A sale of a product we have never seen: create it so merchants can attach rules to it.
         found = Product(marketplace_id=marketplace_id, external_id=external_id,
                         name=product.get("name") or "", auto_created=True)
-        with session.begin_nested():
-            session.add(found)
+        try:
+            with session.begin_nested():
+                session.add(found)
+        except IntegrityError:  # a concurrent first sale of the same product created it
+            found = session.scalar(select(Product).where(Product.marketplace_id == marketplace_id,
+                                                         Product.external_id == external_id))
     return found
 
 
