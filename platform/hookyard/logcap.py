@@ -4,7 +4,10 @@ Each entry takes the next number of its marketplace's counter when it is created
 finishes, so the log is ordered by latest activity. Trimming finds the number of the cap-th newest
 entry by walking the (marketplace_id, log_seq) index from the top, then deletes the finished
 entries at or below it. The table never holds much more than the cap, so a trim costs the same
-after a thousand events as after a million. Unfinished entries are never trimmed.
+after a thousand events as after a million. Unfinished entries are never trimmed; they are numbered
+anew when they finish, so nothing below the last trim ever needs deleting again. The delete is
+therefore bounded below by ``log_floor`` too, which keeps it off the index entries of earlier
+deletes (dead tuples until PostgreSQL vacuums them).
 """
 from __future__ import annotations
 
@@ -30,9 +33,14 @@ def trim(session: Session, marketplace_id: int, cap: int) -> int:
     )
     if boundary is None:
         return 0
+    floor = session.scalar(select(Marketplace.log_floor).where(Marketplace.id == marketplace_id))
+    if boundary <= floor:
+        return 0
     result = session.execute(
         delete(Run)
-        .where(Run.marketplace_id == marketplace_id, Run.log_seq <= boundary, Run.status.in_(FINAL_STATES))
+        .where(Run.marketplace_id == marketplace_id, Run.log_seq > floor, Run.log_seq <= boundary,
+               Run.status.in_(FINAL_STATES))
         .execution_options(synchronize_session=False)
     )
+    session.execute(update(Marketplace).where(Marketplace.id == marketplace_id).values(log_floor=boundary))
     return result.rowcount or 0

@@ -41,8 +41,9 @@ class Marketplace(Base):
     __tablename__ = "marketplaces"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    # Monotonic counter of log entries ever written: trimming keeps entries with seq > counter - cap.
+    # Numbers handed to log entries (hookyard.logcap): the last one given, and the highest one trimmed.
     log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    log_floor: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:25:18.137099
+Create Date: 2026-11-25 22:23:38.093598
 """
 from alembic import op
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('log_seq', sa.BigInteger(), nullable=False),
+    sa.Column('log_floor', sa.BigInteger(), nullable=False),
     sa.Column('created_at', hookyard.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
