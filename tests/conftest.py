@@ -148,9 +148,10 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
     def start(**extra_env):
         log_path = tmp_path / f"worker-{len(procs)}.log"
         log = open(log_path, "wb")
+        # Its own session, so a test can kill the worker together with the job it forked.
         proc = subprocess.Popen([str(Path(sys.executable).parent / "hookyard"), "worker"],
                                 env=worker_env(settings, plugin_site, **extra_env), stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         procs.append((proc, log, log_path))
         # Ready when it has registered itself with RQ.
         wait_for(lambda: proc.poll() is not None or _worker_registered(runtime, proc.pid), timeout=30,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "recorder-secret-token-123"
@@ -13,6 +14,7 @@ class Recorder:
         self.calls: list[dict] = []
         self.requests: list[tuple[str, str]] = []
         self.hooks: list[tuple[dict, dict]] = []  # (headers, body) of plain webhook posts to /hook
+        self.holds: dict[str, float] = {}  # email -> seconds to hold its next call before answering
         # email -> list of (status, body, headers) answers, consumed in order; then 200.
         self.script: dict[str, list[tuple[int, str, dict]]] = {}
         self.options = {"channels": [{"id": "general", "name": "General"}, {"id": "vip", "name": "VIP"}]}
@@ -62,6 +64,9 @@ class Recorder:
                         queue = recorder.script.get(body.get("email"), [])
                         status, text, headers = queue.pop(0) if queue else (200, "recorded", {})
                         recorder.calls.append({**body, "answered": status})
+                    hold = recorder.holds.pop(body.get("email"), 0)
+                if hold:
+                    time.sleep(hold)  # an action in flight, for tests that kill the worker running it
                 self._send(status, text, headers)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -117,11 +117,10 @@ def db_upgrade(revision):
                    "throughput: no per-job fork, warm caches and connections).")
 def worker(burst, fork):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
-    from rq.serializers import JSONSerializer
     from sqlalchemy.orm import configure_mappers
 
     from . import runtime
-    from .jobqueue import shard_queues, worker_class
+    from .jobqueue import make_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.
@@ -130,8 +129,8 @@ def worker(burst, fork):
     # Work every job would otherwise redo in its forked child: configuring the ORM mappers.
     configure_mappers()
     rt.db.dispose()  # no pooled connection may cross the fork into a job
-    w = worker_class(fork)(shard_queues(rt), connection=rt.redis, serializer=JSONSerializer)
-    w.work(with_scheduler=True, burst=burst)
+    # RQ runs its maintenance, and with it our sweep, first thing: what a dead worker left is recovered.
+    make_worker(rt, fork).work(with_scheduler=True, burst=burst)
 
 
 @main.group()

@@ -54,14 +54,32 @@ def enqueue_run(rt: Runtime, run: Run) -> None:
         queue.enqueue("hookyard.jobs.run_rule", run.id, **options)
 
 
-class RoundRobinSimpleWorker(SimpleWorker):
+class Sweeping:
+    """Sweeps with RQ's maintenance, which every worker runs between jobs and while idle."""
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        from .jobs import sweep
+
+        sweep()
+
+
+class ForkingWorker(Sweeping, RoundRobinWorker):
+    pass
+
+
+class NonForkingWorker(Sweeping, SimpleWorker):
     reorder_queues = RoundRobinWorker.reorder_queues
 
 
-def worker_class(fork: bool):
+def make_worker(rt: Runtime, fork: bool):
     """Forking isolates each job in a child; not forking runs several times faster (warm caches and
-    connections). Both serve the shard queues round robin."""
-    return RoundRobinWorker if fork else RoundRobinSimpleWorker
+    connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
+    interval = rt.settings.sweep_interval
+    return (ForkingWorker if fork else NonForkingWorker)(
+        shard_queues(rt), connection=rt.redis, serializer=JSONSerializer, maintenance_interval=interval,
+        # An idle worker waits on the queues for worker_ttl - 15 s between maintenance runs.
+        worker_ttl=interval + 15, job_monitoring_interval=max(1, min(30, (interval + 15) // 3)))
 
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

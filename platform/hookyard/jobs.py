@@ -1,4 +1,5 @@
-"""The job the worker runs for each (event, rule): module-level, takes only the run's id."""
+"""The jobs the worker runs: ``run_rule`` for each (event, rule), taking only the run's id, and
+``sweep``, which finds runs whose worker died or whose job never reached Redis."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,8 @@ import random
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import select, update
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import logcap, runtime
@@ -167,3 +169,75 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
     session.commit()
     log.info("run %s %s (attempt %s): %s", run.id, run.status, run.attempts, run.reason or "")
     return run.status
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+SWEEP_BATCH = 500
+LIVE_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
+
+
+def sweep() -> dict:
+    """Recovers runs that nothing would finish. Every worker runs it at start and with RQ's maintenance
+    (hookyard.jobqueue), so recovery needs neither RQ's scheduler nor a surviving worker. Safe to run
+    anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
+    rt = runtime.current()
+    try:
+        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt)}
+    except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
+        log.exception("sweep failed")
+        return {}
+    finally:
+        rt.db.dispose()  # a forking worker's parent must not hand a pooled connection to its next job
+
+
+def _recover_stuck(rt: Runtime) -> int:
+    """A run "running" past its job timeout lost its worker (killed, crashed, timed out): that attempt failed."""
+    cutoff = utcnow() - timedelta(seconds=rt.settings.job_timeout + rt.settings.stuck_grace)
+    recovered = 0
+    with rt.db.session() as session:
+        stuck = list(session.execute(select(Run.id, Run.started_at).where(
+            Run.status == "running", Run.started_at < cutoff).limit(SWEEP_BATCH)))
+        for run_id, started_at in stuck:
+            taken = session.execute(update(Run).where(Run.id == run_id, Run.status == "running",
+                                                      Run.started_at == started_at)
+                                    .values(started_at=utcnow()).execution_options(synchronize_session=False))
+            session.commit()
+            if taken.rowcount != 1:
+                continue  # it finished, or another sweeper took it
+            run = session.get(Run, run_id)
+            log.warning("run %s was still running %s after its attempt began: its worker stopped", run_id,
+                        utcnow() - started_at)
+            outcome = Outcome.failed("the worker running this attempt stopped (crashed, killed or timed out)",
+                                     retryable=True)
+            _record(rt, session, run, outcome, started_at, utcnow())
+            recovered += 1
+    return recovered
+
+
+def _redispatch_lost(rt: Runtime) -> int:
+    """A queued run whose job is not in Redis (Redis was down when it was enqueued), or whose scheduled
+    job is overdue (no scheduler is running: its lock died with a killed worker), is enqueued again."""
+    from rq.job import Job
+
+    due = utcnow() - timedelta(seconds=rt.settings.sweep_interval)
+    redispatched = 0
+    with rt.db.session() as session:
+        queued = list(session.scalars(select(Run).where(
+            Run.status == "queued", func.coalesce(Run.not_before, Run.created_at) < due).order_by(Run.id)
+            .limit(SWEEP_BATCH)))
+        if not queued:
+            return 0
+        jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
+        for run, job in zip(queued, jobs, strict=True):
+            status = job.get_status(refresh=False) if job is not None else None
+            if status in LIVE_JOB_STATES and not (status == "scheduled" and run.not_before and run.not_before < due):
+                continue
+            log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id,
+                        "overdue" if status == "scheduled" else "not in Redis")
+            if job is not None:
+                job.delete()
+            run.not_before = None
+            _dispatch_again(rt, session, run)
+            redispatched += 1
+    return redispatched

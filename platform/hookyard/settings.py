@@ -39,6 +39,9 @@ class Settings:
     retry_base_delay: float = 30.0
     retry_max_delay: float = 6 * 3600.0
     job_timeout: int = 300
+    sweep_interval: int = 60
+    # A run still "running" this long after its attempt started has lost its worker (job_timeout + grace).
+    stuck_grace: int = 60
     disabled_plugins: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -58,6 +61,8 @@ class Settings:
             retry_base_delay=_number(env, "HOOKYARD_RETRY_BASE_DELAY", 30.0, float),
             retry_max_delay=_number(env, "HOOKYARD_RETRY_MAX_DELAY", 6 * 3600.0, float),
             job_timeout=_number(env, "HOOKYARD_JOB_TIMEOUT", 300),
+            sweep_interval=max(1, _number(env, "HOOKYARD_SWEEP_INTERVAL", 60)),
+            stuck_grace=_number(env, "HOOKYARD_STUCK_GRACE", 60),
             disabled_plugins=frozenset(
                 n.strip() for n in env.get("HOOKYARD_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

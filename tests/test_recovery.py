@@ -1,0 +1,50 @@
+"""Recovery: a run whose worker died mid-action, or whose job never reached Redis, still finishes."""
+import os
+import signal
+from dataclasses import replace
+
+import pytest
+
+from hookyard.emit import emit
+from hookyard.models import Marketplace
+from hookyard.runtime import Runtime
+
+from .conftest import purchase
+from .test_e2e import wait_status
+from .waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+FAST_SWEEPS = dict(HOOKYARD_JOB_TIMEOUT="1", HOOKYARD_STUCK_GRACE="0", HOOKYARD_SWEEP_INTERVAL="1",
+                   HOOKYARD_RETRY_BASE_DELAY="0.1", HOOKYARD_RETRY_MAX_DELAY="0.2")
+
+
+def test_a_worker_killed_mid_action_leaves_no_run_running(setup, api, recorder, start_worker):
+    setup.rule(setup.integration())
+    recorder.holds["ada@example.com"] = 30  # the first call is still in flight when the worker dies
+    first = start_worker()
+    event = setup.emit(purchase())
+    wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and the job it forked
+    first.wait(timeout=10)
+    assert [r["status"] for r in api.get(f"/api/v1/events/{event['id']}").json["runs"]] == ["running"]
+
+    start_worker(**FAST_SWEEPS)
+    [run] = wait_status(api, event["id"])
+    assert (run["status"], run["attempts"]) == ("succeeded", 2)
+    history = api.get(f"/api/v1/logs/{run['id']}").json["history"]
+    assert history[0]["status"] == "failed" and "worker running this attempt stopped" in history[0]["reason"]
+    assert [c["attempt"] for c in recorder.calls_for("ada@example.com")] == [1, 2]
+
+
+def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(setup, api, runtime, start_worker,
+                                                                               caplog):
+    setup.rule(setup.integration())
+    no_redis = Runtime(settings=replace(runtime.settings, redis_url="redis://127.0.0.1:9/0"), db=runtime.db,
+                       registry=runtime.registry)
+    with runtime.db.session() as s:
+        store = s.query(Marketplace).filter_by(name="store-a").one()
+        event = emit(no_redis, s, store, "samcart.product_purchased", purchase()).event
+    assert "stays queued: Redis unreachable" in caplog.text
+    start_worker(**FAST_SWEEPS)
+    [run] = wait_status(api, event.id)
+    assert (run["status"], run["attempts"]) == ("succeeded", 1)
