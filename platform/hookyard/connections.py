@@ -68,10 +68,6 @@ def _call_app(app: App, fn, *args) -> dict:
         raise VerificationFailed(failure) from exc
 
 
-def _verify(app: App, config: dict) -> dict:
-    return _call_app(app, app.verify, config)
-
-
 def _store_config(rt: Runtime, integration: Integration, app: App, config: dict) -> None:
     secret_names = set(app.secret_fields)
     integration.config = {k: v for k, v in config.items() if k not in secret_names}
@@ -86,7 +82,7 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
         config = app.config_schema().load(config or {})
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from exc
-    info = _verify(app, config)  # nothing is saved unless the remote accepts the credentials
+    info = _call_app(app, app.verify, config)  # nothing is saved unless the remote accepts the credentials
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
     _store_config(rt, integration, app, config)
@@ -108,7 +104,7 @@ def update(rt: Runtime, session: Session, integration: Integration, name: str | 
             merged = app.config_schema().load(merged)
         except ValidationError as exc:
             raise ValidationError({"config": exc.messages}) from exc
-        integration.info = _verify(app, merged)
+        integration.info = _call_app(app, app.verify, merged)
         _store_config(rt, integration, app, merged)
         integration.status, integration.status_reason, integration.verified_at = "connected", None, utcnow()
     session.flush()

@@ -112,8 +112,7 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
     session.add_all(runs)
     event.matched_rules = len(runs)
     session.flush()
-    if runs:
-        logcap.trim(session, marketplace.id, rt.settings.log_cap)
+    # No trim here: new entries are unfinished, and every run trims the log when it finishes.
     session.commit()
     enqueue_runs(rt, runs)
     return Emitted(event, True, runs)
