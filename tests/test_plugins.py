@@ -70,7 +70,7 @@ def test_plugins_endpoint_lists_version_hooks_triggers_and_apps(api):
     assert plugins["samcart"]["version"] == "0.1.0"
     assert plugins["samcart"]["hooks"] == ["register_trigger_types"] and len(plugins["samcart"]["trigger_types"]) == 17
     assert plugins["recorder"] == {"name": "recorder", "version": "0.0.1", "hooks": ["register_apps"],
-                                   "trigger_types": [], "apps": ["recorder"]}
+                                   "trigger_types": [], "apps": ["recorder"], "blueprints": []}
 
 
 def test_plugins_cli_lists_the_same(plugin_site):
@@ -85,7 +85,7 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
 def test_every_hook_has_a_docstring():
-    assert HOOKS == ["register_apps", "register_trigger_types"]
+    assert HOOKS == ["register_apps", "register_blueprints", "register_trigger_types"]
     for name in HOOKS:
         assert getattr(hookspecs, name).__doc__, name
 
@@ -119,6 +119,26 @@ def test_hook_register_apps(plugin_site):
     registry = load_registry(disabled=set(), extra=[plugin("pinger", register_apps=lambda register: register(app))])
     assert registry.apps["pinger"].action("ping") is action
     assert registry.owner("app", "pinger") == "pinger"
+
+
+def test_hook_register_blueprints(plugin_site, settings):
+    """A plugin's blueprint is served by the app; a second blueprint of the same name is refused."""
+    from flask import Blueprint
+
+    from hookyard.app import create_app
+
+    pages = Blueprint("pages", __name__)
+    pages.add_url_rule("/hello-page", "hello", lambda: "hello from a plugin")
+    registry = load_registry(disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages))])
+    assert registry.owner("blueprint", "pages") == "pages"
+    assert next(p for p in registry.plugins() if p.name == "pages").blueprints == ["pages"]
+    response = create_app(settings, registry=registry).test_client().get("/hello-page")
+    assert response.status_code == 200 and response.text == "hello from a plugin"
+    twin = plugin("twin", register_blueprints=lambda register: register(Blueprint("pages", __name__)))
+    with pytest.raises(PluginError, match="duplicate blueprint key 'pages'") as refused:
+        load_registry(disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages)),
+                                             twin])
+    assert "plugin 'pages'" in str(refused.value) and "plugin 'twin'" in str(refused.value)
 
 
 def test_an_app_with_two_actions_of_one_key_is_refused(plugin_site):

@@ -23,6 +23,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     _configure_logging()
     app.register_blueprint(health.bp)
     init_api(app)
+    # Plugins' pages and endpoints (the web UI among them) after the core's, so theirs cannot shadow it.
+    for blueprint in runtime.registry.blueprints.values():
+        app.register_blueprint(blueprint)
 
     @app.teardown_appcontext
     def _close_session(_exc):

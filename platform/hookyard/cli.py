@@ -36,6 +36,8 @@ def plugins(as_json):
             click.echo(f"  trigger types: {', '.join(p['trigger_types'])}")
         if p["apps"]:
             click.echo(f"  apps: {', '.join(p['apps'])}")
+        if p["blueprints"]:
+            click.echo(f"  blueprints: {', '.join(p['blueprints'])}")
 
 
 @main.group()
@@ -82,16 +84,47 @@ def tokens_list(marketplace):
 def tokens_revoke(token_id):
     """Revoke a token by the id `tokens list` shows."""
     from .db import Database
-    from .models import ApiToken, utcnow
+    from .models import ApiToken
+    from .tokens import revoke_token
 
     db = Database(Settings.from_env().database_url)
     with db.session() as session:
         token = session.get(ApiToken, token_id)
         if token is None:
             raise click.ClickException(f"no token with id {token_id}")
-        token.revoked_at = token.revoked_at or utcnow()
+        revoke_token(token)
         session.commit()
     click.echo(f"token {token_id} revoked")
+
+
+@main.group()
+def users():
+    """People who sign in to the web UI."""
+
+
+@users.command("create")
+@click.option("--marketplace", required=True, help="Marketplace name; created if it does not exist.")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
+@click.option("--password", envvar="HOOKYARD_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
+def users_create(marketplace, email, role, password):
+    """Create a user who can sign in to the web UI."""
+    from marshmallow import ValidationError
+
+    from .accounts import create_user
+    from .db import Database
+    from .tokens import get_or_create_marketplace
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        try:
+            user = create_user(session, get_or_create_marketplace(session, marketplace),
+                               {"email": email, "password": password, "role": role})
+        except ValidationError as exc:
+            raise click.ClickException("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items())) from exc
+        session.commit()
+        click.echo(f"created {user.role} {user.email} for marketplace {marketplace}")
 
 
 @main.group()

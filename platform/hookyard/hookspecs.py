@@ -16,3 +16,10 @@ def register_trigger_types(register):
 @hookspec
 def register_apps(register):
     """Register apps (integration types) with their actions: ``register(App(...))``."""
+
+
+@hookspec
+def register_blueprints(register):
+    """Register Flask blueprints (pages or extra endpoints) on the server: ``register(blueprint)``.
+
+    The web UI (``hookyard-web``) is one; without any, the server is the REST API alone."""

@@ -128,11 +128,11 @@ def _defer(rt: Runtime, session: Session, run: Run, deferred: Deferred) -> str:
     run.status = "queued"
     run.reason = f"waiting {deferred.seconds:.1f} s: {deferred.reason}"
     run.not_before = utcnow() + timedelta(seconds=deferred.seconds)
-    _dispatch_again(rt, session, run)
+    dispatch_again(rt, session, run)
     return "deferred"
 
 
-def _dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
+def dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
     run.dispatches += 1
     run.job_id = run_job_id(run.event_id, run.rule_id, run.dispatches)
     session.commit()
@@ -142,26 +142,35 @@ def _dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
         log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
 
 
+def attempts_since_replay(run: Run) -> int:
+    """Attempts that count against the retry budget: a replay (hookyard.replay) starts a fresh one."""
+    for entry in reversed(run.history or []):
+        if "replayed_at" in entry:
+            return run.attempts - entry["after_attempt"]
+    return run.attempts
+
+
 def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished) -> str:
     entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
              "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
     if outcome.details:
         entry["details"] = dict(outcome.details)
-    if outcome.status == "failed" and outcome.retryable and run.attempts < rt.settings.retry_max_attempts:
-        delay = retry_delay(rt, run.attempts, outcome.retry_after)
+    if (outcome.status == "failed" and outcome.retryable
+            and attempts_since_replay(run) < rt.settings.retry_max_attempts):
+        delay = retry_delay(rt, attempts_since_replay(run), outcome.retry_after)
         entry["retry_in"] = round(delay, 3)
         run.history = [*(run.history or []), entry]
         run.status = "queued"
         run.not_before = finished + timedelta(seconds=delay)
         run.reason = f"attempt {run.attempts} failed: {outcome.reason}; retrying at {run.not_before.isoformat()}"
         log.info("run %s attempt %s failed, retrying in %.1f s: %s", run.id, run.attempts, delay, outcome.reason)
-        _dispatch_again(rt, session, run)
+        dispatch_again(rt, session, run)
         return run.status
     run.history = [*(run.history or []), entry]
     run.status = outcome.status
     run.reason = outcome.reason
     if outcome.status == "failed" and outcome.retryable:
-        run.reason = f"gave up after {run.attempts} attempts: {outcome.reason}"
+        run.reason = f"gave up after {attempts_since_replay(run)} attempts: {outcome.reason}"
     run.finished_at = finished
     # Renumbered on finishing: a delayed or retried run shows up among the newest entries and is kept.
     run.log_seq = logcap.reserve_log_seqs(session, run.marketplace_id, 1)
@@ -238,6 +247,6 @@ def _redispatch_lost(rt: Runtime) -> int:
             if job is not None:
                 job.delete()
             run.not_before = None
-            _dispatch_again(rt, session, run)
+            dispatch_again(rt, session, run)
             redispatched += 1
     return redispatched

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 import pluggy
+from flask import Blueprint
 
 from . import hookspecs
 from .contract import App, TriggerType
@@ -24,6 +25,7 @@ class PluginInfo:
     hooks: list[str]
     trigger_types: list[str] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)
+    blueprints: list[str] = field(default_factory=list)
 
 
 class Registry:
@@ -33,9 +35,11 @@ class Registry:
         self.pm = pm
         self.trigger_types: dict[str, TriggerType] = {}
         self.apps: dict[str, App] = {}
+        self.blueprints: dict[str, Blueprint] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._collect("trigger type", self.trigger_types, pm.hook.register_trigger_types, TriggerType)
         self._collect("app", self.apps, pm.hook.register_apps, App)
+        self._collect("blueprint", self.blueprints, pm.hook.register_blueprints, Blueprint, key=lambda b: b.name)
         for app in self.apps.values():
             seen = set()
             for action in app.actions:
@@ -43,7 +47,7 @@ class Registry:
                     raise PluginError(f"app {app.key!r} registers action {action.key!r} twice")
                 seen.add(action.key)
 
-    def _collect(self, kind, target, hook, cls):
+    def _collect(self, kind, target, hook, cls, key=lambda obj: obj.key):
         # Call each implementation on its own so every registration is attributed to its plugin.
         for impl in reversed(hook.get_hookimpls()):
             plugin_name = impl.plugin_name
@@ -51,18 +55,21 @@ class Registry:
             def register(obj, _plugin=plugin_name):
                 if not isinstance(obj, cls):
                     raise PluginError(f"plugin {_plugin!r} registered {obj!r}; expected {cls.__name__}(...)")
-                owner = self._owner.get((kind, obj.key))
+                owner = self._owner.get((kind, key(obj)))
                 if owner is not None:
                     raise PluginError(
-                        f"duplicate {kind} key {obj.key!r}: registered by plugin {owner!r} and by plugin {_plugin!r}"
+                        f"duplicate {kind} key {key(obj)!r}: registered by plugin {owner!r} and by plugin {_plugin!r}"
                     )
-                self._owner[(kind, obj.key)] = _plugin
-                target[obj.key] = obj
+                self._owner[(kind, key(obj))] = _plugin
+                target[key(obj)] = obj
 
             impl.function(register=register)
 
     def owner(self, kind: str, key: str) -> str | None:
         return self._owner.get((kind, key))
+
+    def _owned(self, kind: str, plugin: str) -> list[str]:
+        return sorted(k for (kd, k), owner in self._owner.items() if kd == kind and owner == plugin)
 
     def plugins(self) -> list[PluginInfo]:
         infos = []
@@ -76,8 +83,9 @@ class Registry:
                 name=name,
                 version=dist.version if dist else None,
                 hooks=hooks,
-                trigger_types=sorted(k for (kind, k), o in self._owner.items() if kind == "trigger type" and o == name),
-                apps=sorted(k for (kind, k), o in self._owner.items() if kind == "app" and o == name),
+                trigger_types=self._owned("trigger type", name),
+                apps=self._owned("app", name),
+                blueprints=self._owned("blueprint", name),
             ))
         return infos
 

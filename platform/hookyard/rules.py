@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from marshmallow import ValidationError
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from .models import Integration, Product, Rule
@@ -59,8 +60,43 @@ def _check_options(schema, params: dict, integration: Integration) -> dict:
     return errors
 
 
+def listing(marketplace_id: int, filters: dict) -> Select:
+    """A marketplace's rules, by id; ``filters``: product_id, scope ("global" or "product"), trigger."""
+    query = select(Rule).where(Rule.marketplace_id == marketplace_id)
+    if filters.get("product_id") is not None:
+        query = query.where(Rule.product_id == filters["product_id"])
+    if filters.get("scope") == "global":
+        query = query.where(Rule.product_id.is_(None))
+    elif filters.get("scope") == "product":
+        query = query.where(Rule.product_id.is_not(None))
+    if filters.get("trigger"):
+        query = query.where(Rule.trigger == filters["trigger"])
+    return query.order_by(Rule.id)
+
+
+def create(rt: Runtime, session: Session, marketplace_id: int, values: dict) -> Rule:
+    rule = apply(Rule(marketplace_id=marketplace_id), validate(rt, session, marketplace_id, values))
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def update(rt: Runtime, session: Session, rule: Rule, changes: dict) -> Rule:
+    """Applies ``changes`` when the rule they produce is valid as a whole."""
+    merged = {**{k: getattr(rule, k) for k in EDITABLE}, **changes}
+    if merged["integration_id"] is None:
+        if set(changes) <= {"enabled"} and not merged["enabled"]:
+            rule.enabled = False  # a rule orphaned by a deleted integration can still be switched off
+            return rule
+        raise ValidationError({"integration_id": ["Choose an integration: its old one was deleted."]})
+    return apply(rule, validate(rt, session, rule.marketplace_id, merged))
+
+
+EDITABLE = ("product_id", "trigger", "integration_id", "action", "params", "enabled")
+
+
 def apply(rule: Rule, values: dict) -> Rule:
-    for key in ("product_id", "trigger", "integration_id", "action", "params", "enabled"):
+    for key in EDITABLE:
         if key in values:
             setattr(rule, key, values[key])
     return rule

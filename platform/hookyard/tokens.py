@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import ApiToken, Marketplace
+from .models import ApiToken, Marketplace, utcnow
 
 TOKEN_PREFIX = "hy_"
 
@@ -39,3 +39,7 @@ def marketplace_for_token(session: Session, token: str) -> Marketplace | None:
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
     ).scalar_one_or_none()
     return row
+
+
+def revoke_token(token: ApiToken) -> None:
+    token.revoked_at = token.revoked_at or utcnow()

@@ -33,6 +33,7 @@ class PluginSchema(BaseSchema):
     hooks = fields.List(fields.String())
     trigger_types = fields.List(fields.String())
     apps = fields.List(fields.String())
+    blueprints = fields.List(fields.String(), metadata={"description": "Flask blueprints (pages, endpoints)."})
 
 
 class TriggerSchema(BaseSchema):

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from flask_smorest import abort
 from marshmallow import fields, validate
-from sqlalchemy import func, or_, select
 
-from ..models import RUN_STATES, Event, Product, Rule, Run
+from .. import logsearch, replay
+from ..models import RUN_STATES, Run
 from .auth import api_blueprint
-from .base import BaseSchema, page_of, marketplace_id, owned, session
+from .base import BaseSchema, marketplace_id, owned, page_of, rt, session
 from .runs import LogEntryDetailSchema, LogEntrySchema
 
 blp = api_blueprint("logs", "The integration log")
@@ -24,12 +25,6 @@ class LogQuerySchema(BaseSchema):
     until = fields.DateTime(metadata={"description": "Created before (ISO 8601)."})
 
 
-def _aware(dt):
-    from datetime import timezone
-
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 @blp.route("")
 class Logs(MethodView):
     @blp.arguments(LogQuerySchema, location="query")
@@ -37,21 +32,7 @@ class Logs(MethodView):
     @blp.paginate(page_size=50, max_page_size=200)
     def get(self, args, pagination_parameters):
         """Search the log, newest first"""
-        query = select(Run).where(Run.marketplace_id == marketplace_id())
-        for name in ("status", "trigger", "action", "product_id", "integration_id"):
-            if name in args:
-                query = query.where(getattr(Run, name) == args[name])
-        if "since" in args:
-            query = query.where(Run.created_at >= _aware(args["since"]))
-        if "until" in args:
-            query = query.where(Run.created_at < _aware(args["until"]))
-        if args.get("q"):
-            like = f"%{args['q'].strip().lower()}%"
-            query = query.outerjoin(Product, Product.id == Run.product_id).where(or_(
-                func.lower(Run.email).like(like), func.lower(Run.trigger).like(like),
-                func.lower(Run.action).like(like), func.lower(Run.reason).like(like),
-                func.lower(Product.name).like(like), func.lower(Product.external_id).like(like),
-            ))
+        query = logsearch.search(marketplace_id(), args)
         return page_of(query, pagination_parameters, Run.log_seq.desc())
 
 
@@ -61,7 +42,31 @@ class LogEntryById(MethodView):
     def get(self, entry_id):
         """Show a log entry: the trigger payload, the rule's parameters and every attempt"""
         run = owned(Run, entry_id)
-        event = session().get(Event, run.event_id)
-        rule = session().get(Rule, run.rule_id) if run.rule_id else None
-        out = {c: getattr(run, c) for c in LogEntrySchema().fields}
-        return {**out, "history": run.history or [], "payload": event.payload, "params": rule.params if rule else None}
+        return {**{c: getattr(run, c) for c in LogEntrySchema().fields}, **logsearch.detail(session(), run)}
+
+
+class RetriedSchema(BaseSchema):
+    retried = fields.List(fields.Integer(), metadata={"description": "The entries put back on the queue."})
+
+
+@blp.route("/<int:entry_id>/retry")
+class LogEntryRetry(MethodView):
+    @blp.response(202, LogEntrySchema)
+    @blp.alt_response(409, response="CONFLICT", description="The entry is not failed (nothing to retry).")
+    def post(self, entry_id):
+        """Retry a failed entry: the stored payload, the rule's current parameters, a fresh retry budget"""
+        run = owned(Run, entry_id)
+        try:
+            replay.replay(rt(), session(), run, by="the API")
+        except replay.NotReplayable as exc:
+            abort(409, message=str(exc))
+        return run
+
+
+@blp.route("/retry")
+class LogRetryMatching(MethodView):
+    @blp.arguments(LogQuerySchema)
+    @blp.response(202, RetriedSchema)
+    def post(self, args):
+        """Retry every failed entry matching a log filter (the same fields as the search), up to 1,000 a call"""
+        return {"retried": replay.replay_matching(rt(), session(), marketplace_id(), args, by="the API")}

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
-from sqlalchemy import func, select
 
+from .. import products as product_service
 from ..models import Product
 from .auth import api_blueprint
 from .base import BaseSchema, page_of, marketplace_id, owned, session
@@ -37,10 +37,7 @@ class Products(MethodView):
     @blp.paginate()
     def get(self, args, pagination_parameters):
         """List products"""
-        query = select(Product).where(Product.marketplace_id == marketplace_id())
-        if args.get("q"):
-            like = f"%{args['q'].lower()}%"
-            query = query.where(func.lower(Product.name).like(like) | func.lower(Product.external_id).like(like))
+        query = product_service.search(marketplace_id(), args.get("q"))
         return page_of(query, pagination_parameters, Product.id)
 
     @blp.arguments(ProductSchema)
@@ -48,15 +45,10 @@ class Products(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="A product with this external_id exists.")
     def post(self, body):
         """Add a product before its first sale"""
-        external_id = body["external_id"].strip()
-        exists = session().scalar(select(Product.id).where(Product.marketplace_id == marketplace_id(),
-                                                           Product.external_id == external_id))
-        if exists is not None:
-            abort(409, message=f"product with external_id {external_id!r} already exists (id {exists})",
-                  errors={"json": {"external_id": ["Already exists."]}})
-        product = Product(marketplace_id=marketplace_id(), external_id=external_id, name=body["name"],
-                          auto_created=False)
-        session().add(product)
+        try:
+            product = product_service.create(session(), marketplace_id(), body["external_id"], body["name"])
+        except product_service.ProductExists as exc:
+            abort(409, message=exc.message, errors={"json": exc.messages})
         session().commit()
         return product
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate
-from sqlalchemy import select
 
 from .. import rules as rule_service
 from ..models import Rule
@@ -51,27 +50,16 @@ class Rules(MethodView):
     @blp.response(200, RuleOutSchema(many=True))
     def get(self, args):
         """List rules; filter by product, by scope (global or product) or by trigger"""
-        query = select(Rule).where(Rule.marketplace_id == marketplace_id())
-        if "product_id" in args:
-            query = query.where(Rule.product_id == args["product_id"])
-        if args.get("scope") == "global":
-            query = query.where(Rule.product_id.is_(None))
-        elif args.get("scope") == "product":
-            query = query.where(Rule.product_id.is_not(None))
-        if args.get("trigger"):
-            query = query.where(Rule.trigger == args["trigger"])
-        return list(session().scalars(query.order_by(Rule.id)))
+        return list(session().scalars(rule_service.listing(marketplace_id(), args)))
 
     @blp.arguments(RuleSchema)
     @blp.response(201, RuleOutSchema)
     def post(self, body):
         """Create a rule; parameters are checked against the action and the integration's options"""
         try:
-            values = rule_service.validate(rt(), session(), marketplace_id(), body)
+            rule = rule_service.create(rt(), session(), marketplace_id(), body)
         except ValidationError as exc:
             abort_invalid(exc, message="The rule is not valid.")
-        rule = rule_service.apply(Rule(marketplace_id=marketplace_id()), values)
-        session().add(rule)
         session().commit()
         return rule
 
@@ -88,20 +76,10 @@ class RuleById(MethodView):
     def patch(self, body, rule_id):
         """Change a rule (enable, disable, new parameters, …); the result is validated as a whole"""
         rule = owned(Rule, rule_id)
-        current = {k: getattr(rule, k) for k in ("product_id", "trigger", "integration_id", "action", "params",
-                                                 "enabled")}
-        merged = {**current, **body}
-        if merged["integration_id"] is None and set(body) <= {"enabled"} and not merged["enabled"]:
-            rule.enabled = False  # a rule orphaned by a deleted integration can still be switched off
-            session().commit()
-            return rule
-        if merged["integration_id"] is None:
-            abort_invalid(ValidationError({"integration_id": ["Choose an integration: its old one was deleted."]}))
         try:
-            values = rule_service.validate(rt(), session(), marketplace_id(), merged)
+            rule_service.update(rt(), session(), rule, body)
         except ValidationError as exc:
             abort_invalid(exc, message="The rule is not valid.")
-        rule_service.apply(rule, values)
         session().commit()
         return rule
 

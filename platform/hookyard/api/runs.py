@@ -15,6 +15,10 @@ class AttemptSchema(BaseSchema):
     retryable = fields.Boolean()
     retry_in = fields.Float(metadata={"description": "Seconds until the next attempt, when one was scheduled."})
     details = fields.Dict(metadata={"description": "What the action reported, e.g. {\"circle_calls\": 1}."})
+    # An entry with these marks a replay rather than an attempt: the attempts after it are the replay's.
+    replayed_at = fields.String(metadata={"description": "Set on replay entries: when a retry was requested."})
+    replayed_by = fields.String(metadata={"description": "Who requested it (a user's email, or 'the API')."})
+    after_attempt = fields.Integer(metadata={"description": "The number of attempts made before the replay."})
 
 
 class LogEntrySchema(BaseSchema):
