@@ -4,16 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-PLUGINS := plugins/samcart_triggers plugins/circle
+PLUGINS := plugins/samcart_triggers plugins/circle web
 PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
 
-.PHONY: run test openapi bench clean
+.PHONY: run test screenshots openapi bench clean
 
 run: $(STAMP)
 	$(BIN)/hookyard run
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests, writing their page screenshots into the docs.
+screenshots: $(TEST_STAMP)
+	HOOKYARD_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/web $(PYTEST_ARGS)
 
 openapi: $(STAMP)
 	$(BIN)/hookyard openapi write openapi.json

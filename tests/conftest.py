@@ -22,6 +22,8 @@ from hookyard.tokens import create_token, get_or_create_marketplace
 from .recorder import Recorder
 from .waiting import wait_for
 
+pytest_plugins = ["tests.circle.fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PLUGINS = [ROOT / "tests" / "plugins" / "hookyard_recorder", ROOT / "examples" / "hookyard-hello"]
 POSTGRES_URL = os.environ.get("HOOKYARD_TEST_POSTGRES_URL")

@@ -48,6 +48,24 @@ def test_tokens_create_list_and_revoke_against_the_test_database(settings, runti
     assert run_cli("tokens", "revoke", "99999", env=env).returncode != 0
 
 
+def test_users_create_makes_an_account_that_signs_in(settings, runtime):
+    from hookyard.accounts import authenticate
+
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key,
+               HOOKYARD_PASSWORD="a long enough password")
+    made = run_cli("users", "create", "--marketplace", "cli-store", "--email", "Ops@Example.com", env=env)
+    assert made.returncode == 0 and "created owner ops@example.com" in made.stdout, made.stderr
+    again = run_cli("users", "create", "--marketplace", "cli-store", "--email", "ops@example.com", env=env)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    weak = run_cli("users", "create", "--marketplace", "cli-store", "--email", "v@example.com", "--role", "viewer",
+                   env={**env, "HOOKYARD_PASSWORD": "short"})
+    assert weak.returncode != 0 and "password: Use 10 to 1024 characters." in weak.stderr
+    with runtime.db.session() as session:
+        user = authenticate(session, "ops@example.com", "a long enough password")
+        assert user is not None and user.role == "owner"
+        assert authenticate(session, "v@example.com", "short") is None
+
+
 def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plugin_site):
     """`hookyard run` (what `make run` calls) on embedded defaults: no Redis, no database beforehand."""
     port = free_port()
@@ -59,8 +77,8 @@ def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plu
     try:
         def ready():
             try:
-                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+            except requests.RequestException:  # not listening yet, or a slow first answer on a busy machine
                 return proc.poll() is not None
         wait_for(ready, timeout=60, message="/readyz did not answer 200")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()

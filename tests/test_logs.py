@@ -116,3 +116,57 @@ def test_the_cap_counts_entries_even_when_runs_finish_out_of_order(setup, runtim
     with runtime.db.session() as s:
         kept = list(s.scalars(select(Run.email).order_by(Run.log_seq)))
     assert kept == ["b3@example.com", "b2@example.com", "b1@example.com", "b0@example.com"]
+
+
+def test_a_failed_entry_is_retried_with_the_rules_current_parameters_and_a_fresh_budget(setup, api, runtime,
+                                                                                        in_process):
+    from dataclasses import replace
+    runtime.settings = replace(runtime.settings, retry_max_attempts=2, retry_base_delay=0.01, retry_max_delay=0.01)
+    rule = setup.rule(setup.integration(), channel="general")
+    setup.recorder.answer("ada@example.com", (503, "down"), (503, "down"), (503, "still down"))
+    setup.emit(purchase())
+    run_all_queued(runtime), run_all_queued(runtime)
+    entry = api.get("/api/v1/logs").json[0]
+    assert entry["status"] == "failed" and entry["reason"].startswith("gave up after 2 attempts")
+
+    assert api.patch(f"/api/v1/rules/{rule}", json={"params": {"channel": "vip"}}).status_code == 200
+    retried = api.post(f"/api/v1/logs/{entry['id']}/retry")
+    assert retried.status_code == 202 and retried.json["status"] == "queued"
+    assert api.post(f"/api/v1/logs/{entry['id']}/retry").status_code == 409  # queued once, however often asked
+    run_all_queued(runtime), run_all_queued(runtime)
+
+    detail = api.get(f"/api/v1/logs/{entry['id']}").json
+    assert (detail["status"], detail["attempts"]) == ("succeeded", 4)  # two more attempts: a fresh budget
+    assert [h.get("status", "replay") for h in detail["history"]] == ["failed", "failed", "replay", "failed",
+                                                                      "succeeded"]
+    assert (detail["history"][2]["replayed_by"], detail["history"][2]["after_attempt"]) == ("the API", 2)
+    calls = setup.recorder.calls_for("ada@example.com")
+    assert [c["params"]["channel"] for c in calls] == ["general", "general", "vip", "vip"]  # the rule as it is now
+    assert {c["payload"]["customer"]["email"] for c in calls} == {"ada@example.com"}  # the stored payload
+    refused = api.post(f"/api/v1/logs/{entry['id']}/retry")
+    assert refused.status_code == 409 and "only failed entries" in refused.json["message"].lower()
+
+
+def test_every_failed_entry_matching_a_filter_is_retried_and_nothing_else(setup, api, make_client, runtime,
+                                                                         in_process):
+    setup.rule(setup.integration())
+    other = make_client("store-b")
+    from .conftest import Setup
+    other_setup = Setup(other, setup.recorder)
+    other_setup.rule(other_setup.integration())
+    for email in ("bob@example.com", "cy@example.com", "other@example.com"):
+        setup.recorder.answer(email, (400, "banned"))
+    setup.emit(purchase(email="ada@example.com"))
+    setup.emit(purchase(email="bob@example.com"))
+    setup.emit(purchase(email="cy@example.com"))
+    other_setup.emit(purchase(email="other@example.com"))
+    run_all_queued(runtime)
+    ids = {e["email"]: e["id"] for e in api.get("/api/v1/logs").json}
+
+    assert api.post("/api/v1/logs/retry", json={"q": "bob@"}).json == {"retried": [ids["bob@example.com"]]}
+    assert api.post("/api/v1/logs/retry", json={}).json == {"retried": [ids["cy@example.com"]]}  # bob is queued
+    assert api.post("/api/v1/logs/retry", json={"status": "exploded"}).status_code == 422
+    statuses = {e["email"]: e["status"] for e in api.get("/api/v1/logs").json}
+    assert statuses == {"ada@example.com": "succeeded", "bob@example.com": "queued", "cy@example.com": "queued"}
+    assert other.get("/api/v1/logs").json[0]["status"] == "failed"  # another store's entries are untouched
+    assert other.post(f"/api/v1/logs/{ids['bob@example.com']}/retry").status_code == 404

@@ -215,7 +215,8 @@ def run(port):
         upgrade(settings.database_url)
         host = "127.0.0.1" if env["HOOKYARD_BIND"] in ("0.0.0.0", "::") else env["HOOKYARD_BIND"]
         click.echo(f"\nHookyard is starting at http://{host}:{port}  (API docs: /api/docs)")
-        click.echo("Create an API token with:  .venv/bin/hookyard tokens create --marketplace my-store\n")
+        click.echo("Open it in a browser to create the owner account (with the web UI installed), or create an API")
+        click.echo("token with:  .venv/bin/hookyard tokens create --marketplace my-store\n")
         procfile = Path(__file__).resolve().parents[2] / "Procfile"
         bin_dir = Path(sys.executable).parent
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"

@@ -132,6 +132,14 @@ def refresh(rt: Runtime, session: Session, integration: Integration) -> Integrat
     return integration
 
 
+def options(rt: Runtime, session: Session, integration: Integration) -> dict:
+    """The option lists of the last refresh, refreshing once if they were never loaded."""
+    if integration.refreshed_at is None:
+        refresh(rt, session, integration)
+        session.commit()
+    return integration.options or {}
+
+
 def delete(session: Session, integration: Integration) -> list[int]:
     """Deletes the connection; rules that used it are disabled (kept for editing). Returns their ids."""
     rules = list(session.scalars(select(Rule).where(Rule.integration_id == integration.id)))

@@ -170,7 +170,8 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
     run.status = outcome.status
     run.reason = outcome.reason
     if outcome.status == "failed" and outcome.retryable:
-        run.reason = f"gave up after {attempts_since_replay(run)} attempts: {outcome.reason}"
+        attempts = attempts_since_replay(run)
+        run.reason = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}: {outcome.reason}"
     run.finished_at = finished
     # Renumbered on finishing: a delayed or retried run shows up among the newest entries and is kept.
     run.log_seq = logcap.reserve_log_seqs(session, run.marketplace_id, 1)

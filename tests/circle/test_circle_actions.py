@@ -2,7 +2,7 @@
 import pytest
 
 from ..waiting import wait_for
-from .conftest import API_KEY
+from .fixtures import API_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from hookyard.models import Integration
 
-from .conftest import API_KEY
+from .fixtures import API_KEY
 
 
 def integrations_saved(runtime):

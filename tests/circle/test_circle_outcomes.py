@@ -6,7 +6,7 @@ import pytest
 from hookyard import RunContext
 from hookyard_circle.actions import add_member_to_space_group
 
-from .conftest import API_KEY
+from .fixtures import API_KEY
 from .test_circle_actions import wait_runs
 
 pytestmark = pytest.mark.e2e

@@ -3,7 +3,7 @@ import pytest
 
 from ..conftest import purchase
 from ..waiting import wait_for
-from .conftest import CircleSetup
+from .fixtures import CircleSetup
 
 pytestmark = pytest.mark.e2e
 BURST = 80

@@ -123,13 +123,11 @@ class IntegrationOptions(MethodView):
     def get(self, integration_id):
         """The option lists cached by the last refresh (refreshed once if never loaded)"""
         integration = owned(Integration, integration_id)
-        if integration.refreshed_at is None:
-            try:
-                connections.refresh(rt(), session(), integration)
-            except ValidationError as exc:
-                abort_invalid(exc, message=_message(exc, "The options could not be loaded."))
-            session().commit()
-        return integration.options or {}, {"Last-Modified": http_date(integration.refreshed_at)}
+        try:
+            options = connections.options(rt(), session(), integration)
+        except ValidationError as exc:
+            abort_invalid(exc, message=_message(exc, "The options could not be loaded."))
+        return options, {"Last-Modified": http_date(integration.refreshed_at)}
 
 
 

@@ -1,4 +1,5 @@
-"""Circle fixtures: the fake Circle (a real HTTP server), a seeded community, a connection to it."""
+"""Circle fixtures, loaded for the whole suite by tests/conftest.py (the web tests use them too):
+the fake Circle (a real HTTP server), a seeded community, a connection to it."""
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 

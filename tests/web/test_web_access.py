@@ -1,0 +1,135 @@
+"""Who may do what in the web UI: signed-out visitors are sent to sign in, viewers change nothing
+(every changing endpoint answers 403), and no form is accepted without its CSRF token. The endpoint
+lists come from the app's URL map, so a new page is covered the day it is added."""
+from __future__ import annotations
+
+import pytest
+
+from hookyard.models import User
+
+from .session import PASSWORD, WebClient, add_user
+
+PUBLIC = {"web.sign_in", "web.setup", "web.static"}
+ANY_USER_POSTS = {"web.sign_out", "web.sign_in", "web.setup"}
+
+
+def _rules(app, method):
+    return [r for r in app.url_map.iter_rules() if r.endpoint.startswith("web.") and method in r.methods]
+
+
+def _path(rule):
+    return rule.build({name: 1 for name in rule.arguments} | ({"app_key": "circle"} if "app_key" in rule.arguments else {}))[1]
+
+
+@pytest.fixture
+def owner(app, runtime):
+    add_user(runtime, "owner@example.com", "owner")
+    return WebClient(app).sign_in("owner@example.com")
+
+
+@pytest.fixture
+def viewer(app, runtime, owner):
+    add_user(runtime, "viewer@example.com", "viewer")
+    return WebClient(app).sign_in("viewer@example.com")
+
+
+def test_first_start_shows_the_owner_sign_up_once(app, runtime):
+    web = WebClient(app)
+    assert web.get("/").location.endswith("/setup")
+    page = web.get("/setup")
+    assert "Create the owner account" in page.text
+    refused = web.post("/setup", {"marketplace": "Shop", "email": "not-an-email", "password": "short",
+                                  "password_confirm": "short"})
+    assert refused.status_code == 422 and "Not a valid email address." in refused.text
+    assert "Use 10 to 1024 characters." in refused.text
+    created = web.post("/setup", {"marketplace": "Shop", "email": "Me@Example.com", "password": PASSWORD,
+                                  "password_confirm": PASSWORD})
+    assert created.status_code == 302
+    with runtime.db.session() as session:
+        user = session.query(User).one()
+        assert (user.email, user.role) == ("me@example.com", "owner")
+        assert user.password_hash.startswith("scrypt:") and PASSWORD not in user.password_hash
+    assert web.get("/integrations").status_code == 200  # signed in by the sign-up
+    assert WebClient(app).get("/setup").location.endswith("/sign-in")  # never again
+
+
+def test_signed_out_visitors_are_sent_to_sign_in_from_every_page(app, owner):
+    anonymous = WebClient(app)
+    for rule in _rules(app, "GET"):
+        if rule.endpoint in PUBLIC:
+            continue
+        response = anonymous.get(_path(rule))
+        assert response.status_code == 302, rule.endpoint
+        assert "/sign-in?next=" in response.location, rule.endpoint
+
+
+def test_sign_in_returns_to_the_page_asked_for_and_only_on_this_server(app, owner):
+    web = WebClient(app)
+    web.get("/sign-in")
+    wrong = web.post("/sign-in?next=/logs", {"email": "owner@example.com", "password": "wrong password"})
+    assert wrong.status_code == 401 and "do not match an account" in wrong.text
+    assert web.post("/sign-in?next=/logs", {"email": "owner@example.com", "password": PASSWORD}).location == "/logs"
+    other = WebClient(app)
+    other.get("/sign-in")
+    assert other.post("/sign-in?next=//evil.example/x", {"email": "owner@example.com",
+                                                         "password": PASSWORD}).location == "/"
+
+
+def test_sign_out_ends_the_session(owner):
+    assert owner.post("/sign-out").status_code == 302
+    assert "/sign-in" in owner.get("/logs").location
+
+
+def test_a_password_change_signs_out_other_sessions(app, runtime, owner):
+    from werkzeug.security import generate_password_hash
+
+    with runtime.db.session() as session:
+        session.query(User).one().password_hash = generate_password_hash("another password entirely")
+        session.commit()
+    assert "/sign-in" in owner.get("/logs").location
+
+
+def test_viewers_cannot_change_anything(app, viewer):
+    posts = [r for r in _rules(app, "POST") if r.endpoint not in ANY_USER_POSTS]
+    assert len(posts) >= 12, [r.endpoint for r in posts]
+    for rule in posts:
+        response = viewer.post(_path(rule), {"name": "x"})
+        assert response.status_code == 403, rule.endpoint
+    for path in ("/integrations/new", "/rules/new", "/settings"):
+        assert viewer.get(path).status_code == 403, path
+    for path in ("/", "/integrations", "/rules", "/logs", "/products"):
+        page = viewer.get(path)
+        assert page.status_code == 200, path
+        assert "New Integration" not in page.text and "New Rule" not in page.text and "Add product" not in page.text
+
+
+@pytest.mark.parametrize("who", ["owner", "viewer"])
+def test_forms_without_the_csrf_token_are_refused(app, request, who):
+    web = request.getfixturevalue(who)
+    for rule in _rules(app, "POST"):
+        for token in (None, "forged-token"):
+            data = {"email": "owner@example.com", "password": PASSWORD}
+            if token:
+                data["csrf_token"] = token
+            response = web.post(_path(rule), data, csrf=False)
+            assert response.status_code == 400, (rule.endpoint, token)
+            assert "security token" in response.text
+
+
+def test_pages_send_security_headers_and_a_locked_down_cookie(app, owner):
+    page = owner.get("/logs")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+    fresh = WebClient(app)
+    cookie = fresh.get("/sign-in").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    behind_https_proxy = WebClient(app).client.get("/sign-in", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in behind_https_proxy.headers["Set-Cookie"]
+
+
+def test_another_marketplaces_objects_are_not_found(app, runtime, owner, make_client):
+    other = make_client("store-b")
+    product = other.post("/api/v1/products", json={"external_id": "9", "name": "Theirs"}).json["id"]
+    assert owner.get(f"/products/{product}").status_code == 404
+    assert owner.post(f"/rules/new?product_id={product}").status_code == 404

@@ -1,0 +1,151 @@
+"""The UI's one blueprint and what every page shares: who is signed in, CSRF, roles, headers, filters."""
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import HTTPException
+
+from hookyard.accounts import has_users, session_stamp
+from hookyard.api.base import rt
+from hookyard.api.base import session as db
+from hookyard.models import Marketplace, User
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/ui-static")
+
+# Reachable without signing in.
+PUBLIC = {"web.sign_in", "web.setup", "web.static"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SESSION_LIFETIME = timedelta(days=14)
+SECURITY_HEADERS = {
+    # No inline script or style anywhere in the UI, so the policy can forbid both.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Secure cookies whenever the page came over HTTPS (directly or through a proxy such as Heroku's
+    router), so a local http://127.0.0.1 run still works."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure
+                    or request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https")
+
+
+@bp.record_once
+def _configure(state):
+    app = state.app
+    app.config.update(SESSION_COOKIE_NAME="hookyard_session", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+    app.session_interface = SessionInterface()
+    app.jinja_env.filters.update(when=_when, day=_day)
+    app.jinja_env.globals.update(csrf_token=csrf_token)
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _day(value: datetime | None) -> str:
+    return value.strftime("%b %d, %Y") if value else "—"
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def _csrf_ok() -> bool:
+    sent, expected = request.form.get("csrf_token", ""), session.get("csrf", "")
+    return bool(sent and expected) and hmac.compare_digest(sent, expected)
+
+
+@bp.before_request
+def _guard():
+    g.user = _signed_in_user()
+    if g.user is not None:
+        g.marketplace = db().get(Marketplace, g.user.marketplace_id)  # scopes hookyard.api.base.owned()
+    if request.method not in SAFE_METHODS and not _csrf_ok():
+        abort(400, description="This form has expired or is missing its security token. "
+                               "Reload the page and submit it again.")
+    if request.endpoint in PUBLIC:
+        return None
+    if g.user is None:
+        if not has_users(db()):
+            return redirect(url_for("web.setup"))
+        return redirect(url_for("web.sign_in", next=request.full_path.rstrip("?")))
+    return None
+
+
+def _signed_in_user() -> User | None:
+    user_id = session.get("uid")
+    if user_id is None:
+        return None
+    user = db().get(User, user_id)
+    if user is None or not hmac.compare_digest(session.get("stamp", ""), session_stamp(user)):
+        session.clear()
+        return None
+    return user
+
+
+def sign_in_as(user: User) -> None:
+    session.clear()  # a fresh session (and CSRF token) on every sign-in: no fixation
+    session.permanent = True
+    session.update(uid=user.id, stamp=session_stamp(user))
+    csrf_token()
+
+
+def owner_only(view):
+    """Viewers read; only owners change things. Their buttons are hidden too, but this is the check."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.user.role != "owner":
+            abort(403, description="Only an owner can do this; your account can view rules and logs.")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@bp.after_request
+def _headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+# The top navigation entry each page belongs to.
+SECTIONS = {"dashboard": "dashboard", "products": "products", "product": "products", "settings": "settings"}
+
+
+@bp.app_context_processor
+def _page_context():
+    user = g.get("user")
+    endpoint = (request.endpoint or "").removeprefix("web.")
+    return {"user": user, "is_owner": bool(user and user.role == "owner"),
+            "marketplace": g.get("marketplace") if user else None, "registry": rt().registry,
+            "section": SECTIONS.get(endpoint, "integrations")}
+
+
+@bp.errorhandler(HTTPException)
+def _error_page(error: HTTPException):
+    return render_template("error.html", error=error), error.code
+
+
+def done(message: str, endpoint: str, values: dict | None = None):
+    """Post/redirect/get with a confirmation shown on the next page."""
+    flash(message, "success")
+    return redirect(url_for(endpoint, **(values or {})))

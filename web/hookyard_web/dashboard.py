@@ -1,0 +1,96 @@
+"""The dashboard: the last 14 days of events and runs, the failure rate per action, and what needs attention."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flask import render_template
+from sqlalchemy import Integer, func, select
+
+from hookyard.api.base import marketplace_id
+from hookyard.api.base import session as db
+from hookyard.models import Event, Integration, Run, utcnow
+
+from .blueprint import bp
+from .labels import action_label
+
+DAYS = 14
+OUTCOMES = ("succeeded", "failed", "skipped")
+
+
+@dataclass
+class Day:
+    day: date
+    events: int
+    runs: dict
+
+
+@bp.route("/")
+def dashboard():
+    today = utcnow().date()
+    first = today - timedelta(days=DAYS - 1)
+    since = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS - 1)
+    mp = marketplace_id()
+    events = {_as_date(d): n for d, n in db().execute(
+        select(func.date(Event.received_at), func.count()).where(Event.marketplace_id == mp, Event.received_at >= since)
+        .group_by(func.date(Event.received_at)))}
+    runs: dict = {}
+    for d, status, n in db().execute(
+            select(func.date(Run.finished_at), Run.status, func.count())
+            .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
+            .group_by(func.date(Run.finished_at), Run.status)):
+        runs.setdefault(_as_date(d), {})[status] = n
+    days = [Day(first + timedelta(days=i), events.get(first + timedelta(days=i), 0),
+                runs.get(first + timedelta(days=i), {})) for i in range(DAYS)]
+    per_action = []
+    for app, action, total, failed in db().execute(
+            select(Run.app, Run.action, func.count(), func.sum((Run.status == "failed").cast(Integer)))
+            .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
+            .group_by(Run.app, Run.action)):
+        per_action.append({"label": action_label(app, action), "total": total, "failed": failed or 0,
+                           "rate": (failed or 0) / total if total else 0.0, "action": action})
+    per_action.sort(key=lambda a: (-a["rate"], a["label"]))
+    attention = list(db().scalars(select(Integration).where(Integration.marketplace_id == mp,
+                                                            Integration.status == "needs_attention")))
+    failed_recent = db().scalar(select(func.count()).select_from(Run).where(
+        Run.marketplace_id == mp, Run.status == "failed", Run.finished_at >= since))
+    totals = {s: sum(d.runs.get(s, 0) for d in days) for s in OUTCOMES}
+    return render_template("dashboard.html", days=days, chart=_chart(days), per_action=per_action,
+                           attention=attention, failed_recent=failed_recent, totals=totals,
+                           events_total=sum(d.events for d in days), since=first)
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+CHART_W, CHART_H, PAD_LEFT, PAD_BOTTOM = 700, 220, 36, 28
+
+
+def _chart(days: list[Day]) -> dict:
+    """Bar geometry for the SVG: one stacked bar of outcomes per day, and a dot for the day's events."""
+    ticks = _ticks(max([sum(d.runs.values()) for d in days] + [d.events for d in days] + [1]))
+    scale = (CHART_H - PAD_BOTTOM - 10) / ticks[-1]
+    slot = (CHART_W - PAD_LEFT) / len(days)
+    bars = []
+    for i, d in enumerate(days):
+        x = PAD_LEFT + i * slot + slot * 0.2
+        y = CHART_H - PAD_BOTTOM
+        segments = []
+        for status in OUTCOMES:
+            h = d.runs.get(status, 0) * scale
+            if h:
+                y -= h
+                segments.append({"status": status, "y": round(y, 1), "h": round(h, 1), "n": d.runs[status]})
+        bars.append({"x": round(x, 1), "w": round(slot * 0.6, 1), "segments": segments, "day": d,
+                     "label_x": round(x + slot * 0.3, 1),
+                     "event_y": round(CHART_H - PAD_BOTTOM - d.events * scale, 1)})
+    ticks = [{"value": v, "y": round(CHART_H - PAD_BOTTOM - v * scale, 1)} for v in ticks]
+    return {"w": CHART_W, "h": CHART_H, "bars": bars, "ticks": ticks, "base": CHART_H - PAD_BOTTOM,
+            "left": PAD_LEFT}
+
+
+def _ticks(peak: int) -> list[int]:
+    """At most six round gridlines, the top one at or above the peak."""
+    step = next(s * 10 ** e for e in range(12) for s in (1, 2, 5) if peak / (s * 10 ** e) <= 5)
+    return list(range(0, peak + step, step)) if peak % step else list(range(0, peak + 1, step))

@@ -1,0 +1,55 @@
+"""Turning HTML forms into the values the core's schemas and services take, and their errors back."""
+from __future__ import annotations
+
+import json
+
+from hookyard.schemadoc import describe
+
+
+def present(form, names) -> dict:
+    """The named fields that were filled in (an empty input means "not given", as in a JSON body)."""
+    return {name: form[name].strip() for name in names if form.get(name, "").strip()}
+
+
+def flat_errors(messages, prefix: str = "") -> dict[str, str]:
+    """marshmallow's nested messages as {"config.api_key": "…"} for showing beside each input."""
+    out: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out.update(flat_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = " ".join(messages)
+    elif isinstance(messages, list):
+        for i, value in enumerate(messages):
+            out.update(flat_errors(value, f"{prefix}.{i}"))
+    else:
+        out[prefix or "_schema"] = str(messages)
+    return out
+
+
+def schema_values(schema, form, prefix: str = "") -> dict:
+    """Reads the inputs that ``fields.html`` rendered for a plugin's schema (config or action params)."""
+    values: dict = {}
+    for item in describe(schema):
+        key = prefix + item["name"]
+        if item["type"] == "boolean":
+            values[item["name"]] = form.get(key) == "true"
+        elif item["type"] == "array":
+            chosen = [v for v in form.getlist(key) if v.strip()]
+            if chosen or key + "__present" in form:
+                values[item["name"]] = chosen
+        elif form.get(key, "").strip():
+            values[item["name"]] = form[key].strip()
+    return values
+
+
+def dumps(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def loads_object(text: str | None) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,115 @@
+"""Integrations → Logs: the capped log, searched with hookyard.logsearch and validated with the API's
+query schema; entry details; Retry through hookyard.replay."""
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+from flask import flash, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+
+from hookyard import logsearch, replay
+from hookyard.api.base import marketplace_id, owned, rt
+from hookyard.api.base import session as db
+from hookyard.api.logs import LogQuerySchema
+from hookyard.models import RUN_STATES, Integration, Product, Run
+
+from .blueprint import bp, done, owner_only
+from .forms import flat_errors
+from .labels import action_label, describe_params, trigger_label
+
+PAGE_SIZE = 25
+FILTER_NAMES = ("q", "status", "trigger", "action", "product_id", "integration_id")
+
+
+def _filters(args) -> tuple[dict, dict, dict]:
+    """(the form's values, the search filters, errors). Dates are whole days: ``until`` includes its day."""
+    shown = {name: args.get(name, "").strip() for name in (*FILTER_NAMES, "since", "until")}
+    given = {k: v for k, v in shown.items() if v and k in FILTER_NAMES}
+    errors = {}
+    for name, shift in (("since", 0), ("until", 1)):
+        if shown[name]:
+            try:
+                given[name] = (date.fromisoformat(shown[name]) + timedelta(days=shift)).isoformat() + "T00:00:00+00:00"
+            except ValueError:
+                errors[name] = "Use a date such as 2026-11-25."
+    try:
+        filters = LogQuerySchema().load(given)
+    except ValidationError as exc:
+        errors.update(flat_errors(exc.messages))
+        filters = {}
+    return shown, filters, errors
+
+
+@bp.route("/logs")
+def logs():
+    shown, filters, errors = _filters(request.args)
+    query = logsearch.search(marketplace_id(), filters)
+    total = db().scalar(select(func.count()).select_from(query.subquery())) if not errors else 0
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    runs = [] if errors else list(db().scalars(query.order_by(Run.log_seq.desc())
+                                                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    return render_template("logs.html", tab="logs", runs=runs, shown=shown, errors=errors, total=total, page=page,
+                           pages=pages, names=_names(runs), choices=_choices(), statuses=RUN_STATES,
+                           cap=rt().settings.log_cap,
+                           paging={k: v for k, v in shown.items() if v}), 422 if errors else 200
+
+
+def _names(runs) -> dict:
+    """Labels for the ids in a page of entries, fetched once per page."""
+    products = {p.id: p for p in db().scalars(select(Product).where(Product.id.in_({r.product_id for r in runs})))}
+    integrations = {i.id: i for i in db().scalars(
+        select(Integration).where(Integration.id.in_({r.integration_id for r in runs})))}
+    return {"products": products, "integrations": integrations}
+
+
+def _choices() -> dict:
+    registry = rt().registry
+    return {
+        "triggers": sorted(((k, t.label) for k, t in registry.trigger_types.items()), key=lambda kv: kv[1]),
+        "actions": sorted({(a.key, a.label) for app in registry.apps.values() for a in app.actions},
+                          key=lambda kv: kv[1]),
+        "products": list(db().scalars(select(Product).where(Product.marketplace_id == marketplace_id())
+                                      .order_by(Product.name).limit(500))),
+        "integrations": list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
+                                          .order_by(Integration.name))),
+    }
+
+
+@bp.route("/logs/<int:entry_id>")
+def log_entry(entry_id):
+    run = owned(Run, entry_id)
+    extra = logsearch.detail(db(), run)
+    integration = db().get(Integration, run.integration_id) if run.integration_id else None
+    product = db().get(Product, run.product_id) if run.product_id else None
+    return render_template("log_entry.html", tab="logs", run=run, integration=integration, product=product,
+                           trigger=trigger_label(run.trigger), action=action_label(run.app, run.action),
+                           settings=describe_params(integration, run.action, extra["params"] or {}),
+                           rule_deleted=extra["params"] is None, history=extra["history"], payload=extra["payload"])
+
+
+@bp.route("/logs/<int:entry_id>/retry", methods=["POST"])
+@owner_only
+def retry_entry(entry_id):
+    run = owned(Run, entry_id)
+    try:
+        replay.replay(rt(), db(), run, by=g.user.email)
+    except replay.NotReplayable as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("web.log_entry", entry_id=entry_id))
+    return done("Retry queued: the entry runs again with the rule's current settings.", "web.log_entry",
+                {"entry_id": entry_id})
+
+
+@bp.route("/logs/retry", methods=["POST"])
+@owner_only
+def retry_matching():
+    shown, filters, errors = _filters(request.form)
+    if errors:
+        flash("Fix the search before retrying: " + "; ".join(errors.values()), "error")
+        return redirect(url_for("web.logs", **{k: v for k, v in shown.items() if v}))
+    retried = replay.replay_matching(rt(), db(), marketplace_id(), filters, by=g.user.email)
+    return done(f"{len(retried)} failed entr{'y' if len(retried) == 1 else 'ies'} queued again.", "web.logs",
+                {k: v for k, v in shown.items() if v and k != "status"})
