@@ -5,7 +5,7 @@ import logging
 
 from flask import Flask, g
 
-from . import health
+from . import health, security
 from .api import init_api
 from .plugins import Registry
 from .runtime import Runtime, build_runtime
@@ -18,10 +18,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         runtime = build_runtime(settings or Settings.from_env(), registry=registry)
     app = Flask(__name__, instance_path=str(runtime.settings.instance_path))
     app.config["SECRET_KEY"] = runtime.settings.secret_key
+    # Sessions signed with an earlier key stay valid while it is listed (see `hookyard keys rotate`).
+    app.config["SECRET_KEY_FALLBACKS"] = list(runtime.settings.old_secret_keys)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # a trigger payload is a few KiB
     app.extensions["hookyard"] = runtime
     _configure_logging()
     app.register_blueprint(health.bp)
+    security.init_app(app)
     init_api(app)
     # Plugins' pages and endpoints (the web UI among them) after the core's, so theirs cannot shadow it.
     for blueprint in runtime.registry.blueprints.values():

@@ -155,9 +155,9 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
              "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
     if outcome.details:
         entry["details"] = dict(outcome.details)
-    if (outcome.status == "failed" and outcome.retryable
-            and attempts_since_replay(run) < rt.settings.retry_max_attempts):
-        delay = retry_delay(rt, attempts_since_replay(run), outcome.retry_after)
+    used = attempts_since_replay(run)
+    if outcome.status == "failed" and outcome.retryable and used < rt.settings.retry_max_attempts:
+        delay = retry_delay(rt, used, outcome.retry_after)
         entry["retry_in"] = round(delay, 3)
         run.history = [*(run.history or []), entry]
         run.status = "queued"
@@ -170,8 +170,7 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
     run.status = outcome.status
     run.reason = outcome.reason
     if outcome.status == "failed" and outcome.retryable:
-        attempts = attempts_since_replay(run)
-        run.reason = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}: {outcome.reason}"
+        run.reason = f"gave up after {used} attempt{'s' if used != 1 else ''}: {outcome.reason}"
     run.finished_at = finished
     # Renumbered on finishing: a delayed or retried run shows up among the newest entries and is kept.
     run.log_seq = logcap.reserve_log_seqs(session, run.marketplace_id, 1)

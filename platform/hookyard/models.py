@@ -54,6 +54,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    # owner: every route; viewer: reads only (GET). Same roles as people in the web UI.
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -127,6 +129,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("marketplace_id", "idempotency_key", name="uq_event_idempotency_key"),
+        UniqueConstraint("marketplace_id", "dedupe_key", name="uq_event_dedupe_key"),
         # For "cancelled_by": did this email act on this product within a time window?
         Index("ix_events_subject", "marketplace_id", "email", "trigger", "product_id", "occurred_at"),
     )
@@ -134,6 +137,11 @@ class Event(Base):
     marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
     trigger: Mapped[str] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The trigger type's natural identity of the event (hashed): a redelivery without Idempotency-Key.
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Deliveries answered with this event instead of creating another (Idempotency-Key or dedupe key).
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_duplicate_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     payload: Mapped[dict] = mapped_column(JSON)  # validated and normalised

@@ -17,6 +17,21 @@ def _number(env, name, default, cast=int):
         raise SystemExit(f"{name} must be a {'whole number' if cast is int else 'number'}, got {raw!r}") from None
 
 
+def _rate(env, name, default: str) -> tuple[int, float]:
+    """"LIMIT/SECONDS", e.g. "600/60"; "0" turns the limit off."""
+    raw = (env.get(name) or default).strip()
+    if raw == "0":
+        return (0, 1.0)
+    limit, _, window = raw.partition("/")
+    try:
+        parsed = (int(limit), float(window))
+    except ValueError:
+        parsed = (0, 0.0)
+    if parsed[0] <= 0 or parsed[1] <= 0:
+        raise SystemExit(f"{name} must look like LIMIT/SECONDS (e.g. {default}) or 0 for no limit, got {raw!r}")
+    return parsed
+
+
 def normalise_database_url(url: str) -> str:
     # Heroku hands out postgres://; SQLAlchemy 2 only knows postgresql://, and we use psycopg 3.
     if url.startswith("postgres://"):
@@ -36,12 +51,24 @@ class Settings:
     queue_shards: int = 16
     log_cap: int = 1000
     retry_max_attempts: int = 8
-    retry_base_delay: float = 30.0
+    # 8 attempts with full-jitter backoff from 6 minutes, capped at 6 hours: at most ~12.3 hours in all.
+    retry_base_delay: float = 360.0
     retry_max_delay: float = 6 * 3600.0
     job_timeout: int = 300
     sweep_interval: int = 60
     # A run still "running" this long after its attempt started has lost its worker (job_timeout + grace).
     stuck_grace: int = 60
+    # A running attempt renews a lease in Redis; one whose lease lapsed lost its worker (killed, crashed).
+    lease_ttl: int = 20
+    # POST /events answers 429 when the queue holds more due jobs than this, or its oldest due job waited longer.
+    backpressure_max_depth: int = 50_000
+    backpressure_max_age: float = 900.0
+    # Events (and their dedupe keys) are kept this long; log entries are capped separately.
+    event_retention_days: int = 30
+    api_rate_limit: tuple[int, float] = (6000, 60.0)  # requests per token per window
+    signin_rate_limit: tuple[int, float] = (10, 300.0)  # sign-in attempts per client address and email
+    # Earlier SECRET_KEYs: still decrypt stored secrets and verify sessions until `hookyard keys rotate`.
+    old_secret_keys: tuple[str, ...] = ()
     disabled_plugins: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -58,11 +85,18 @@ class Settings:
             queue_shards=max(1, _number(env, "HOOKYARD_QUEUE_SHARDS", 16)),
             log_cap=_number(env, "HOOKYARD_LOG_CAP", 1000),
             retry_max_attempts=_number(env, "HOOKYARD_RETRY_MAX_ATTEMPTS", 8),
-            retry_base_delay=_number(env, "HOOKYARD_RETRY_BASE_DELAY", 30.0, float),
+            retry_base_delay=_number(env, "HOOKYARD_RETRY_BASE_DELAY", 360.0, float),
             retry_max_delay=_number(env, "HOOKYARD_RETRY_MAX_DELAY", 6 * 3600.0, float),
             job_timeout=_number(env, "HOOKYARD_JOB_TIMEOUT", 300),
             sweep_interval=max(1, _number(env, "HOOKYARD_SWEEP_INTERVAL", 60)),
             stuck_grace=_number(env, "HOOKYARD_STUCK_GRACE", 60),
+            lease_ttl=max(2, _number(env, "HOOKYARD_LEASE_TTL", 20)),
+            backpressure_max_depth=_number(env, "HOOKYARD_BACKPRESSURE_MAX_DEPTH", 50_000),
+            backpressure_max_age=_number(env, "HOOKYARD_BACKPRESSURE_MAX_AGE", 900.0, float),
+            event_retention_days=max(1, _number(env, "HOOKYARD_EVENT_RETENTION_DAYS", 30)),
+            api_rate_limit=_rate(env, "HOOKYARD_API_RATE_LIMIT", "6000/60"),
+            signin_rate_limit=_rate(env, "HOOKYARD_SIGNIN_RATE_LIMIT", "10/300"),
+            old_secret_keys=tuple(k.strip() for k in env.get("HOOKYARD_OLD_SECRET_KEYS", "").split(",") if k.strip()),
             disabled_plugins=frozenset(
                 n.strip() for n in env.get("HOOKYARD_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),

@@ -96,7 +96,7 @@ def new_rule():
     if request.method == "POST":
         step = _advance(wizard, request.form.get("step"), request.form.get("goto"))
         if step == "created":
-            rule = rule_service.create(rt(), db(), marketplace_id(), {**wizard.values()})
+            rule = rule_service.create(rt(), db(), marketplace_id(), wizard.values())
             db().commit()
             return done("Rule created: " + _summary(rule), *_back_to(rule))
     options = {}
