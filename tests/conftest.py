@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis import Redis
 from sqlalchemy import text
 
 from hookyard import localredis
@@ -155,8 +156,9 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
                                 env=worker_env(settings, plugin_site, **extra_env), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         procs.append((proc, log, log_path))
-        # Ready when it has registered itself with RQ.
-        wait_for(lambda: proc.poll() is not None or _worker_registered(runtime, proc.pid), timeout=30,
+        # Ready when it has registered itself with RQ (in the Redis it was given).
+        redis_conn = Redis.from_url(extra_env["REDIS_URL"]) if "REDIS_URL" in extra_env else runtime.redis
+        wait_for(lambda: proc.poll() is not None or _worker_registered(redis_conn, proc.pid), timeout=30,
                  message="the worker did not register with Redis")
         assert proc.poll() is None, log_path.read_text()
         return proc
@@ -172,10 +174,10 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
         log.close()
 
 
-def _worker_registered(runtime, pid: int) -> bool:
+def _worker_registered(redis_conn, pid: int) -> bool:
     from rq import Worker
 
-    return any(w.pid == pid for w in Worker.all(connection=runtime.redis))
+    return any(w.pid == pid for w in Worker.all(connection=redis_conn))
 
 
 def purchase(email="ada@example.com", product_id="1001", **extra) -> dict:

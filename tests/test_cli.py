@@ -10,6 +10,7 @@ import requests
 from hookyard.localredis import free_port
 from hookyard.tokens import hash_token
 
+from .processes import alive, descendants
 from .waiting import wait_for
 
 HOOKYARD = str(Path(sys.executable).parent / "hookyard")
@@ -39,10 +40,18 @@ def test_tokens_create_list_and_revoke_against_the_test_database(settings, runti
     token = run_cli("tokens", "create", "--marketplace", "cli-store", "--name", "zapier", env=env).stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     assert app.test_client().get("/api/v1/rules", headers=headers).status_code == 200
+    reader = run_cli("tokens", "create", "--marketplace", "cli-store", "--name", "reports", "--role", "viewer",
+                     env=env).stdout.strip()
+    assert app.test_client().get("/api/v1/rules", headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+    assert app.test_client().post("/api/v1/products", json={"external_id": "1", "name": "x"},
+                                  headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+    assert run_cli("tokens", "create", "--marketplace", "cli-store", "--role", "admin", env=env).returncode != 0
     listed = run_cli("tokens", "list", "--marketplace", "cli-store", env=env).stdout
-    [row] = listed.splitlines()
-    token_id, marketplace, prefix, name, state = row.split("\t")
-    assert (marketplace, name, state) == ("cli-store", "zapier", "active") and token not in listed
+    rows = [row.split("\t") for row in listed.splitlines()]
+    assert [(marketplace, name, state, role) for _, marketplace, _, name, state, role in rows] == [
+        ("cli-store", "zapier", "active", "owner"), ("cli-store", "reports", "active", "viewer")]
+    assert token not in listed and reader not in listed
+    token_id = rows[0][0]
     assert run_cli("tokens", "revoke", token_id, env=env).returncode == 0
     assert app.test_client().get("/api/v1/rules", headers=headers).status_code == 401
     assert run_cli("tokens", "revoke", "99999", env=env).returncode != 0
@@ -84,42 +93,11 @@ def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plu
         assert proc.poll() is None, (tmp_path / "run.log").read_text()
         output = (tmp_path / "run.log").read_text()
         assert f"http://127.0.0.1:{port}" in output and "tokens create" in output
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         assert any("redis" in c or "valkey" in c for c in children.values()), children
         assert any("gunicorn" in c for c in children.values()) and any("worker" in c for c in children.values())
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(timeout=30)
         log.close()
-    wait_for(lambda: not any(_alive(pid) for pid in children), timeout=30, message="children still running")
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """Every process below ``pid``, with its command line, read from /proc."""
-    parents, args = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        child = int(stat.parent.name)
-        parents[child], args[child] = int(fields[1]), cmdline
-    found = {}
-    for child in parents:
-        ancestor = parents.get(child)
-        while ancestor:
-            if ancestor == pid:
-                found[child] = args[child]
-                break
-            ancestor = parents.get(ancestor)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
-    return state != "Z"
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=30, message="children still running")

@@ -1,6 +1,4 @@
 """Recovery: a run whose worker died mid-action, or whose job never reached Redis, still finishes."""
-import os
-import signal
 from dataclasses import replace
 
 import pytest
@@ -11,29 +9,57 @@ from hookyard.runtime import Runtime
 
 from .conftest import purchase
 from .test_e2e import wait_status
+from .processes import kill_tree
 from .waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 FAST_SWEEPS = dict(HOOKYARD_JOB_TIMEOUT="1", HOOKYARD_STUCK_GRACE="0", HOOKYARD_SWEEP_INTERVAL="1",
                    HOOKYARD_RETRY_BASE_DELAY="0.1", HOOKYARD_RETRY_MAX_DELAY="0.2")
+# Leases of 2 s and the default 300 s job timeout: only a lapsed lease can explain a recovery.
+SHORT_LEASES = dict(HOOKYARD_LEASE_TTL="2", HOOKYARD_SWEEP_INTERVAL="1", HOOKYARD_RETRY_BASE_DELAY="0.1",
+                    HOOKYARD_RETRY_MAX_DELAY="0.2")
 
 
 def test_a_worker_killed_mid_action_leaves_no_run_running(setup, api, recorder, start_worker):
     setup.rule(setup.integration())
     recorder.holds["ada@example.com"] = 30  # the first call is still in flight when the worker dies
-    first = start_worker()
+    first = start_worker(**SHORT_LEASES)
     event = setup.emit(purchase())
     wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and the job it forked
+    kill_tree(first.pid)  # the worker and the job it forked, as a lost machine would
     first.wait(timeout=10)
     assert [r["status"] for r in api.get(f"/api/v1/events/{event['id']}").json["runs"]] == ["running"]
 
-    start_worker(**FAST_SWEEPS)
+    start_worker(**SHORT_LEASES)
     [run] = wait_status(api, event["id"])
     assert (run["status"], run["attempts"]) == ("succeeded", 2)
     history = api.get(f"/api/v1/logs/{run['id']}").json["history"]
-    assert history[0]["status"] == "failed" and "worker running this attempt stopped" in history[0]["reason"]
+    assert history[0]["status"] == "failed" and "lease lapsed" in history[0]["reason"]
     assert [c["attempt"] for c in recorder.calls_for("ada@example.com")] == [1, 2]
+
+
+def test_a_long_action_keeps_its_lease_and_is_never_taken_over(setup, api, recorder, start_worker):
+    """The attempt outlives its lease's TTL several times over; its worker renews it, so another worker's
+    sweeps (every second) leave it alone and the action runs once."""
+    setup.rule(setup.integration())
+    recorder.holds["ada@example.com"] = 4.5  # under the recorder action's 5 s request timeout
+    start_worker(**SHORT_LEASES)
+    event = setup.emit(purchase())
+    wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
+    start_worker(**SHORT_LEASES)
+    [run] = wait_status(api, event["id"])
+    assert (run["status"], run["attempts"]) == ("succeeded", 1)
+    assert len(recorder.calls_for("ada@example.com")) == 1
+
+
+def test_a_hung_attempt_is_given_up_at_its_job_timeout(setup, api, recorder, start_worker):
+    setup.rule(setup.integration())
+    recorder.holds["ada@example.com"] = 30
+    hung = start_worker(**FAST_SWEEPS)  # the job timeout (1 s) ends the attempt; RQ kills the job
+    event = setup.emit(purchase())
+    [run] = wait_status(api, event["id"])
+    assert run["status"] == "succeeded" and run["attempts"] >= 2
+    assert hung.poll() is None  # the worker itself lives on
 
 
 def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(setup, api, runtime, start_worker,

@@ -48,14 +48,16 @@ def tokens():
 @tokens.command("create")
 @click.option("--marketplace", required=True, help="Marketplace name; created if it does not exist.")
 @click.option("--name", default="", help="A label for the token.")
-def tokens_create(marketplace, name):
+@click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True,
+              help="viewer tokens can only read (GET).")
+def tokens_create(marketplace, name, role):
     """Create an API token and print it (it is shown only this once)."""
     from .db import Database
     from .tokens import create_token, get_or_create_marketplace
 
     db = Database(Settings.from_env().database_url)
     with db.session() as session:
-        token = create_token(session, get_or_create_marketplace(session, marketplace), name)
+        token = create_token(session, get_or_create_marketplace(session, marketplace), name, role)
         session.commit()
     click.echo(token)
 
@@ -76,7 +78,7 @@ def tokens_list(marketplace):
             query = query.where(Marketplace.name == marketplace)
         for token, mp in session.execute(query):
             state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
-            click.echo(f"{token.id}\t{mp}\t{token.prefix}…\t{token.name or '-'}\t{state}")
+            click.echo(f"{token.id}\t{mp}\t{token.prefix}…\t{token.name or '-'}\t{state}\t{token.role}")
 
 
 @tokens.command("revoke")
@@ -128,6 +130,63 @@ def users_create(marketplace, email, role, password):
 
 
 @main.group()
+def keys():
+    """The key that encrypts stored connection secrets."""
+
+
+@keys.command("rotate")
+@click.option("--dry-run", is_flag=True, help="Only count what would be re-encrypted.")
+def keys_rotate(dry_run):
+    """Re-encrypt every stored secret under SECRET_KEY (reading older ones with HOOKYARD_OLD_SECRET_KEYS)."""
+    from sqlalchemy import select, update
+
+    from .crypto import SecretBox
+    from .db import Database
+    from .models import Integration
+
+    settings = Settings.from_env()
+    box = SecretBox(settings.secret_key, settings.old_secret_keys)
+    db = Database(settings.database_url)
+    rotated, current, unreadable, last_id = 0, 0, [], 0
+    while True:
+        # A transaction per batch: an edit from the web waits for one batch at most, and an interrupted run keeps
+        # its progress. Half-rotated is a fine state to stop in, because every process opens both keys.
+        query = (select(Integration.id, Integration.secrets).where(Integration.id > last_id,
+                 Integration.secrets.is_not(None)).order_by(Integration.id).limit(200))
+        with db.session() as session, session.begin():
+            # Locked (PostgreSQL; SQLite locks the database for the transaction) so an edit saved meanwhile
+            # is not overwritten with the secret as it was read.
+            rows = session.execute(query if dry_run else query.with_for_update()).all()
+            for row_id, token in rows:
+                try:
+                    new = box.rotate(token)
+                except RuntimeError:
+                    unreadable.append(row_id)
+                    continue
+                if new == token:
+                    current += 1
+                    continue
+                rotated += 1
+                if not dry_run:
+                    # Same updated_at: re-encrypting changes nothing the merchant configured.
+                    session.execute(update(Integration).where(Integration.id == row_id)
+                                    .values(secrets=new, updated_at=Integration.updated_at))
+        if not rows:
+            break
+        last_id = rows[-1].id
+    click.echo(f"{'would re-encrypt' if dry_run else 're-encrypted'} {rotated} integration(s); "
+               f"{current} already under SECRET_KEY")
+    if unreadable:
+        ids = ", ".join(map(str, unreadable[:50]))
+        if len(unreadable) > 50:
+            ids += f" and {len(unreadable) - 50} more"
+        raise click.ClickException(
+            f"{len(unreadable)} integration(s) could not be decrypted with SECRET_KEY or HOOKYARD_OLD_SECRET_KEYS "
+            f"and were left as they are: {ids}. Add the key they were saved under to HOOKYARD_OLD_SECRET_KEYS "
+            "and run this again.")
+
+
+@main.group()
 def db():
     """Database schema."""
 
@@ -153,7 +212,7 @@ def worker(burst, fork):
     from sqlalchemy.orm import configure_mappers
 
     from . import runtime
-    from .jobqueue import make_worker
+    from .jobqueue import work
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.
@@ -163,7 +222,7 @@ def worker(burst, fork):
     configure_mappers()
     rt.db.dispose()  # no pooled connection may cross the fork into a job
     # RQ runs its maintenance, and with it our sweep, first thing: what a dead worker left is recovered.
-    make_worker(rt, fork).work(with_scheduler=True, burst=burst)
+    work(rt, fork, burst)
 
 
 @main.group()

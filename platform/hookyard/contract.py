@@ -24,6 +24,10 @@ class TriggerType:
     # A delayed run is skipped when an event of one of these trigger keys, for the same email and
     # product, occurred between this event and the run: "they bought after all".
     cancelled_by: tuple[str, ...] = ()
+    # The event's natural identity in the validated payload (e.g. order + product + charge), or None when
+    # it has none: a second delivery with the same identity is answered with the first event, even without
+    # an Idempotency-Key. Must not be the same for two different real-world events.
+    dedupe_key: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
 """Emit: validate against the trigger's schema, persist the event, match rules, create runs, enqueue."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import logcap
 from .contract import TriggerType
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
-from .models import Event, Integration, Marketplace, Product, Rule, Run
+from .models import Event, Integration, Marketplace, Product, Rule, Run, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class UnknownTrigger(ValueError):
 @dataclass
 class Emitted:
     event: Event
-    created: bool  # False when an Idempotency-Key repeated an earlier event
+    created: bool  # False when an Idempotency-Key or the trigger's dedupe key repeated an earlier event
     runs: list[Run]
 
 
@@ -79,25 +80,24 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
         raise UnknownTrigger(trigger_key)
     data = validate_payload(trigger, payload)
 
-    if idempotency_key:
-        earlier = _by_idempotency_key(session, marketplace.id, idempotency_key)
-        if earlier is not None:
-            return Emitted(earlier, False, _runs_of(session, earlier))
+    dedupe = _dedupe_key(trigger, data)
+    earlier = _earlier(session, marketplace.id, idempotency_key, dedupe)
+    if earlier is not None:
+        return _duplicate(session, earlier)
 
     product = product_for(session, marketplace.id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
     email = ((data.get("customer") or {}).get("email") or "").strip().lower() or None
     event = Event(marketplace_id=marketplace.id, trigger=trigger.key, idempotency_key=idempotency_key,
-                  product_id=product.id if product else None, email=email,
+                  dedupe_key=dedupe, product_id=product.id if product else None, email=email,
                   payload=trigger.payload_schema().dump(data), raw_payload=payload, occurred_at=occurred_at)
     session.add(event)
     try:
         session.flush()
     except IntegrityError:
-        # Another request with the same key won the race: answer with its event.
+        # Another delivery of the same event won the race: answer with its event.
         session.rollback()
-        earlier = _by_idempotency_key(session, marketplace.id, idempotency_key)
-        return Emitted(earlier, False, _runs_of(session, earlier))
+        return _duplicate(session, _earlier(session, marketplace.id, idempotency_key, dedupe))
 
     rules = matching_rules(session, marketplace.id, trigger.key, event.product_id)
     runs = []
@@ -127,9 +127,32 @@ def enqueue_runs(rt: Runtime, runs: list[Run]) -> None:
             log.error("run %s stays queued: Redis unreachable (%s)", run.id, exc.__class__.__name__)
 
 
-def _by_idempotency_key(session: Session, marketplace_id: int, key: str) -> Event | None:
-    return session.scalar(select(Event).where(Event.marketplace_id == marketplace_id,
-                                              Event.idempotency_key == key))
+def _dedupe_key(trigger: TriggerType, data: dict) -> str | None:
+    natural = trigger.dedupe_key(data) if trigger.dedupe_key else None
+    if not natural:
+        return None
+    # Hashed with the trigger: fixed length whatever the ids, and one trigger's key never meets another's.
+    return hashlib.sha256(f"{trigger.key}\0{natural}".encode()).hexdigest()
+
+
+def _earlier(session: Session, marketplace_id: int, idempotency_key: str | None, dedupe: str | None) -> Event | None:
+    same = [Event.idempotency_key == idempotency_key] if idempotency_key else []
+    same += [Event.dedupe_key == dedupe] if dedupe else []
+    if not same:
+        return None
+    return session.scalar(select(Event).where(Event.marketplace_id == marketplace_id, or_(*same))
+                          .order_by(Event.id).limit(1))
+
+
+def _duplicate(session: Session, earlier: Event) -> Emitted:
+    """Answers a repeated delivery with the first event, and counts it (suppressed, never lost from view)."""
+    session.execute(update(Event).where(Event.id == earlier.id)
+                    .values(duplicates=Event.duplicates + 1, last_duplicate_at=utcnow())
+                    .execution_options(synchronize_session=False))
+    session.commit()
+    session.refresh(earlier)
+    log.info("event %s delivered again: suppressed as a duplicate (%s so far)", earlier.id, earlier.duplicates)
+    return Emitted(earlier, False, _runs_of(session, earlier))
 
 
 def _runs_of(session: Session, event: Event) -> list[Run]:

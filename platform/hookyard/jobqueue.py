@@ -1,6 +1,8 @@
 """Enqueueing with one policy: JSON serializer, deterministic job ids, timeouts, TTLs and a retry."""
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime, timezone
 
 import redis
@@ -11,6 +13,7 @@ from rq.serializers import JSONSerializer
 from .models import Run
 from .runtime import Runtime
 
+log = logging.getLogger(__name__)
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
 # RQ's own retry only covers a crash of our job function itself (a bug, a lost database);
@@ -83,3 +86,31 @@ def make_worker(rt: Runtime, fork: bool):
 
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
+    """Runs a worker until it is asked to stop. RQ's worker quits when Redis goes away while it finishes
+    a job; this waits for Redis to come back and starts a fresh one, so an outage needs no restart by
+    hand (and does not end `make run`, where one process exiting stops them all)."""
+    while True:
+        worker = make_worker(rt, fork)
+        try:
+            worker.work(with_scheduler=True, burst=burst)
+        except REDIS_ERRORS as exc:  # its teardown could not reach Redis either
+            log.error("the worker lost Redis (%s)", exc.__class__.__name__)
+        if burst or worker._stop_requested:
+            return
+        log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
+        _wait_for_redis(rt)
+
+
+def _wait_for_redis(rt: Runtime, first_wait: float = 0.5, longest_wait: float = 10.0) -> None:
+    wait = first_wait
+    while True:
+        try:
+            rt.redis.ping()
+            return
+        except REDIS_ERRORS as exc:
+            log.warning("Redis is unreachable (%s); trying again in %.1f s", exc.__class__.__name__, wait)
+            time.sleep(wait)  # nothing to wait on but time: Redis itself is what is missing
+            wait = min(wait * 2, longest_wait)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
-from datetime import timedelta
+import threading
+from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
 from rq.serializers import JSONSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import logcap, runtime
@@ -24,32 +26,87 @@ log = logging.getLogger(__name__)
 def run_rule(run_id: int) -> str:
     rt = runtime.current()
     with rt.db.session() as session:
-        if not _claim(session, run_id):
+        started = _claim(session, run_id)
+        if started is None:
             # Someone else has it, it already finished, or the log cap trimmed it: never run twice.
             return "not claimed"
-        run = session.get(Run, run_id)
-        started = utcnow()
-        try:
-            outcome = _execute(rt, session, run)
-        except Deferred as deferred:
-            return _defer(rt, session, run, deferred)
-        except Exception as exc:  # our own failure after the claim must not leave the run "running"
-            log.exception("run %s failed inside Hookyard", run_id)
-            session.rollback()
+        with Lease(rt, run_id):
             run = session.get(Run, run_id)
-            outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
-        finished = utcnow()
-        return _record(rt, session, run, outcome, started, finished)
+            try:
+                outcome = _execute(rt, session, run)
+            except Deferred as deferred:
+                outcome = deferred
+            except Exception as exc:  # our own failure after the claim must not leave the run "running"
+                log.exception("run %s failed inside Hookyard", run_id)
+                session.rollback()
+                outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
+        if not _still_ours(session, run_id, started):
+            log.warning("run %s: an attempt finished after the sweeper had given it up (its worker looked dead); "
+                        "its outcome is dropped: %s", run_id, getattr(outcome, "reason", outcome))
+            session.rollback()
+            return "superseded"
+        run = session.get(Run, run_id)
+        if isinstance(outcome, Deferred):
+            return _defer(rt, session, run, outcome)
+        return _record(rt, session, run, outcome, started, utcnow())
 
 
-def _claim(session: Session, run_id: int) -> bool:
+def _claim(session: Session, run_id: int) -> datetime | None:
+    """Marks the run running; returns the claim's start time, which identifies this attempt."""
+    started = utcnow()
     result = session.execute(
         update(Run).where(Run.id == run_id, Run.status == "queued")
-        .values(status="running", attempts=Run.attempts + 1, started_at=utcnow())
+        .values(status="running", attempts=Run.attempts + 1, started_at=started)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return result.rowcount == 1
+    return started if result.rowcount == 1 else None
+
+
+def _still_ours(session: Session, run_id: int, started: datetime) -> bool:
+    """The sweeper takes over an attempt by moving its started_at; the row lock (BEGIN IMMEDIATE on SQLite)
+    keeps it from doing so between this check and the outcome's commit."""
+    row = session.execute(select(Run.status, Run.started_at).where(Run.id == run_id).with_for_update()).one_or_none()
+    return row is not None and row.status == "running" and row.started_at == started
+
+
+def lease_key(rt: Runtime, run_id: int) -> str:
+    return f"{rt.settings.queue_name}:lease:{run_id}"
+
+
+class Lease:
+    """A key in Redis that lives while an attempt runs: renewed by a thread every third of its TTL, so it
+    lapses within HOOKYARD_LEASE_TTL seconds of its process dying (SIGKILL, OOM, a lost machine). The
+    sweeper gives up attempts whose lease lapsed without waiting for the job timeout."""
+
+    def __init__(self, rt: Runtime, run_id: int):
+        self.redis, self.key, self.ttl = rt.redis, lease_key(rt, run_id), rt.settings.lease_ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"lease-{run_id}")
+
+    def _renew(self) -> None:
+        try:
+            self.redis.set(self.key, os.getpid(), ex=self.ttl)
+        except REDIS_ERRORS as exc:
+            # Without Redis the sweeper cannot see leases either; the job timeout stays the backstop.
+            log.warning("could not renew %s: Redis unreachable (%s)", self.key, exc.__class__.__name__)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            self._renew()
+
+    def __enter__(self) -> "Lease":
+        self._renew()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.redis.delete(self.key)
+        except REDIS_ERRORS:
+            pass
 
 
 def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
@@ -192,7 +249,7 @@ def sweep() -> dict:
     anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
     rt = runtime.current()
     try:
-        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt)}
+        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt)}
     except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
         log.exception("sweep failed")
         return {}
@@ -201,13 +258,19 @@ def sweep() -> dict:
 
 
 def _recover_stuck(rt: Runtime) -> int:
-    """A run "running" past its job timeout lost its worker (killed, crashed, timed out): that attempt failed."""
-    cutoff = utcnow() - timedelta(seconds=rt.settings.job_timeout + rt.settings.stuck_grace)
+    """A "running" attempt whose lease lapsed lost its worker (killed, crashed); one still running past its
+    job timeout is hung. Either way that attempt failed, and the run is retried."""
+    now = utcnow()
+    timeout_cutoff = now - timedelta(seconds=rt.settings.job_timeout + rt.settings.stuck_grace)
     recovered = 0
     with rt.db.session() as session:
-        stuck = list(session.execute(select(Run.id, Run.started_at).where(
-            Run.status == "running", Run.started_at < cutoff).limit(SWEEP_BATCH)))
-        for run_id, started_at in stuck:
+        candidates = list(session.execute(select(Run.id, Run.started_at).where(
+            Run.status == "running", Run.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
+            .order_by(Run.started_at).limit(SWEEP_BATCH)))
+        alive = _leases_alive(rt, [run_id for run_id, _ in candidates])
+        for (run_id, started_at), has_lease in zip(candidates, alive, strict=True):
+            if has_lease and started_at >= timeout_cutoff:
+                continue  # its worker is alive and within the job timeout
             taken = session.execute(update(Run).where(Run.id == run_id, Run.status == "running",
                                                       Run.started_at == started_at)
                                     .values(started_at=utcnow()).execution_options(synchronize_session=False))
@@ -215,13 +278,25 @@ def _recover_stuck(rt: Runtime) -> int:
             if taken.rowcount != 1:
                 continue  # it finished, or another sweeper took it
             run = session.get(Run, run_id)
-            log.warning("run %s was still running %s after its attempt began: its worker stopped", run_id,
-                        utcnow() - started_at)
-            outcome = Outcome.failed("the worker running this attempt stopped (crashed, killed or timed out)",
-                                     retryable=True)
+            why = ("its lease lapsed: the worker running it stopped (killed or crashed)" if not has_lease
+                   else f"it was still running {utcnow() - started_at} after it began, past the job timeout")
+            log.warning("run %s: giving up attempt %s, %s", run_id, run.attempts, why)
+            outcome = Outcome.failed(f"the attempt was given up: {why}", retryable=True)
             _record(rt, session, run, outcome, started_at, utcnow())
             recovered += 1
     return recovered
+
+
+def _leases_alive(rt: Runtime, run_ids: list[int]) -> list[bool]:
+    if not run_ids:
+        return []
+    try:
+        pipe = rt.redis.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.exists(lease_key(rt, run_id))
+        return [bool(n) for n in pipe.execute()]
+    except REDIS_ERRORS:
+        return [True] * len(run_ids)  # unknown: leave them to the job timeout
 
 
 def _redispatch_lost(rt: Runtime) -> int:
@@ -250,3 +325,19 @@ def _redispatch_lost(rt: Runtime) -> int:
             dispatch_again(rt, session, run)
             redispatched += 1
     return redispatched
+
+
+def _prune_events(rt: Runtime) -> int:
+    """Forgets events older than HOOKYARD_EVENT_RETENTION_DAYS whose log entries are gone (trimmed by the
+    cap) or that matched no rule; with them go their dedupe and idempotency keys. An event the log still
+    shows is kept, so an entry's payload and Retry keep working."""
+    cutoff = utcnow() - timedelta(days=rt.settings.event_retention_days)
+    with rt.db.session() as session:
+        expired = (select(Event.id).where(Event.received_at < cutoff, ~exists().where(Run.event_id == Event.id))
+                   .limit(SWEEP_BATCH * 10))
+        result = session.execute(delete(Event).where(Event.id.in_(expired.scalar_subquery()))
+                                 .execution_options(synchronize_session=False))
+        session.commit()
+    if result.rowcount:
+        log.info("pruned %s events older than %s days", result.rowcount, rt.settings.event_retention_days)
+    return result.rowcount or 0

@@ -20,7 +20,8 @@ def validate(rt: Runtime, session: Session, marketplace_id: int, values: dict) -
         product = session.get(Product, product_id)
         if product is None or product.marketplace_id != marketplace_id:
             errors["product_id"] = [f"Unknown product {product_id}."]
-    integration = session.get(Integration, values.get("integration_id"))
+    integration_id = values.get("integration_id")
+    integration = session.get(Integration, integration_id) if integration_id is not None else None
     if integration is None or integration.marketplace_id != marketplace_id:
         errors["integration_id"] = [f"Unknown integration {values.get('integration_id')}."]
         raise ValidationError(errors)

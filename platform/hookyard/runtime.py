@@ -33,7 +33,7 @@ class Runtime:
 
     @cached_property
     def secret_box(self) -> SecretBox:
-        return SecretBox(self.settings.secret_key)
+        return SecretBox(self.settings.secret_key, self.settings.old_secret_keys)
 
 
 def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:

@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import ApiToken, Marketplace, utcnow
+from .models import ROLES, ApiToken, Marketplace, utcnow
 
 TOKEN_PREFIX = "hy_"
 
@@ -25,20 +25,28 @@ def get_or_create_marketplace(session: Session, name: str) -> Marketplace:
     return mp
 
 
-def create_token(session: Session, marketplace: Marketplace, name: str = "") -> str:
+def create_token(session: Session, marketplace: Marketplace, name: str = "", role: str = "owner") -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(marketplace_id=marketplace.id, name=name, token_hash=hash_token(token),
-                         prefix=token[:10]))
+                         prefix=token[:10], role=role))
     session.flush()
     return token
 
 
-def marketplace_for_token(session: Session, token: str) -> Marketplace | None:
+def lookup_token(session: Session, token: str) -> tuple[ApiToken, Marketplace] | None:
+    """The active (not revoked) token row and its marketplace; the row carries the role to enforce."""
     row = session.execute(
-        select(Marketplace).join(ApiToken, ApiToken.marketplace_id == Marketplace.id)
+        select(ApiToken, Marketplace).join(Marketplace, ApiToken.marketplace_id == Marketplace.id)
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-    ).scalar_one_or_none()
-    return row
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def marketplace_for_token(session: Session, token: str) -> Marketplace | None:
+    found = lookup_token(session, token)
+    return None if found is None else found[1]
 
 
 def revoke_token(token: ApiToken) -> None:

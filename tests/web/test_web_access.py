@@ -3,10 +3,13 @@
 lists come from the app's URL map, so a new page is covered the day it is added."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hookyard.models import User
 
+from ..waiting import wait_for
 from .session import PASSWORD, WebClient, add_user
 
 PUBLIC = {"web.sign_in", "web.setup", "web.static"}
@@ -133,3 +136,40 @@ def test_another_marketplaces_objects_are_not_found(app, runtime, owner, make_cl
     product = other.post("/api/v1/products", json={"external_id": "9", "name": "Theirs"}).json["id"]
     assert owner.get(f"/products/{product}").status_code == 404
     assert owner.post(f"/rules/new?product_id={product}").status_code == 404
+
+
+def test_sign_in_attempts_are_limited_per_address_and_email_until_the_window_passes(app, runtime):
+    # A short window, so the test can see it pass; long enough for the four attempts before the check.
+    runtime.settings = replace(runtime.settings, signin_rate_limit=(3, 3.0))
+    add_user(runtime, "ada@example.com", "owner")
+    add_user(runtime, "bob@example.com", "viewer")
+    web = WebClient(app)
+    web.get("/sign-in")
+    for email in ("ada@example.com", "Ada@Example.com", "ada@example.com"):  # the email's case does not matter
+        assert web.post("/sign-in", {"email": email, "password": "wrong password"}).status_code == 401
+
+    limited = web.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD})
+    assert limited.status_code == 429 and "Too many sign-in attempts; try again in 1 minute." in limited.text
+    assert 1 <= int(limited.headers["Retry-After"]) <= 3
+    assert limited.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert "/sign-in" in web.get("/logs").location  # not signed in
+
+    other_email = WebClient(app)
+    other_email.sign_in("bob@example.com")
+    from_elsewhere = WebClient(app)
+    from_elsewhere.get("/sign-in", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert from_elsewhere.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD},
+                               environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 302
+
+    wait_for(lambda: web.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD}).status_code == 302,
+             timeout=15, message="sign-in was still refused after the window")
+    assert web.get("/logs").status_code == 200
+
+
+def test_out_of_range_ids_and_nul_characters_are_refused_not_crashed_on(owner):
+    assert owner.get(f"/products/{2**40}").status_code == 404
+    assert owner.get(f"/rules/new?product_id={2**40}").status_code == 404
+    wizard = owner.post("/rules/new", {"step": "action", "integration_id": str(2**40), "action": "record"})
+    assert wizard.status_code == 422  # an integration to choose, not a crash
+    assert owner.post("/products", {"external_id": "a\x00b"}).status_code == 400
+    assert owner.get("/logs?q=a%00b").status_code == 400

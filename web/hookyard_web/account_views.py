@@ -1,13 +1,16 @@
 """First start (the owner account), sign-in and sign-out."""
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 
 from hookyard.accounts import authenticate, create_user, has_users
+from hookyard.api.base import rt
 from hookyard.api.base import session as db
+from hookyard.security import over_limit
 from hookyard.tokens import get_or_create_marketplace
 
 from .blueprint import bp, sign_in_as
@@ -51,6 +54,16 @@ def sign_in():
     error, email = None, ""
     if request.method == "POST":
         email = request.form.get("email", "").strip()
+        # Every attempt counts, the right password too: counted before the check, so parallel guesses
+        # cannot slip in while a failure is being recorded, and a refused attempt costs no scrypt hash.
+        # The per-address-and-email limit is far above what a person signing in needs.
+        retry_after = over_limit("sign-in", f"{request.remote_addr}\n{email.lower()}",
+                                 rt().settings.signin_rate_limit)
+        if retry_after is not None:
+            minutes = math.ceil(retry_after / 60)
+            error = f"Too many sign-in attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            return (render_template("sign_in.html", error=error, email=email), 429,
+                    {"Retry-After": str(retry_after)})
         user = authenticate(db(), email, request.form.get("password", ""))
         if user is not None:
             db().commit()

@@ -83,6 +83,9 @@ def _guard():
     if request.method not in SAFE_METHODS and not _csrf_ok():
         abort(400, description="This form has expired or is missing its security token. "
                                "Reload the page and submit it again.")
+    if any("\x00" in value for value in [*request.args.values(), *request.form.values()]):
+        # PostgreSQL text cannot hold it: refused here rather than failing a query later.
+        abort(400, description="The form contains a NUL character, which no field accepts.")
     if request.endpoint in PUBLIC:
         return None
     if g.user is None:

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import json
 
+from hookyard.api.base import MAX_ID
 from hookyard.schemadoc import describe
+
+
+def id_or_none(text) -> int | None:
+    """A form's id: None unless it is a whole number the id columns can hold."""
+    text = str(text or "").strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= MAX_ID else None
 
 
 def present(form, names) -> dict:

@@ -14,7 +14,7 @@ from hookyard.models import Integration, Product, Rule
 from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only
-from .forms import dumps, flat_errors, loads_object, schema_values
+from .forms import dumps, flat_errors, id_or_none, loads_object, schema_values
 from .labels import action_label, rule_rows, trigger_label
 
 PARAMS_PREFIX = "params."
@@ -28,7 +28,9 @@ def global_rules():
 
 
 def _product(product_id) -> Product | None:
-    return owned(Product, int(product_id)) if product_id not in (None, "", "None") else None
+    if product_id in (None, "", "None"):
+        return None
+    return owned(Product, id_or_none(product_id) or 0)  # 0 names nothing: a 404 like any unknown id
 
 
 def _integrations():
@@ -55,7 +57,7 @@ class Wizard:
 
     def __init__(self, form, product: Product | None):
         self.product = product
-        self.integration_id = form.get("integration_id") or None
+        self.integration_id = id_or_none(form.get("integration_id"))
         self.action_key = form.get("action") or None
         self.params = loads_object(form.get("params_json"))
         self.trigger = form.get("trigger") or None
@@ -64,9 +66,9 @@ class Wizard:
 
     @property
     def integration(self) -> Integration | None:
-        if not self.integration_id or not str(self.integration_id).isdigit():
+        if self.integration_id is None:
             return None
-        integration = db().get(Integration, int(self.integration_id))
+        integration = db().get(Integration, self.integration_id)
         return integration if integration and integration.marketplace_id == marketplace_id() else None
 
     @property
@@ -75,7 +77,7 @@ class Wizard:
 
     def values(self) -> dict:
         return {"product_id": self.product.id if self.product else None, "trigger": self.trigger,
-                "integration_id": int(self.integration_id) if str(self.integration_id or "").isdigit() else None,
+                "integration_id": self.integration_id,
                 "action": self.action_key, "params": self.params, "enabled": True}
 
     def check(self, *fields: str) -> bool:
@@ -158,8 +160,8 @@ def edit_rule(rule_id):
     action = _action_for(integration, rule.action)
     if request.method == "POST":
         changes = {"trigger": request.form.get("trigger") or None, "enabled": request.form.get("enabled") == "true"}
-        if request.form.get("integration_id", "").isdigit():
-            changes["integration_id"] = int(request.form["integration_id"])
+        if id_or_none(request.form.get("integration_id")) is not None:
+            changes["integration_id"] = id_or_none(request.form["integration_id"])
         if action is not None:
             changes["params"] = schema_values(action.params_schema, request.form, PARAMS_PREFIX)
         values.update(changes)

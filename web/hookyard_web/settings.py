@@ -8,7 +8,7 @@ from sqlalchemy import select
 from hookyard.accounts import create_user
 from hookyard.api.base import marketplace, marketplace_id, owned
 from hookyard.api.base import session as db
-from hookyard.models import ApiToken, User
+from hookyard.models import ROLES, ApiToken, User
 from hookyard.tokens import create_token, revoke_token
 
 from .blueprint import bp, done, owner_only
@@ -33,7 +33,10 @@ def settings():
 @owner_only
 def create_api_token():
     name = request.form.get("name", "").strip()[:200]
-    token = create_token(db(), marketplace(), name)
+    role = request.form.get("role", "owner")
+    if role not in ROLES:
+        return _page({"token_role": "Choose Owner or Viewer."}, status=422)
+    token = create_token(db(), marketplace(), name, role)
     db().commit()
     # Shown in this response only (no redirect): the token is never stored anywhere it could be read back.
     flash("API token created. Copy it now: it is not shown again.", "success")

@@ -1,11 +1,16 @@
 """The REST API: one flask-smorest blueprint per resource under /api/v1, one error shape."""
 from __future__ import annotations
 
-from flask import Flask
+import logging
+
+import sqlalchemy.exc
+from flask import Flask, jsonify, request
 from flask_smorest import Api
 
 from .. import __version__
 from . import catalog, events, integrations, logs, products, rules
+
+log = logging.getLogger(__name__)
 
 BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, products.blp,
               rules.blp, events.blp, logs.blp)
@@ -38,9 +43,28 @@ class HookyardApi(Api):
         return payload, code, headers
 
 
+# The database refused or dropped the connection (down, restarting, out of connections, locked):
+# the request stored nothing, and a client that retries later loses nothing.
+DATABASE_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable(error):
+    log.error("database unavailable while serving %s %s: %s", request.method, request.path,
+              error.__class__.__name__ + (f" ({error.orig.__class__.__name__})" if getattr(error, "orig", None) else ""))
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+    message = "The database is unavailable, so nothing was stored. Retry in a few seconds."
+    if request.path.startswith("/api/"):
+        body = {"code": 503, "status": "Service Unavailable", "message": message, "errors": {}}
+        return jsonify(body), 503, headers
+    return message, 503, {**headers, "Content-Type": "text/plain; charset=utf-8"}
+
+
 def init_api(app: Flask) -> Api:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, database_unavailable)
     api = HookyardApi(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)

@@ -1,11 +1,15 @@
-"""Bearer-token authentication: every /api/v1 route is scoped to the token's marketplace."""
+"""Bearer-token authentication: every /api/v1 route is scoped to the token's marketplace, limited to the
+token's role, and rate limited per token."""
 from __future__ import annotations
 
 from flask import g, request
 from flask_smorest import Blueprint, abort
 
-from ..tokens import marketplace_for_token
-from .base import session
+from ..security import over_limit
+from ..tokens import lookup_token
+from .base import rt, session
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def require_token():
@@ -15,14 +19,38 @@ def require_token():
         abort(401, message="Send an API token as 'Authorization: Bearer <token>' "
                            "(create one with `hookyard tokens create --marketplace NAME`).",
               headers={"WWW-Authenticate": "Bearer"})
-    marketplace = marketplace_for_token(session(), token.strip())
-    if marketplace is None:
+    found = lookup_token(session(), token.strip())
+    if found is None:
         abort(401, message="The API token is invalid or revoked.", headers={"WWW-Authenticate": "Bearer"})
+    api_token, marketplace = found
+    # Counted after the lookup: unknown tokens cannot exhaust a real token's budget.
+    limit, window = rt().settings.api_rate_limit
+    retry_after = over_limit("api", api_token.token_hash, (limit, window))
+    if retry_after is not None:
+        abort(429, message=f"Too many requests with this API token (the limit is {limit} per {window:g} seconds); "
+                           f"try again in {retry_after} seconds.",
+              headers={"Retry-After": str(retry_after)})
+    # Anything but "owner" reads only: a role this code does not know gets the least it could mean.
+    if api_token.role != "owner" and request.method not in READ_METHODS:
+        abort(403, message=f"This API token is read-only (role {api_token.role}): it can only read (GET). "
+                           "Use an owner token to make changes.")
+    g.api_token = api_token
     g.marketplace = marketplace
+
+
+def _document_token_errors(doc, doc_info, *, method, **kwargs):
+    """Every operation here can answer 401, 429, and, when it changes something, 403."""
+    responses = doc.setdefault("responses", {})
+    responses.setdefault(401, "UNAUTHORIZED")
+    if method.upper() not in READ_METHODS:
+        responses.setdefault(403, "FORBIDDEN")
+    responses.setdefault(429, "TOO_MANY_REQUESTS")
+    return doc
 
 
 def api_blueprint(name: str, description: str) -> Blueprint:
     """A resource blueprint under /api/v1 that requires a token on every route."""
     blp = Blueprint(name, "hookyard.api", url_prefix=f"/api/v1/{name}", description=description)
     blp.before_request(require_token)
+    blp._prepare_doc_cbks.append(_document_token_errors)
     return blp

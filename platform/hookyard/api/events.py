@@ -1,12 +1,15 @@
 """Events: emit a trigger (the ingest point) and see what it caused."""
 from __future__ import annotations
 
+import logging
+
 from flask import request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields
 from sqlalchemy import select
 
+from .. import backpressure
 from ..emit import UnknownTrigger, emit
 from ..models import Event, Run
 from .auth import api_blueprint
@@ -14,6 +17,7 @@ from .base import BaseSchema, page_of, abort_invalid, marketplace, marketplace_i
 from .runs import LogEntrySchema
 
 blp = api_blueprint("events", "Emit triggers")
+log = logging.getLogger(__name__)
 
 
 class EmitSchema(BaseSchema):
@@ -23,7 +27,8 @@ class EmitSchema(BaseSchema):
 
 class EmittedSchema(BaseSchema):
     id = fields.Integer()
-    status = fields.String(metadata={"description": "accepted, or duplicate for a repeated Idempotency-Key"})
+    status = fields.String(metadata={"description": "accepted, or duplicate for a repeated delivery (the same "
+                                                    "Idempotency-Key, or the trigger's dedupe key): the first event"})
     matched_rules = fields.Integer()
 
 
@@ -37,6 +42,8 @@ class EventSummarySchema(BaseSchema):
     occurred_at = fields.DateTime()
     received_at = fields.DateTime()
     matched_rules = fields.Integer()
+    duplicates = fields.Integer(metadata={"description": "Later deliveries of this event, answered with it."})
+    last_duplicate_at = fields.DateTime(allow_none=True)
 
 
 class EventSchema(EventSummarySchema):
@@ -56,14 +63,23 @@ IDEMPOTENCY_HEADER = {"Idempotency-Key": {"description": "Repeat it to make a re
 class Events(MethodView):
     @blp.arguments(EmitSchema)
     @blp.response(202, EmittedSchema, description="Accepted: the matching rules are queued.")
-    @blp.alt_response(200, schema=EmittedSchema, description="The Idempotency-Key was seen before: "
-                                                             "the first event, nothing new queued.")
+    @blp.alt_response(200, schema=EmittedSchema, description="A repeated delivery (the same Idempotency-Key, or "
+                                                             "the trigger's dedupe key): the first event, nothing "
+                                                             "new queued.")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="The workers are behind: nothing was stored; "
+                                                                      "retry after Retry-After seconds.")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The database is unavailable: nothing was "
+                                                                        "stored; retry after Retry-After seconds.")
     @blp.doc(parameters=[{"in": "header", "name": k, **v} for k, v in IDEMPOTENCY_HEADER.items()])
     def post(self, body):
         """Emit a trigger: validated, stored, matched against rules and queued"""
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
             abort(422, message="Idempotency-Key is too long.", errors={"headers": {"Idempotency-Key": ["At most 255 characters."]}})
+        refused = backpressure.refusal(rt())
+        if refused:
+            log.warning("refused an event of marketplace %s: %s", marketplace_id(), refused)
+            abort(429, message=refused, headers={"Retry-After": str(backpressure.RETRY_AFTER)})
         try:
             result = emit(rt(), session(), marketplace(), body["trigger"], body["payload"], key)
         except UnknownTrigger:

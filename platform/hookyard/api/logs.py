@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from .. import logsearch, replay
 from ..models import RUN_STATES, Run
 from .auth import api_blueprint
-from .base import BaseSchema, marketplace_id, owned, page_of, rt, session
+from .base import BaseSchema, id_field, marketplace_id, owned, page_of, rt, session
 from .runs import LogEntryDetailSchema, LogEntrySchema
 
 blp = api_blueprint("logs", "The integration log")
@@ -19,8 +19,8 @@ class LogQuerySchema(BaseSchema):
     status = fields.String(validate=validate.OneOf(RUN_STATES))
     trigger = fields.String()
     action = fields.String()
-    product_id = fields.Integer()
-    integration_id = fields.Integer()
+    product_id = id_field()
+    integration_id = id_field()
     since = fields.DateTime(metadata={"description": "Created at or after (ISO 8601)."})
     until = fields.DateTime(metadata={"description": "Created before (ISO 8601)."})
 

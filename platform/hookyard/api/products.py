@@ -13,10 +13,18 @@ from .base import BaseSchema, page_of, marketplace_id, owned, session
 blp = api_blueprint("products", "Store products")
 
 
+class StrippedString(fields.String):
+    """Validated as stored: the product service strips the external id, so " " must be refused as empty."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
 class ProductSchema(BaseSchema):
     id = fields.Integer(dump_only=True, metadata={"description": "Hookyard's id, used by rules."})
-    external_id = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                                metadata={"description": "The store's product id (payload.product.id)."})
+    external_id = StrippedString(required=True, validate=validate.Length(min=1, max=200),
+                                 metadata={"description": "The store's product id (payload.product.id); surrounding "
+                                                          "whitespace is removed."})
     name = fields.String(load_default="", validate=validate.Length(max=500))
     auto_created = fields.Boolean(dump_only=True, metadata={"description": "Created by the first event naming it."})
     created_at = fields.DateTime(dump_only=True)

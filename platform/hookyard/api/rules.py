@@ -7,17 +7,17 @@ from marshmallow import ValidationError, fields, validate
 from .. import rules as rule_service
 from ..models import Rule
 from .auth import api_blueprint
-from .base import BaseSchema, abort_invalid, marketplace_id, owned, rt, session
+from .base import BaseSchema, abort_invalid, id_field, marketplace_id, owned, rt, session
 
 blp = api_blueprint("rules", "Trigger → action rules")
 
 
 class RuleSchema(BaseSchema):
     id = fields.Integer(dump_only=True)
-    product_id = fields.Integer(required=True, allow_none=True,
-                                metadata={"description": "Hookyard product id, or null for a global rule."})
+    product_id = id_field(required=True, allow_none=True,
+                          metadata={"description": "Hookyard product id, or null for a global rule."})
     trigger = fields.String(required=True, metadata={"description": "Trigger key, e.g. samcart.product_purchased."})
-    integration_id = fields.Integer(required=True, allow_none=False)
+    integration_id = id_field(required=True, allow_none=False)
     action = fields.String(required=True, metadata={"description": "Action key of the integration's app."})
     params = fields.Dict(load_default=dict)
     enabled = fields.Boolean(load_default=True)
@@ -26,16 +26,16 @@ class RuleSchema(BaseSchema):
 
 
 class RulePatchSchema(BaseSchema):
-    product_id = fields.Integer(allow_none=True)
+    product_id = id_field(allow_none=True)
     trigger = fields.String()
-    integration_id = fields.Integer()
+    integration_id = id_field()
     action = fields.String()
     params = fields.Dict()
     enabled = fields.Boolean()
 
 
 class RuleQuerySchema(BaseSchema):
-    product_id = fields.Integer(metadata={"description": "Only this product's rules."})
+    product_id = id_field(metadata={"description": "Only this product's rules."})
     scope = fields.String(validate=validate.OneOf(["global", "product"]))
     trigger = fields.String()
 

@@ -398,6 +398,7 @@ class FakeCircle:
         self.rate_limited_count = 0
         self.connections_opened = 0
         self.hold_seconds = 10.0
+        self.random_faults = 0  # faults injected by fail_randomly since it was last called
 
         self._lock = threading.RLock()
         self._ids = itertools.count(1001)  # one sequence for every kind, so a mixed-up id never matches
@@ -411,7 +412,7 @@ class FakeCircle:
 
         self._latency = 0.0
         self._scripted: list[_ScriptedFault] = []
-        self._random: tuple[float, list[str], random.Random] | None = None
+        self._random: tuple[float, list[str], random.Random, float | None] | None = None
         self._rate: tuple[int, float] | None = None
         self._window: tuple[int, int] = (-1, 0)        # (window index, requests counted in it)
 
@@ -552,10 +553,12 @@ class FakeCircle:
         with self._lock:
             self._scripted.append(_ScriptedFault(n, _Fault(kind, retry_after), path, method))
 
-    def fail_randomly(self, ratio: float, kinds: list[str], seed: int = 0):
+    def fail_randomly(self, ratio: float, kinds: list[str], seed: int = 0, retry_after: float | None = None):
+        """Each request fails with probability ``ratio``, with one of ``kinds``; a 429 carries ``retry_after``."""
         self._check_kinds(kinds)
         with self._lock:
-            self._random = (ratio, list(kinds), random.Random(seed)) if ratio > 0 and kinds else None
+            self._random = (ratio, list(kinds), random.Random(seed), retry_after) if ratio > 0 and kinds else None
+            self.random_faults = 0
 
     def rate_limit(self, limit: int | None, window_seconds: float = 300.0):
         with self._lock:
@@ -582,9 +585,10 @@ class FakeCircle:
                 scripted.remaining -= 1
                 return scripted.fault
         if self._random:
-            ratio, kinds, rng = self._random
+            ratio, kinds, rng, retry_after = self._random
             if rng.random() < ratio:
-                return _Fault(rng.choice(kinds))
+                self.random_faults += 1
+                return _Fault(rng.choice(kinds), retry_after)
         return None
 
     def _over_rate_limit(self, at: float) -> bool:

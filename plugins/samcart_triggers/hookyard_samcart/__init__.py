@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from hookyard import TriggerType, hookimpl
 
-from .payload import SamCartPayload
+from .payload import SamCartPayload, dedupe_key
 
 ECOMMERCE, COURSES = "eCommerce", "Courses"
 PROSPECT_DELAY = timedelta(hours=2)
@@ -57,7 +57,8 @@ def trigger_types() -> list[TriggerType]:
         if key == "prospect_created":
             extra = dict(delay=PROSPECT_DELAY, cancelled_by=("samcart.product_purchased",))
         types.append(TriggerType(key=f"samcart.{key}", label=label, category=category, description=description,
-                                 payload_schema=SamCartPayload, product_scoped=product_scoped, **extra))
+                                 payload_schema=SamCartPayload, product_scoped=product_scoped,
+                                 dedupe_key=dedupe_key, **extra))
     return types
 
 

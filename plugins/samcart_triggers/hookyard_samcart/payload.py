@@ -53,6 +53,10 @@ class Subscription(Part):
     interval = fields.String(allow_none=True)
 
 
+class Charge(Part):
+    id = fields.Raw(allow_none=True)
+
+
 class Course(Part):
     id = fields.Raw(allow_none=True)
     name = fields.String(allow_none=True)
@@ -63,6 +67,7 @@ class SamCartPayload(Part):
     product = fields.Nested(ProductRef, allow_none=True)
     order = fields.Nested(Order, allow_none=True)
     subscription = fields.Nested(Subscription, allow_none=True)
+    charge = fields.Nested(Charge, allow_none=True)
     course = fields.Nested(Course, allow_none=True)
     occurred_at = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True,
                                        metadata={"description": "ISO 8601; defaults to when it was received."})
@@ -70,3 +75,20 @@ class SamCartPayload(Part):
     @post_load
     def drop_nulls(self, data, **_):
         return {k: v for k, v in data.items() if v is not None}
+
+
+# The ids that name one real-world SamCart event; occurred_at, when the store sends it, tells apart
+# two genuine events of the same subscription (canceled, restarted, canceled again).
+IDENTITY = ("order", "product", "subscription", "charge", "course")
+
+
+def dedupe_key(data) -> str | None:
+    """Order + product + subscription + charge (+ course, + occurred_at when given); None when the
+    payload names no order, subscription, charge or course, since then nothing identifies the event."""
+    ids = {part: (data.get(part) or {}).get("id") for part in IDENTITY}
+    if all(ids[part] in (None, "") for part in ("order", "subscription", "charge", "course")):
+        return None
+    parts = [f"{part}={ids[part]}" for part in IDENTITY if ids[part] not in (None, "")]
+    if data.get("occurred_at"):
+        parts.append(f"at={data['occurred_at'].isoformat()}")
+    return "|".join(parts)
