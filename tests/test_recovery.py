@@ -1,4 +1,5 @@
 """Recovery: a run whose worker died mid-action, or whose job never reached Redis, still finishes."""
+import signal
 from dataclasses import replace
 
 import pytest
@@ -74,3 +75,11 @@ def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(s
     start_worker(**FAST_SWEEPS)
     [run] = wait_status(api, event.id)
     assert (run["status"], run["attempts"]) == ("succeeded", 1)
+
+
+def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(start_worker):
+    """The worker starts itself again after losing Redis, but never after SIGTERM (a deploy, Ctrl-C)."""
+    worker = start_worker()
+    worker.terminate()
+    # 0 after RQ's warm shutdown; -SIGTERM if the signal came before RQ installed its handlers.
+    assert worker.wait(timeout=20) in (0, -signal.SIGTERM)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import StopRequested
 from rq.worker import RoundRobinWorker, SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -65,6 +66,10 @@ class Sweeping:
         from .jobs import sweep
 
         sweep()
+        if self._shutdown_requested_date is not None:
+            # A SIGTERM that came during maintenance was swallowed by it (RQ raises StopRequested wherever the
+            # main thread is); without this the worker would block on its queues and never stop.
+            raise StopRequested()
 
 
 class ForkingWorker(Sweeping, RoundRobinWorker):
@@ -98,7 +103,8 @@ def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
             worker.work(with_scheduler=True, burst=burst)
         except REDIS_ERRORS as exc:  # its teardown could not reach Redis either
             log.error("the worker lost Redis (%s)", exc.__class__.__name__)
-        if burst or worker._stop_requested:
+        # RQ notes a SIGTERM/SIGINT here whether the worker was busy or idle when it came.
+        if burst or worker._shutdown_requested_date is not None:
             return
         log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
         _wait_for_redis(rt)
