@@ -44,10 +44,5 @@ def lookup_token(session: Session, token: str) -> tuple[ApiToken, Marketplace] |
     return None if row is None else (row[0], row[1])
 
 
-def marketplace_for_token(session: Session, token: str) -> Marketplace | None:
-    found = lookup_token(session, token)
-    return None if found is None else found[1]
-
-
 def revoke_token(token: ApiToken) -> None:
     token.revoked_at = token.revoked_at or utcnow()
