@@ -15,6 +15,8 @@ from hookyard.api.base import rt
 from hookyard.api.base import session as db
 from hookyard.models import Marketplace, User
 
+from .labels import trigger_label
+
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/ui-static")
 
@@ -49,7 +51,7 @@ def _configure(state):
                       SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
     app.session_interface = SessionInterface()
     app.jinja_env.filters.update(when=_when, day=_day)
-    app.jinja_env.globals.update(csrf_token=csrf_token)
+    app.jinja_env.globals.update(csrf_token=csrf_token, trigger_label=trigger_label)
 
 
 def _when(value: datetime | str | None) -> str:

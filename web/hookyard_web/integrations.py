@@ -14,7 +14,7 @@ from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only
 from .forms import flat_errors, schema_values
-from .labels import rule_rows
+from .labels import marketplace_integrations, rule_rows
 
 CONFIG_PREFIX = "config."
 
@@ -26,14 +26,10 @@ def _app_or_404(key: str):
     return app
 
 
-def _integrations():
-    return list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
-                             .order_by(Integration.name)))
-
 
 @bp.route("/integrations")
 def integrations():
-    return render_template("integrations.html", integrations=_integrations(), tab="setup")
+    return render_template("integrations.html", integrations=marketplace_integrations(), tab="setup")
 
 
 @bp.route("/integrations/new")

@@ -5,10 +5,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from hookyard.api.base import rt
+from hookyard.api.base import marketplace_id, rt
 from hookyard.api.base import session as db
 from hookyard.models import Integration, Product, Rule
 from hookyard.schemadoc import describe
+
+
+def marketplace_integrations() -> list[Integration]:
+    """The signed-in marketplace's connections by name: the lists, wizards and filters that offer them."""
+    return list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
+                             .order_by(Integration.name)))
 
 
 def trigger_label(key: str) -> str:

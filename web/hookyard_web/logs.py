@@ -17,7 +17,7 @@ from hookyard.models import RUN_STATES, Integration, Product, Run
 
 from .blueprint import bp, done, owner_only
 from .forms import flat_errors
-from .labels import action_label, describe_params, trigger_label
+from .labels import action_label, describe_params, marketplace_integrations, trigger_label
 
 PAGE_SIZE = 25
 FILTER_NAMES = ("q", "status", "trigger", "action", "product_id", "integration_id")
@@ -73,8 +73,7 @@ def _choices() -> dict:
                           key=lambda kv: kv[1]),
         "products": list(db().scalars(select(Product).where(Product.marketplace_id == marketplace_id())
                                       .order_by(Product.name).limit(500))),
-        "integrations": list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
-                                          .order_by(Integration.name))),
+        "integrations": marketplace_integrations(),
     }
 
 

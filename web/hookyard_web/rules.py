@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
-from sqlalchemy import select
 
 from hookyard import connections
 from hookyard import rules as rule_service
@@ -15,7 +14,7 @@ from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only
 from .forms import dumps, flat_errors, id_or_none, loads_object, schema_values
-from .labels import action_label, rule_rows, trigger_label
+from .labels import action_label, marketplace_integrations, rule_rows, trigger_label
 
 PARAMS_PREFIX = "params."
 STEPS = ("action", "params", "trigger")
@@ -32,10 +31,6 @@ def _product(product_id) -> Product | None:
         return None
     return owned(Product, id_or_none(product_id) or 0)  # 0 names nothing: a 404 like any unknown id
 
-
-def _integrations():
-    return list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
-                             .order_by(Integration.name)))
 
 
 def _triggers(product: Product | None):
@@ -106,7 +101,7 @@ def new_rule():
         options = wizard.integration.options or {}
     status = 422 if wizard.errors or wizard.failure else 200
     return render_template("rule_wizard.html", wizard=wizard, step=step, product=product,
-                           integrations=_integrations(), triggers=_triggers(product), options=options,
+                           integrations=marketplace_integrations(), triggers=_triggers(product), options=options,
                            param_fields=describe(wizard.action.params_schema) if wizard.action else [],
                            params_json=dumps(wizard.params)), status
 
@@ -180,7 +175,7 @@ def edit_rule(rule_id):
             db().rollback()
             failure = getattr(exc, "reason", None)
     return render_template("rule_edit.html", rule=rule, row=rule_rows([rule])[0], values=values, errors=errors,
-                           failure=failure, product=product, integrations=_integrations(),
+                           failure=failure, product=product, integrations=marketplace_integrations(),
                            triggers=_triggers(product), options=(integration.options or {}) if integration else {},
                            param_fields=describe(action.params_schema) if action else []), 422 if errors else 200
 
