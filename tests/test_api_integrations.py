@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from hookyard.models import Integration
 
 from .recorder import TOKEN
+from .tasking import refresh
 
 
 def body(recorder, **overrides):
@@ -51,19 +52,20 @@ def test_unknown_app_missing_config_and_duplicate_name_are_field_errors(api, rec
     assert r.status_code == 422 and "name" in r.json["errors"]["json"]
 
 
-def test_secrets_never_come_back_and_never_reach_the_log(api, recorder, caplog):
+def test_secrets_never_come_back_and_never_reach_the_log(api, recorder, runtime, caplog):
     caplog.set_level(logging.DEBUG)
     created = api.post("/api/v1/integrations", json=body(recorder)).json
+    task = refresh(api, runtime, created["id"])  # the worker's side of a refresh logs nothing secret either
     responses = [api.get("/api/v1/integrations"), api.get(f"/api/v1/integrations/{created['id']}"),
                  api.patch(f"/api/v1/integrations/{created['id']}", json={"name": "Renamed"}),
-                 api.post(f"/api/v1/integrations/{created['id']}/refresh")]
+                 api.get(f"/api/v1/tasks/{task['id']}")]
     for r in responses:
         assert r.status_code == 200, r.json
         assert TOKEN not in r.get_data(as_text=True)
     assert TOKEN not in caplog.text
 
 
-def test_edit_keeps_an_omitted_secret_and_reverifies_a_changed_one(api, recorder):
+def test_edit_keeps_an_omitted_secret_and_reverifies_a_changed_one(api, recorder, runtime):
     iid = api.post("/api/v1/integrations", json=body(recorder)).json["id"]
     r = api.patch(f"/api/v1/integrations/{iid}", json={"config": {"endpoint": recorder.url}})
     assert r.status_code == 200, r.json
@@ -72,20 +74,26 @@ def test_edit_keeps_an_omitted_secret_and_reverifies_a_changed_one(api, recorder
     r = api.patch(f"/api/v1/integrations/{iid}", json={"config": {"token": "wrong"}})
     assert r.status_code == 422
     # the rejected edit changed nothing: a refresh still works with the old token
-    assert api.post(f"/api/v1/integrations/{iid}/refresh").status_code == 200
+    refresh(api, runtime, iid)
 
 
-def test_refresh_loads_options_and_options_are_served_from_the_cache(api, recorder):
+def test_refresh_loads_options_and_options_are_served_from_the_cache(api, recorder, runtime):
     iid = api.post("/api/v1/integrations", json=body(recorder)).json["id"]
-    r = api.get(f"/api/v1/integrations/{iid}/options")  # first read loads them once
+    r = api.get(f"/api/v1/integrations/{iid}/options")  # never loaded: a refresh task starts, nothing waits
+    assert r.status_code == 202 and r.headers["Location"] == f"/api/v1/tasks/{r.json['id']}", r.json
+    assert ("GET", "/options") not in recorder.requests
+    assert api.get(f"/api/v1/integrations/{iid}/options").json["id"] == r.json["id"]  # the same task
+    from .tasking import run_task_here
+    run_task_here(runtime, r.json["id"])
+    r = api.get(f"/api/v1/integrations/{iid}/options")
     assert r.status_code == 200
     assert r.json == recorder.options and r.headers["Last-Modified"]
     loads = recorder.requests.count(("GET", "/options"))
     api.get(f"/api/v1/integrations/{iid}/options")
     assert recorder.requests.count(("GET", "/options")) == loads
     recorder.options = {"channels": [{"id": "new", "name": "New"}]}
-    r = api.post(f"/api/v1/integrations/{iid}/refresh")
-    assert r.status_code == 200 and r.json["refreshed_at"]
+    refresh(api, runtime, iid)
+    assert api.get(f"/api/v1/integrations/{iid}").json["refreshed_at"]
     assert api.get(f"/api/v1/integrations/{iid}/options").json == recorder.options
 
 
@@ -95,8 +103,8 @@ def test_a_failed_refresh_marks_the_connection_as_needing_attention(api, recorde
         row = s.get(Integration, iid)
         row.secrets = runtime.secret_box.seal({"token": "revoked"})
         s.commit()
-    r = api.post(f"/api/v1/integrations/{iid}/refresh")
-    assert r.status_code == 422 and r.json["message"] == "The recorder rejected this token."
+    task = refresh(api, runtime, iid, expect="failed")
+    assert task["message"] == "The recorder rejected this token." and task["finished_at"]
     shown = api.get(f"/api/v1/integrations/{iid}").json
     assert shown["status"] == "needs_attention" and shown["status_reason"] == "The recorder rejected this token."
 

@@ -1,6 +1,8 @@
 """Rules and products: validated references, filters, edits."""
 import pytest
 
+from .tasking import refresh
+
 
 def test_rule_create_show_filter_edit_delete(setup, api):
     iid = setup.integration()
@@ -30,9 +32,9 @@ def test_rule_create_show_filter_edit_delete(setup, api):
     ({"params": {"channel": "does-not-exist"}}, "params"),
     ({"params": {"channel": "general", "colour": "red"}}, "params"),
 ])
-def test_invalid_rules_are_422_naming_the_field(setup, api, change, field):
+def test_invalid_rules_are_422_naming_the_field(setup, api, runtime, change, field):
     iid = setup.integration()
-    api.get(f"/api/v1/integrations/{iid}/options")  # the channel list is known
+    refresh(api, runtime, iid)  # the channel list is known
     rule = {"product_id": None, "trigger": "samcart.product_purchased", "integration_id": iid, "action": "record",
             "params": {"channel": "general"}, "enabled": True, **change}
     r = api.post("/api/v1/rules", json=rule)
@@ -41,9 +43,9 @@ def test_invalid_rules_are_422_naming_the_field(setup, api, change, field):
     assert api.get("/api/v1/rules").json == []
 
 
-def test_a_stale_option_id_names_the_parameter(setup, api):
+def test_a_stale_option_id_names_the_parameter(setup, api, runtime):
     iid = setup.integration()
-    api.get(f"/api/v1/integrations/{iid}/options")
+    refresh(api, runtime, iid)
     r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
                                         "integration_id": iid, "action": "record", "params": {"channel": "gone"}})
     assert "gone not found in the integration's channels" in r.json["errors"]["json"]["params"]["channel"][0]

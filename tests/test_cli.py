@@ -75,6 +75,54 @@ def test_users_create_makes_an_account_that_signs_in(settings, runtime):
         assert authenticate(session, "v@example.com", "short") is None
 
 
+def test_users_passwd_list_and_remove_end_sessions_and_keep_an_owner(settings, runtime):
+    from hookyard import user_sessions
+    from hookyard.accounts import authenticate, create_user
+    from hookyard.models import User, UserSession
+    from hookyard.tokens import get_or_create_marketplace
+
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key)
+    env.pop("HOOKYARD_PASSWORD", None)
+    with runtime.db.session() as session:
+        shop = get_or_create_marketplace(session, "cli-store")
+        for email, role in (("ops@example.com", "owner"), ("vic@example.com", "viewer")):
+            user = create_user(session, shop, {"email": email, "password": "a long enough password", "role": role})
+            user_sessions.start(session, user, "Firefox")
+            user_sessions.start(session, user, "Safari")
+        session.commit()
+
+    listed = [row.split("\t") for row in run_cli("users", "list", "--marketplace", "cli-store", env=env).stdout.splitlines()]
+    assert [(mp, email, role, seen, live) for _, mp, email, role, seen, live in listed] == [
+        ("cli-store", "ops@example.com", "owner", "never", "2 session(s)"),
+        ("cli-store", "vic@example.com", "viewer", "never", "2 session(s)")]
+
+    weak = run_cli("users", "passwd", "vic@example.com", "--password", "aaaaaaaaaa", env=env)
+    assert weak.returncode != 0 and "password: A password cannot be one character repeated" in weak.stderr
+    common = run_cli("users", "passwd", "vic@example.com", "--password", "password123", env=env)
+    assert common.returncode != 0 and "This is a very common password." in common.stderr
+    assert run_cli("users", "passwd", "nobody@example.com", "--password", "x", env=env).returncode != 0
+    # Prompted (twice) when not given, as an operator at a terminal would type it.
+    typed = subprocess.run([HOOKYARD, "users", "passwd", "Vic@Example.com"], env=env, capture_output=True, text=True,
+                           timeout=120, input="plum tractor lantern ocean\nplum tractor lantern ocean\n")
+    assert typed.returncode == 0, typed.stderr
+    assert "password changed for vic@example.com; 2 session(s) signed out" in typed.stdout
+    assert "plum tractor lantern ocean" not in typed.stdout + typed.stderr
+    scripted = run_cli("users", "passwd", "ops@example.com", "--password", "another fine passphrase", env=env)
+    assert scripted.returncode == 0 and "2 session(s) signed out" in scripted.stdout, scripted.stderr
+
+    last_owner = run_cli("users", "remove", "ops@example.com", env=env)
+    assert last_owner.returncode != 0
+    assert "user: ops@example.com is the store's only owner; add another owner first." in last_owner.stderr
+    removed = run_cli("users", "remove", "vic@example.com", env=env)
+    assert removed.returncode == 0 and "removed vic@example.com" in removed.stdout, removed.stderr
+    assert run_cli("users", "remove", "vic@example.com", env=env).returncode != 0
+    with runtime.db.session() as session:
+        assert [u.email for u in session.query(User)] == ["ops@example.com"]
+        assert authenticate(session, "ops@example.com", "another fine passphrase") is not None
+        assert all(s.revoked_at is not None for s in session.query(UserSession))
+        assert {s.user_agent for s in session.query(UserSession)} == {"Firefox", "Safari"}  # ops' only
+
+
 def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plugin_site):
     """`hookyard run` (what `make run` calls) on embedded defaults: no Redis, no database beforehand."""
     port = free_port()

@@ -83,3 +83,30 @@ def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(star
     worker.terminate()
     # 0 after RQ's warm shutdown; -SIGTERM if the signal came before RQ installed its handlers.
     assert worker.wait(timeout=20) in (0, -signal.SIGTERM)
+
+
+def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(setup, api, recorder, runtime,
+                                                                           start_worker):
+    """RQ marked the job started, but its worker died before the run was claimed (the run is still queued): RQ
+    itself would give the job up only after the job timeout, so the sweep must not count it as alive."""
+    from datetime import datetime, timedelta, timezone
+
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from hookyard.jobqueue import run_job_id
+
+    rule = setup.rule(setup.integration())
+    event = setup.emit(purchase())  # no worker yet: its job waits in the queue
+    job_id = run_job_id(event["id"], rule)
+    for queue in runtime.redis.keys("rq:queue:*"):
+        runtime.redis.lrem(queue, 0, job_id)  # taken off the queue by the worker that then died
+    job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
+    job.set_status("started")
+    job.started_at = datetime.now(timezone.utc) - timedelta(minutes=10)
+    job.save()
+
+    start_worker(**SHORT_LEASES)
+    [run] = wait_status(api, event["id"])
+    assert (run["status"], run["attempts"]) == ("succeeded", 1)
+    assert len(recorder.calls_for("ada@example.com")) == 1

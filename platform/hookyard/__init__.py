@@ -6,10 +6,11 @@ Plugin authors need only what this module exports::
 """
 import pluggy
 
-from .contract import Action, App, ConnectionFailed, Deferred, Outcome, RunContext, TriggerType
+from .contract import Action, App, Cancelled, ConnectionFailed, Deferred, Outcome, RunContext, TriggerType
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("hookyard")
 
-__all__ = ["Action", "App", "ConnectionFailed", "Deferred", "Outcome", "RunContext", "TriggerType", "hookimpl", "__version__"]
+__all__ = ["Action", "App", "Cancelled", "ConnectionFailed", "Deferred", "Outcome", "RunContext", "TriggerType",
+           "hookimpl", "__version__"]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask, g, request
+from werkzeug.exceptions import BadRequest
 
 from . import health, security
 from .api import init_api
@@ -23,6 +24,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # a trigger payload is a few KiB
     app.extensions["hookyard"] = runtime
     _configure_logging()
+    # First of all before_request hooks, so that none of them (nor a view) meets an undecodable query string.
+    app.before_request(_query_string_is_text)
     app.register_blueprint(health.bp)
     security.init_app(app)
     init_api(app)
@@ -37,6 +40,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             db_session.close()
 
     return app
+
+
+def _query_string_is_text():
+    """Werkzeug decodes the query string as UTF-8 when it is first read, and raw bytes that are not UTF-8
+    (``?q=\xed\xa0\x80``, sent unencoded) raise UnicodeDecodeError there: a 500 on any page. Refused as a 400,
+    in the API's error shape (the web UI renders the description)."""
+    try:
+        request.args
+    except UnicodeDecodeError:
+        message = "The query string is not valid UTF-8; percent-encode its characters as UTF-8."
+        error = BadRequest(description=message)
+        error.data = {"message": message, "errors": {"query": [message]}}
+        raise error from None
 
 
 def _configure_logging():

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -124,9 +125,85 @@ def users_create(marketplace, email, role, password):
             user = create_user(session, get_or_create_marketplace(session, marketplace),
                                {"email": email, "password": password, "role": role})
         except ValidationError as exc:
-            raise click.ClickException("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items())) from exc
+            raise _invalid(exc) from exc
         session.commit()
         click.echo(f"created {user.role} {user.email} for marketplace {marketplace}")
+
+
+@users.command("list")
+@click.option("--marketplace", help="Only this marketplace's people.")
+def users_list(marketplace):
+    """List people: id, marketplace, email, role, last sign-in, sessions signed in now."""
+    from sqlalchemy import func, select
+
+    from .db import Database
+    from .models import Marketplace, User, UserSession, utcnow
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        live = (select(func.count(UserSession.id)).where(UserSession.user_id == User.id,
+                UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow()).scalar_subquery())
+        query = select(User, Marketplace.name, live).join(Marketplace).order_by(Marketplace.name, User.email)
+        if marketplace:
+            query = query.where(Marketplace.name == marketplace)
+        for user, mp, sessions in session.execute(query):
+            seen = f"{user.last_sign_in_at:%Y-%m-%d %H:%M}" if user.last_sign_in_at else "never"
+            click.echo(f"{user.id}\t{mp}\t{user.email}\t{user.role}\t{seen}\t{sessions} session(s)")
+
+
+@users.command("passwd")
+@click.argument("email")
+@click.option("--password", envvar="HOOKYARD_PASSWORD", prompt="New password", hide_input=True,
+              confirmation_prompt=True, help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
+def users_passwd(email, password):
+    """Set a person's password; every session they have is signed out."""
+    from marshmallow import ValidationError
+
+    from .accounts import set_password
+
+    with _person(email) as (session, user):
+        try:
+            ended = set_password(session, user, password)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        session.commit()
+        click.echo(f"password changed for {user.email}; {ended} session(s) signed out")
+
+
+@contextmanager
+def _person(email):
+    """(database session, the person with this email), or a clear error naming the email."""
+    from .accounts import find_user
+    from .db import Database
+
+    db = Database(Settings.from_env().database_url)
+    with db.session() as session:
+        user = find_user(session, email)
+        if user is None:
+            raise click.ClickException(f"no user with email {email}")
+        yield session, user
+
+
+@users.command("remove")
+@click.argument("email")
+def users_remove(email):
+    """Remove a person (not a store's last owner); their sessions end at once."""
+    from marshmallow import ValidationError
+
+    from .accounts import remove_user
+
+    with _person(email) as (session, user):
+        try:
+            remove_user(session, user.marketplace_id, user.id)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        session.commit()
+        click.echo(f"removed {user.email}")
+
+
+def _invalid(exc) -> click.ClickException:
+    """A ValidationError's per-field messages as one line: `password: This password is too easy to guess. …`."""
+    return click.ClickException("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
 
 
 @main.group()

@@ -2,17 +2,24 @@
 
 Secret config fields are sealed before they touch the database and are never handed back: callers
 get ``masked_config``.
+
+No database transaction stays open while an app talks to its remote (verify, refresh): on SQLite every
+transaction holds the write lock, so a slow remote would otherwise stall every other request and the worker.
+A refresh runs in the worker as a task (``start_refresh``; hookyard.taskjobs), never inside a request.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .contract import App, ConnectionFailed
-from .models import Integration, Rule, utcnow
+from . import tasks
+from .contract import App, Cancelled, ConnectionFailed, Progress
+from .models import Integration, Rule, Task, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,23 @@ class VerificationFailed(ValidationError):
         super().__init__({"config": {failure.field or "_schema": [failure.message]}})
         self.reason = failure.message
         self.transient = failure.transient
+        # The remote did not answer in time: a request answers 504 with Retry-After, not 422.
+        self.timed_out = failure.timed_out
+        self.retry_after = failure.retry_after
+
+
+class OptionsNotLoaded(ValidationError):
+    """The option lists were never loaded: a refresh task was started (or joined) for them. ``task`` is it; when
+    it could not be queued its status is already ``failed``."""
+
+    def __init__(self, task: Task, reason: str):
+        super().__init__({"options": [reason]})
+        self.task = task
+        self.reason = reason
+
+
+class IntegrationGone(LookupError):
+    """The integration was deleted while its refresh talked to the remote."""
 
 
 def app_for(rt: Runtime, key: str) -> App:
@@ -54,11 +78,23 @@ def _check_name(session: Session, marketplace_id: int, name: str, exclude_id: in
         raise ValidationError({"name": [f"An integration named {name!r} already exists."]})
 
 
-def _call_app(app: App, fn, *args) -> dict:
+def _takes_progress(fn) -> bool:
+    """A refresh written before progress existed takes (config, info) only; it is called that way."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _call_app(app: App, fn, *args, progress: Progress | None = None) -> dict:
     """verify()/refresh(): ConnectionFailed is the app's message; anything else is a plugin bug,
     logged with its traceback and reported without details that could hold a secret."""
+    kwargs = {"progress": progress} if progress is not None and _takes_progress(fn) else {}
     try:
-        return dict(fn(*args) or {})
+        return dict(fn(*args, **kwargs) or {})
+    except Cancelled:
+        raise  # the task was cancelled: not the app's failure
     except ConnectionFailed as exc:
         raise VerificationFailed(exc) from exc
     except Exception as exc:
@@ -66,6 +102,20 @@ def _call_app(app: App, fn, *args) -> dict:
         failure = ConnectionFailed(f"The {app.name} plugin failed while checking the connection "
                                    f"({exc.__class__.__name__}); the server log has the details.")
         raise VerificationFailed(failure) from exc
+
+
+def _end_transaction(session: Session) -> None:
+    """Ends the read transaction before a remote call (nothing is pending at that point): objects already loaded
+    stay usable (the sessions do not expire on commit)."""
+    session.commit()
+
+
+def _flush_named(session: Session, name: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the name was taken while the remote was being asked
+        session.rollback()
+        raise ValidationError({"name": [f"An integration named {name!r} already exists."]}) from exc
 
 
 def _store_config(rt: Runtime, integration: Integration, app: App, config: dict) -> None:
@@ -82,20 +132,21 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
         config = app.config_schema().load(config or {})
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from exc
+    _end_transaction(session)
     info = _call_app(app, app.verify, config)  # nothing is saved unless the remote accepts the credentials
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
     _store_config(rt, integration, app, config)
     session.add(integration)
-    session.flush()
+    _flush_named(session, name)
     return integration
 
 
 def update(rt: Runtime, session: Session, integration: Integration, name: str | None, config: dict | None) -> Integration:
     app = app_for(rt, integration.app)
-    if name is not None and name != integration.name:
+    renamed = name is not None and name != integration.name
+    if renamed:
         _check_name(session, integration.marketplace_id, name, exclude_id=integration.id)
-        integration.name = name
     if config is not None:
         # Secrets left out (or sent back as the mask) keep their stored value: they are write-only.
         merged = full_config(rt, integration)
@@ -104,26 +155,40 @@ def update(rt: Runtime, session: Session, integration: Integration, name: str | 
             merged = app.config_schema().load(merged)
         except ValidationError as exc:
             raise ValidationError({"config": exc.messages}) from exc
-        integration.info = _call_app(app, app.verify, merged)
+        _end_transaction(session)  # nothing is changed yet: a refused edit leaves the integration as it was
+        info = _call_app(app, app.verify, merged)
+        integration.info = info
         _store_config(rt, integration, app, merged)
         integration.status, integration.status_reason, integration.verified_at = "connected", None, utcnow()
-    session.flush()
+    if renamed:
+        integration.name = name
+    _flush_named(session, integration.name)
     return integration
 
 
-def refresh(rt: Runtime, session: Session, integration: Integration) -> Integration:
-    """Re-verify, then reload the option lists. A failure marks the connection as needing attention."""
+def refresh(rt: Runtime, session: Session, integration: Integration, progress: Progress | None = None) -> Integration:
+    """Re-verify, then reload the option lists. A failure marks the connection as needing attention, unless it was
+    passing (busy, down, slow). Long: the worker runs it (hookyard.taskjobs), reporting to ``progress``, which
+    raises Cancelled when its task is cancelled. Raises IntegrationGone if the integration is deleted meanwhile."""
     app = app_for(rt, integration.app)
     config = full_config(rt, integration)
+    _end_transaction(session)
     try:
         info = _call_app(app, app.verify, config)
-        options = _call_app(app, app.refresh, config, info) if app.refresh else {}
+        if progress is not None:
+            progress(0, None, f"Connected to {app.name}; loading its lists.")
+        options = _call_app(app, app.refresh, config, info, progress=progress) if app.refresh else {}
+        if progress is not None:  # the last chance to cancel, before anything is written
+            loaded = sum(len(items) for items in options.values() if isinstance(items, list))
+            progress(loaded, loaded, "Saving the lists.")
     except VerificationFailed as exc:
         log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.reason)
         if not exc.transient:
-            integration.status, integration.status_reason = "needs_attention", exc.reason
+            current = _current(session, integration)
+            current.status, current.status_reason = "needs_attention", exc.reason
             session.commit()
         raise
+    integration = _current(session, integration)
     now = utcnow()
     integration.info, integration.options = info, options
     integration.status, integration.status_reason = "connected", None
@@ -132,11 +197,31 @@ def refresh(rt: Runtime, session: Session, integration: Integration) -> Integrat
     return integration
 
 
+def _current(session: Session, integration: Integration) -> Integration:
+    """The row as it is now, after a long remote call; IntegrationGone if it was deleted meanwhile."""
+    found = session.get(Integration, integration.id, populate_existing=True)
+    if found is None:
+        raise IntegrationGone(integration.id)
+    return found
+
+
+def start_refresh(rt: Runtime, session: Session, integration: Integration) -> Task:
+    """The refresh task of this integration: the one queued or running, or a new one. Commits.
+    Raises tasks.TaskNotQueued (the task recorded as failed) when Redis is unreachable."""
+    return tasks.start(rt, session, integration.marketplace_id, tasks.REFRESH, integration.id)
+
+
 def options(rt: Runtime, session: Session, integration: Integration) -> dict:
-    """The option lists of the last refresh, refreshing once if they were never loaded."""
+    """The option lists of the last refresh. Never loaded: a refresh task is started (or the running one joined)
+    and OptionsNotLoaded raised, so no request waits on the remote; ask again once the task has succeeded."""
     if integration.refreshed_at is None:
-        refresh(rt, session, integration)
-        session.commit()
+        app = app_for(rt, integration.app)
+        try:
+            task = start_refresh(rt, session, integration)
+        except tasks.TaskNotQueued as exc:
+            raise OptionsNotLoaded(exc.task, f"{app.name}'s lists could not be loaded: {exc.task.message}") from exc
+        raise OptionsNotLoaded(task, f"Hookyard is loading this connection's lists from {app.name} in the "
+                                     f"background (task {task.id}); try again in a few seconds.")
     return integration.options or {}
 
 

@@ -100,13 +100,29 @@ class ConnectionFailed(Exception):
     """Raised by ``App.verify``/``App.refresh`` with a message a merchant can act on.
 
     ``transient`` says the remote is busy or down (429, 5xx): worth a retry, not the merchant's attention.
+    ``timed_out`` says the remote did not answer in time (a connect or read timeout): the request that
+    called ``verify`` answers 504 with ``Retry-After`` (``retry_after`` seconds when given) instead of 422.
+    A timeout is always transient.
     """
 
-    def __init__(self, message: str, field: str | None = None, transient: bool = False):
+    def __init__(self, message: str, field: str | None = None, transient: bool = False, *,
+                 timed_out: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
-        self.transient = transient
+        self.timed_out = timed_out
+        self.transient = transient or timed_out
+        self.retry_after = retry_after
+
+
+class Cancelled(Exception):
+    """Raised by a refresh's ``progress`` callback when its task was cancelled (or given up): stop there and let it
+    propagate. Catching it, or a bare ``except Exception`` around ``progress``, keeps a cancelled refresh running."""
+
+
+# ``progress(done, total=None, message=None)``: what a long refresh has done so far, e.g. records loaded out of
+# the total the remote announced. Shown on the task (GET /api/v1/tasks/{id}); raises Cancelled when cancelled.
+Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -117,7 +133,8 @@ class App:
     verify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
     actions: tuple[Action, ...]
     # refresh(config, info) returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}]};
-    # info is what verify() just returned.
+    # info is what verify() just returned. It runs in the worker; one that also takes a ``progress`` keyword
+    # (refresh(config, info, progress=None)) is handed a Progress callback to report how far it got.
     refresh: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, list]] | None = None
     description: str = ""
     logo_url: str | None = None

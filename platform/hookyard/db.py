@@ -3,13 +3,24 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from pathlib import Path
+
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .private_files import private_file, private_folder
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, foreign_keys: bool = True) -> Engine:
+    """``foreign_keys=False`` is for migrations only: SQLite alters a table by copying it and dropping the
+    original, and with foreign keys on, that DROP cascades (ON DELETE CASCADE) into every child table."""
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # A folder the operator chose is created private but never changed: it may hold more than ours.
+            path = Path(database)
+            private_file(private_folder(path.parent, tighten=False) / path.name)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -17,7 +28,7 @@ def make_engine(url: str) -> Engine:
             # WAL lets the web process read while the worker writes; foreign keys are off by default.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import logcap
+from . import inputs, logcap, snapshot
 from .contract import TriggerType
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
 from .models import Event, Integration, Marketplace, Product, Rule, Run, utcnow
@@ -35,20 +35,42 @@ def validate_payload(trigger: TriggerType, payload) -> dict:
     """Loads the payload with the trigger's schema; raises ValidationError with field-level messages."""
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["Must be an object."]})
+    # Whatever the plugin's schema lets through, and whoever calls: nesting, text and numbers the database can
+    # store (hookyard.inputs), before the schema walks it; then the instants the schema parsed (any offset).
+    inputs.check(payload)
     data = trigger.payload_schema().load(payload)
+    inputs.check(data)
     if trigger.product_scoped and not (data.get("product") or {}).get("id"):
         raise ValidationError({"product": {"id": ["Required for this trigger."]}})
+    _check_delay(trigger, data.get("occurred_at"))
     return data
 
 
+def _check_delay(trigger: TriggerType, occurred_at) -> None:
+    """A delayed trigger's runs are due at occurred_at + delay (see emit): that instant must exist too."""
+    if not trigger.delay or not isinstance(occurred_at, datetime):
+        return
+    try:
+        due = occurred_at + trigger.delay
+        if due.tzinfo is not None:
+            due.astimezone(timezone.utc)
+    except OverflowError:
+        hours = trigger.delay.total_seconds() / 3600
+        raise ValidationError({"occurred_at": [
+            f"Too late for this trigger: its rules run {hours:g} h after it, which would be after "
+            "9999-12-31T23:59:59Z, the last instant Hookyard can store."]}) from None
+
+
 def matching_rules(session: Session, marketplace_id: int, trigger: str,
-                   product_id: int | None) -> list[tuple[Rule, str | None]]:
-    """(rule, app key) pairs. Served by ix_rules_match: the product's rules plus the global ones."""
+                   product_id: int | None) -> list[tuple[Rule, str | None, str | None]]:
+    """(rule, app key, connection name). Served by ix_rules_match: the product's rules plus the global ones."""
     product_clause = Rule.product_id.is_(None)
     if product_id is not None:
         product_clause = or_(Rule.product_id == product_id, Rule.product_id.is_(None))
     return list(session.execute(
-        select(Rule, Integration.app).outerjoin(Integration, Integration.id == Rule.integration_id)
+        select(Rule, Integration.app, Integration.name)
+        .outerjoin(Integration, (Integration.id == Rule.integration_id)
+                   & (Integration.marketplace_id == Rule.marketplace_id))
         .where(Rule.marketplace_id == marketplace_id, Rule.trigger == trigger,
                Rule.enabled.is_(True), product_clause).order_by(Rule.id)
     ).all())
@@ -103,10 +125,13 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
     runs = []
     not_before = occurred_at + trigger.delay if trigger.delay else None
     first_seq = logcap.reserve_log_seqs(session, marketplace.id, len(rules)) if rules else 0
-    for i, (rule, app_key) in enumerate(rules):
+    for i, (rule, app_key, integration_name) in enumerate(rules):
         runs.append(Run(marketplace_id=marketplace.id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
                         trigger=trigger.key, app=app_key, action=rule.action, integration_id=rule.integration_id,
                         product_id=event.product_id, email=email, status="queued",
+                        product_name=product.name if product else None,
+                        product_external_id=product.external_id if product else None,
+                        ran=snapshot.planned(rt.registry, rule, app_key, integration_name, snapshot.product_name(product)),
                         job_id=run_job_id(event.id, rule.id), dispatches=1, not_before=not_before,
                         history=[]))
     session.add_all(runs)

@@ -6,17 +6,19 @@ import logging
 import os
 import random
 import threading
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 from marshmallow import ValidationError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from . import logcap, runtime
+from . import inputs, logcap, runtime, snapshot
 from .contract import Deferred, Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
-from .models import Event, Integration, Rule, Run, utcnow
+from .models import Event, Integration, Product, Rule, Run, utcnow
 from .pacing import pacer
 from .runtime import Runtime
 
@@ -30,10 +32,11 @@ def run_rule(run_id: int) -> str:
         if started is None:
             # Someone else has it, it already finished, or the log cap trimmed it: never run twice.
             return "not claimed"
+        ran = None
         with Lease(rt, run_id):
             run = session.get(Run, run_id)
             try:
-                outcome = _execute(rt, session, run)
+                outcome, ran = _execute(rt, session, run)
             except Deferred as deferred:
                 outcome = deferred
             except Exception as exc:  # our own failure after the claim must not leave the run "running"
@@ -48,7 +51,7 @@ def run_rule(run_id: int) -> str:
         run = session.get(Run, run_id)
         if isinstance(outcome, Deferred):
             return _defer(rt, session, run, outcome)
-        return _record(rt, session, run, outcome, started, utcnow())
+        return _record(rt, session, run, outcome, started, utcnow(), ran)
 
 
 def _claim(session: Session, run_id: int) -> datetime | None:
@@ -109,13 +112,63 @@ class Lease:
             pass
 
 
-def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
+@dataclass
+class Prepared:
+    """An attempt ready to call its action: everything it runs with was loaded within the run's own store."""
+    action: object
+    context: RunContext
+    integration: Integration
+    ran: dict
+
+
+def _execute(rt: Runtime, session: Session, run: Run) -> tuple[Outcome, dict | None]:
+    """The attempt's outcome, and what it ran (None when it stopped before calling anything)."""
+    prepared = _prepare(rt, session, run)
+    if isinstance(prepared, Outcome):
+        return prepared, None
+    run.ran = prepared.ran
+    # End the read transaction before the remote call: no database lock is held while the action waits
+    # on the network (with SQLite, that lock would stall every other worker and the API).
+    session.commit()
+    try:
+        outcome = prepared.action.run(prepared.context)
+    except Deferred:
+        raise
+    except Exception as exc:  # a plugin bug must not leave the run "running"
+        log.exception("action %s.%s raised on run %s", prepared.integration.app, prepared.action.key, run.id)
+        return Outcome.failed(f"the action raised {exc.__class__.__name__}: {exc}", retryable=True), prepared.ran
+    if not isinstance(outcome, Outcome):
+        return Outcome.failed(f"the action returned {type(outcome).__name__}, not an Outcome"), prepared.ran
+    if outcome.needs_attention:
+        prepared.integration.status = "needs_attention"
+        prepared.integration.status_reason = inputs.storable(outcome.reason)
+    return outcome, prepared.ran
+
+
+def _foreign(run: Run, what: str, row) -> Outcome:
+    """A row of another store named by a run: refused, whatever put the id there (a reused id, a bug, an
+    edited database). Nothing is called; the operator sees it in the server log."""
+    log.warning("run %s (store %s) names %s %s of store %s: refused, nothing was called",
+                run.id, run.marketplace_id, what, row.id, row.marketplace_id)
+    return Outcome.failed(f"the {what} this entry names belongs to another store; nothing was called")
+
+
+def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
+    """Loads the event, rule, connection and products of a run, each checked against the run's store."""
     event = session.get(Event, run.event_id)
+    if event.marketplace_id != run.marketplace_id:
+        return _foreign(run, "event", event)
     rule = session.get(Rule, run.rule_id) if run.rule_id is not None else None
     if rule is None:
         return Outcome.skipped("the rule was deleted before it ran")
+    if rule.marketplace_id != run.marketplace_id:
+        return _foreign(run, "rule", rule)
     if not rule.enabled:
         return Outcome.skipped("the rule was disabled before it ran")
+    products = {pid: session.get(Product, pid) for pid in {event.product_id, rule.product_id} - {None}}
+    for product in products.values():
+        if product is not None and product.marketplace_id != run.marketplace_id:
+            return _foreign(run, "product", product)
     trigger = rt.registry.trigger_types.get(event.trigger)
     if trigger is not None and trigger.delay and trigger.cancelled_by:
         cancelled = _cancelling_event(session, event, trigger.cancelled_by)
@@ -127,6 +180,8 @@ def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
     integration = session.get(Integration, rule.integration_id) if rule.integration_id else None
     if integration is None:
         return Outcome.failed("the rule's integration was deleted; edit the rule to choose another")
+    if integration.marketplace_id != run.marketplace_id:
+        return _foreign(run, "integration", integration)
     app = rt.registry.apps.get(integration.app)
     if app is None:
         return Outcome.failed(f"app {integration.app!r} is not installed (its plugin is missing or disabled)")
@@ -143,22 +198,10 @@ def _execute(rt: Runtime, session: Session, run: Run) -> Outcome:
         info=integration.info or {}, options=integration.options or {}, marketplace_id=run.marketplace_id,
         integration_id=integration.id, pace=pacer(rt.redis, f"integration-{integration.id}"),
     )
-    # End the read transaction before the remote call: no database lock is held while the action waits
-    # on the network (with SQLite, that lock would stall every other worker and the API).
-    session.commit()
-    try:
-        outcome = action.run(context)
-    except Deferred:
-        raise
-    except Exception as exc:  # a plugin bug must not leave the run "running"
-        log.exception("action %s.%s raised on run %s", app.key, action.key, run.id)
-        return Outcome.failed(f"the action raised {exc.__class__.__name__}: {exc}", retryable=True)
-    if not isinstance(outcome, Outcome):
-        return Outcome.failed(f"the action returned {type(outcome).__name__}, not an Outcome")
-    if outcome.needs_attention:
-        integration.status = "needs_attention"
-        integration.status_reason = outcome.reason
-    return outcome
+    # A product deleted since the event arrived keeps the name the entry was created with.
+    product_name = snapshot.product_name(products.get(event.product_id)) or run.product_name
+    ran = snapshot.attempted(rt.registry, rule, integration, product_name)
+    return Prepared(action=action, context=context, integration=integration, ran=ran)
 
 
 def _cancelling_event(session: Session, event: Event, triggers: tuple[str, ...]) -> Event | None:
@@ -207,11 +250,15 @@ def attempts_since_replay(run: Run) -> int:
     return run.attempts
 
 
-def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished) -> str:
+def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished,
+            ran: dict | None = None) -> str:
+    outcome = replace(outcome, reason=inputs.storable(outcome.reason))
     entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
              "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
     if outcome.details:
         entry["details"] = dict(outcome.details)
+    if ran is not None:
+        entry["ran"] = ran  # each attempt shows what it ran: a retry runs the rule as it is by then
     used = attempts_since_replay(run)
     if outcome.status == "failed" and outcome.retryable and used < rt.settings.retry_max_attempts:
         delay = retry_delay(rt, used, outcome.retry_after)
@@ -249,7 +296,10 @@ def sweep() -> dict:
     anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
     rt = runtime.current()
     try:
-        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt)}
+        from .tasks import sweep as sweep_tasks  # imported here: hookyard.tasks builds on this module
+
+        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt),
+                "tasks": sweep_tasks(rt)}
     except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
         log.exception("sweep failed")
         return {}
@@ -300,11 +350,12 @@ def _leases_alive(rt: Runtime, run_ids: list[int]) -> list[bool]:
 
 
 def _redispatch_lost(rt: Runtime) -> int:
-    """A queued run whose job is not in Redis (Redis was down when it was enqueued), or whose scheduled
-    job is overdue (no scheduler is running: its lock died with a killed worker), is enqueued again."""
+    """A queued run whose job nothing will run is enqueued again (see _lost). Several sweepers may find the same
+    run: the job may vanish between their reads, and the run's atomic claim keeps a doubled job harmless."""
     from rq.job import Job
 
-    due = utcnow() - timedelta(seconds=rt.settings.sweep_interval)
+    now = utcnow()
+    due = now - timedelta(seconds=rt.settings.sweep_interval)
     redispatched = 0
     with rt.db.session() as session:
         queued = list(session.scalars(select(Run).where(
@@ -314,17 +365,41 @@ def _redispatch_lost(rt: Runtime) -> int:
             return 0
         jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
         for run, job in zip(queued, jobs, strict=True):
-            status = job.get_status(refresh=False) if job is not None else None
-            if status in LIVE_JOB_STATES and not (status == "scheduled" and run.not_before and run.not_before < due):
+            why = _lost(rt, run, job, now)
+            if why is None:
                 continue
-            log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id,
-                        "overdue" if status == "scheduled" else "not in Redis")
+            log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id, why)
             if job is not None:
-                job.delete()
+                try:
+                    job.delete()
+                except (InvalidJobOperation, NoSuchJobError):
+                    pass  # another sweeper deleted it first
             run.not_before = None
             dispatch_again(rt, session, run)
             redispatched += 1
     return redispatched
+
+
+def _lost(rt: Runtime, run: Run, job, now: datetime) -> str | None:
+    """Why nothing will run this queued run's job, or None when something will:
+    - not in Redis: Redis was down when it was enqueued, or restarted without persistence;
+    - scheduled but overdue: no scheduler runs (its lock died with a killed worker);
+    - started, yet the run was never claimed: the worker that took it died first (claiming takes milliseconds,
+      or a wait for SQLite's write lock); RQ would only give it up after the job timeout;
+    - finished, failed or stopped without running the run."""
+    if job is None:
+        return "not in Redis"
+    status = job.get_status(refresh=False)
+    due = now - timedelta(seconds=rt.settings.sweep_interval)
+    if status == "scheduled" and run.not_before and run.not_before < due:
+        return "overdue"
+    if status == "started":
+        began = job.started_at
+        if began is not None and began.tzinfo is None:
+            began = began.replace(tzinfo=timezone.utc)
+        dead_after = timedelta(seconds=rt.settings.lease_ttl + rt.settings.sweep_interval)
+        return f"started at {began.isoformat()} but never claimed" if began and began < now - dead_after else None
+    return None if status in LIVE_JOB_STATES else f"{status} without running it"
 
 
 def _prune_events(rt: Runtime) -> int:

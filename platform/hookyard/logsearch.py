@@ -6,7 +6,7 @@ from datetime import timezone
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Event, Product, Rule, Run
+from .models import Event, Integration, Product, Rule, Run
 
 FILTERS = ("status", "trigger", "action", "product_id", "integration_id")
 
@@ -24,20 +24,33 @@ def search(marketplace_id: int, filters: dict) -> Select:
         query = query.where(Run.created_at < _aware(filters["until"]))
     text = (filters.get("q") or "").strip().lower()
     if text:
+        # The product as the entry recorded it: no join, so nothing of another store's (or of a product
+        # deleted since) can make an entry match.
         like = f"%{text}%"
-        query = query.outerjoin(Product, Product.id == Run.product_id).where(or_(
+        query = query.where(or_(
             func.lower(Run.email).like(like), func.lower(Run.trigger).like(like),
             func.lower(Run.action).like(like), func.lower(Run.reason).like(like),
-            func.lower(Product.name).like(like), func.lower(Product.external_id).like(like),
+            func.lower(Run.product_name).like(like), func.lower(Run.product_external_id).like(like),
         ))
     return query
 
 
 def detail(session: Session, run: Run) -> dict:
-    """What a log entry's detail view shows besides the run: the trigger payload and the rule's parameters."""
+    """What a log entry's detail view shows besides the run: the trigger payload, the rule's current parameters
+    (None once it is deleted) and which of the objects it names are gone. Every row is read within the entry's
+    own store: an id that names another store's row reads as deleted."""
     event = session.get(Event, run.event_id)
-    rule = session.get(Rule, run.rule_id) if run.rule_id else None
-    return {"history": run.history or [], "payload": event.payload, "params": rule.params if rule else None}
+    current = {"rule": _own(session, Rule, run.rule_id, run), "integration": _own(session, Integration,
+               run.integration_id, run), "product": _own(session, Product, run.product_id, run)}
+    rule = current["rule"]
+    return {"history": run.history or [], "payload": event.payload, "params": rule.params if rule else None,
+            "deleted": [name for name, row in current.items() if row is None and getattr(run, f"{name}_id")],
+            "current": current}
+
+
+def _own(session: Session, model, object_id: int | None, run: Run):
+    row = session.get(model, object_id) if object_id else None
+    return row if row is not None and row.marketplace_id == run.marketplace_id else None
 
 
 def _aware(dt):

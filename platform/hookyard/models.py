@@ -1,5 +1,7 @@
 """The tables. Log entries (runs) keep plain ids of rules, products and integrations so history
-survives their deletion; only the event a run belongs to is a foreign key."""
+survives their deletion (ids are never reused: see Base), and a copy of what they ran (``ran``) so
+that deleting or renaming those objects later never changes what the log says; only the event a run
+belongs to is a foreign key."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -34,7 +36,15 @@ class UTCDateTime(TypeDecorator):
 
 
 class Base(DeclarativeBase):
-    pass
+    """Every table is AUTOINCREMENT on SQLite: without it SQLite hands a deleted row's id to the next row, and a
+    log entry, a queued run or another store's reference would then name somebody else's object.
+    PostgreSQL's sequences never reuse a value."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            table.dialect_kwargs["sqlite_autoincrement"] = True
 
 
 class Marketplace(Base):
@@ -173,6 +183,11 @@ class Run(Base):
     action: Mapped[str] = mapped_column(String(200))
     integration_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The product as it was when the event arrived: what the log shows and searches (hookyard.snapshot).
+    product_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    product_external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # What the run was set to do when it was created, then what its latest attempt did (hookyard.snapshot).
+    ran: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -183,5 +198,53 @@ class Run(Base):
     job_id: Mapped[str] = mapped_column(String(200))
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserSession(Base):
+    """A signed-in browser (hookyard.user_sessions). Its cookie carries a random id; only the id's SHA-256 is
+    stored, as with API tokens, so a copy of the database cannot be replayed as a cookie. Signing out, a password
+    change, "sign out everywhere" and removing the person end it here, whatever copies of the cookie exist."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written at most every few minutes (hookyard.user_sessions.SEEN_EVERY), not on each request.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # For the person's list of sessions only (never for deciding anything): the browser and where it came from.
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+
+
+TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TASK_ACTIVE_STATES = ("queued", "running")
+
+
+class Task(Base):
+    """Long work the worker does for a marketplace (hookyard.tasks), e.g. reloading a connection's option lists:
+    the API answers 202 with the task, and the task shows how far the work got and how it ended."""
+
+    __tablename__ = "tasks"
+    # One queued or running task per (marketplace, kind, target): a second start of the same work finds the first.
+    __table_args__ = (UniqueConstraint("marketplace_id", "active_key", name="uq_task_active"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(100))  # e.g. "integration.refresh"
+    target_id: Mapped[int] = mapped_column(Integer)  # what the kind works on, e.g. the integration's id
+    # "<kind>:<target_id>" while queued or running, NULL once finished (NULLs never collide in a unique constraint).
+    active_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # unknown until the work says
+    message: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when a worker claims it; the attempt is identified by it (the sweep gives up a dead one by this value).
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

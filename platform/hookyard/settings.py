@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .private_files import private_folder, write_once
+
 
 def _number(env, name, default, cast=int):
     raw = env.get(name)
@@ -80,7 +82,7 @@ class Settings:
             instance_path=instance,
             database_url=normalise_database_url(database_url),
             redis_url=env.get("REDIS_URL") or None,
-            secret_key=env.get("SECRET_KEY") or _instance_secret_key(instance),
+            secret_key=_given_secret_key(env) or _instance_secret_key(instance),
             queue_name=env.get("HOOKYARD_QUEUE", "hookyard"),
             queue_shards=max(1, _number(env, "HOOKYARD_QUEUE_SHARDS", 16)),
             log_cap=_number(env, "HOOKYARD_LOG_CAP", 1000),
@@ -104,20 +106,26 @@ class Settings:
         return replace(settings, **overrides) if overrides else settings
 
 
+def _given_secret_key(env) -> str | None:
+    key = env.get("SECRET_KEY")
+    if key is not None and key and not key.strip():
+        raise SystemExit("SECRET_KEY is set but blank: give it a long random value, or unset it to use a "
+                         "generated key in the instance folder.")
+    return key or None
+
+
 def _instance_secret_key(instance: Path) -> str:
     """A generated key kept in the instance folder, so the embedded setup needs no configuration.
 
     Losing this file makes stored connection secrets unreadable, which is why production sets SECRET_KEY.
+    Web and worker processes often start at the same moment: the file is created whole (write_once), and an
+    empty key is never accepted.
     """
-    path = instance / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # web and worker started together: the other one won
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
+    path = private_folder(instance) / "secret_key"
+    if not path.exists():
+        write_once(path, secrets.token_urlsafe(48))
+    key = path.read_text().strip()
+    if not key:
+        raise SystemExit(f"{path} is empty: delete it to have a new key generated (connection secrets stored "
+                         "with the lost key must then be entered again), or set SECRET_KEY.")
     return key

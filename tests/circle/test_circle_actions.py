@@ -1,6 +1,7 @@
 """Each of the ten actions end to end: REST API → real worker → the fake Circle, exact requests."""
 import pytest
 
+from ..tasking import refresh
 from ..waiting import wait_for
 from .fixtures import API_KEY
 
@@ -49,9 +50,9 @@ def expected_calls(c):
 
 
 def test_each_action_sends_exactly_the_expected_requests_and_logs_success(circle, fake_circle, community, api,
-                                                                          circle_worker):
+                                                                          circle_worker, runtime):
     iid = circle.connect()
-    api.get(f"/api/v1/integrations/{iid}/options")  # rule parameters are checked against the lists
+    refresh(api, runtime, iid)  # rule parameters are checked against the lists
     leaver_id = fake_circle.member("leaver@example.com")["id"]
     cases = expected_calls(community)
     for trigger, action, params, *_ in cases:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from hookyard.models import Integration
 
+from ..tasking import refresh
 from .fixtures import API_KEY
 
 
@@ -48,24 +49,26 @@ def test_an_unreachable_circle_is_a_clear_422(api, runtime, monkeypatch):
     assert integrations_saved(runtime) == 0
 
 
-def test_a_community_that_wants_the_token_scheme_is_remembered(circle, fake_circle, api):
+def test_a_community_that_wants_the_token_scheme_is_remembered(circle, fake_circle, api, runtime):
     fake_circle.accepted_schemes = ("Token",)
     iid = circle.connect()
     assert [r.headers["Authorization"].split()[0] for r in fake_circle.requests] == ["Bearer", "Token"]
     fake_circle.reset_requests()
-    assert api.post(f"/api/v1/integrations/{iid}/refresh").status_code == 200
+    refresh(api, runtime, iid)
     # Re-verifying tries Bearer first again (one call per refresh); the lists use what worked.
     lists = [r for r in fake_circle.requests if r.path != "/community"]
     assert lists and {r.headers["Authorization"].split()[0] for r in lists} == {"Token"}
 
 
-def test_refresh_loads_every_page_of_every_list(circle, fake_circle, community, api):
+def test_refresh_loads_every_page_of_every_list(circle, fake_circle, community, api, runtime):
     for i in range(250):
         fake_circle.add_space(f"Space {i}")
     iid = circle.connect()
     fake_circle.reset_requests()
-    r = api.post(f"/api/v1/integrations/{iid}/refresh")
-    assert r.status_code == 200 and r.json["refreshed_at"]
+    task = refresh(api, runtime, iid)
+    assert api.get(f"/api/v1/integrations/{iid}").json["refreshed_at"]
+    # 252 spaces, 2 groups, 2 events and 2 tags, out of the total the first pages' counts announced.
+    assert (task["done"], task["total"]) == (258, 258)
     options = api.get(f"/api/v1/integrations/{iid}/options").json
     assert len(options["spaces"]) == 252
     assert {g["name"] for g in options["space_groups"]} == {"Members", "VIP"}
@@ -83,17 +86,18 @@ def test_refresh_loads_every_page_of_every_list(circle, fake_circle, community, 
     assert len(fake_circle.requests) == calls
 
 
-def test_past_events_are_not_offered(circle, fake_circle, api):
+def test_past_events_are_not_offered(circle, fake_circle, api, runtime):
     from datetime import datetime, timedelta, timezone
     fake_circle.add_event("Last year's launch", datetime.now(timezone.utc) - timedelta(days=365))
     iid = circle.connect()
+    refresh(api, runtime, iid)
     names = [e["name"] for e in api.get(f"/api/v1/integrations/{iid}/options").json["events"]]
     assert "Last year's launch" not in names
 
 
-def test_rules_must_use_ids_from_the_refreshed_lists(circle, community, api):
+def test_rules_must_use_ids_from_the_refreshed_lists(circle, community, api, runtime):
     iid = circle.connect()
-    api.get(f"/api/v1/integrations/{iid}/options")
+    refresh(api, runtime, iid)
     r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
                                         "integration_id": iid, "action": "add_member_to_space_group",
                                         "params": {"space_group_id": 987654}})
@@ -105,12 +109,13 @@ def test_rules_must_use_ids_from_the_refreshed_lists(circle, community, api):
     assert r.status_code == 422 and "555 not found" in r.json["errors"]["json"]["params"]["space_ids"][0]
 
 
-def test_the_key_never_appears_in_responses_or_logs(circle, fake_circle, api, caplog):
+def test_the_key_never_appears_in_responses_or_logs(circle, fake_circle, api, runtime, caplog):
     caplog.set_level(logging.DEBUG)
     iid = circle.connect()
+    task = refresh(api, runtime, iid)
     bodies = [api.get(p).get_data(as_text=True) for p in
               ("/api/v1/integrations", f"/api/v1/integrations/{iid}", f"/api/v1/integrations/{iid}/options",
-               "/api/v1/apps/circle")]
+               "/api/v1/apps/circle", f"/api/v1/tasks/{task['id']}")]
     bodies.append(api.post(f"/api/v1/integrations/{iid}/refresh").get_data(as_text=True))
     bodies.append(api.post("/api/v1/integrations", json={"app": "circle", "name": "Bad", "config": {
         "api_key": API_KEY + "x", "community_url": "https://x.circle.so"}}).get_data(as_text=True))
@@ -119,11 +124,11 @@ def test_the_key_never_appears_in_responses_or_logs(circle, fake_circle, api, ca
     assert API_KEY not in caplog.text
 
 
-def test_a_busy_circle_during_refresh_does_not_flag_the_connection(circle, fake_circle, api):
+def test_a_busy_circle_during_refresh_does_not_flag_the_connection(circle, fake_circle, api, runtime):
     iid = circle.connect()
     fake_circle.fail_next(1, "503", path="/spaces")
-    r = api.post(f"/api/v1/integrations/{iid}/refresh")
-    assert r.status_code == 422 and "try again" in r.json["message"]
+    task = refresh(api, runtime, iid, expect="failed")
+    assert "try again" in task["message"]
     assert api.get(f"/api/v1/integrations/{iid}").json["status"] == "connected"
 
 

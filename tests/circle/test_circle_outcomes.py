@@ -6,6 +6,7 @@ import pytest
 from hookyard import RunContext
 from hookyard_circle.actions import add_member_to_space_group
 
+from ..tasking import refresh
 from .fixtures import API_KEY
 from .test_circle_actions import wait_runs
 
@@ -18,9 +19,9 @@ def only_run(api, event_id, timeout=30):
 
 
 @pytest.fixture
-def connected(circle, api, circle_worker):
+def connected(circle, api, circle_worker, runtime):
     iid = circle.connect()
-    api.get(f"/api/v1/integrations/{iid}/options")
+    refresh(api, runtime, iid)
     circle_worker()
     return iid
 

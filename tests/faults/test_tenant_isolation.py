@@ -29,6 +29,7 @@ BODIES = {
 NO_BODY = {
     ("/api/v1/integrations/<int:integration_id>/refresh", "POST"),
     ("/api/v1/logs/<int:entry_id>/retry", "POST"),
+    ("/api/v1/tasks/<int:task_id>/cancel", "POST"),
 }
 
 
@@ -68,8 +69,11 @@ def _objects(setup: Setup, client) -> dict[str, list[int]]:
     # Both rules match the purchase: no worker runs, so the two runs stay queued log entries.
     entries = [run["id"] for run in client.get(f"/api/v1/events/{event['id']}").json["runs"]]
     assert len(entries) == 2, entries
+    # A refresh task; with no worker running it stays queued.
+    task = client.post(f"/api/v1/integrations/{integration}/refresh")
+    assert task.status_code == 202, task.json
     return {"integration_id": [integration], "product_id": [product], "rule_id": [global_rule, product_rule],
-            "event_id": [event["id"]], "entry_id": entries}
+            "event_id": [event["id"]], "entry_id": entries, "task_id": [task.json["id"]]}
 
 
 def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
@@ -79,7 +83,7 @@ def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
         r = client.get(f"/api/v1/{listing}")
         seen[listing] = (r.status_code, r.json)
     single = {"integration_id": "integrations", "product_id": "products", "rule_id": "rules",
-              "event_id": "events", "entry_id": "logs"}
+              "event_id": "events", "entry_id": "logs", "task_id": "tasks"}
     for name, ids in objects.items():
         for object_id in ids:
             r = client.get(f"/api/v1/{single[name]}/{object_id}")

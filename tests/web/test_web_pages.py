@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from ..circle.fixtures import CircleSetup
 from ..conftest import purchase
+from ..tasking import refresh
 from ..waiting import wait_for
 from .browser import assert_fits_viewport, check_accessibility, check_keyboard_reachable, save_screenshot
 from .session import PASSWORD, add_user
@@ -26,7 +27,7 @@ def store(api, runtime, fake_circle, community, start_worker):
     succeeded and failed entries (Circle answered 503 to one of them, and there is one attempt)."""
     circle = CircleSetup(api, fake_circle)
     integration = circle.connect()
-    api.post(f"/api/v1/integrations/{integration}/refresh")
+    refresh(api, runtime, integration)
     product = api.post("/api/v1/products", json={"external_id": "1001", "name": "Community"}).json["id"]
     product_rule = api.post("/api/v1/rules", json={
         "product_id": product, "trigger": "samcart.product_purchased", "integration_id": integration,
@@ -62,6 +63,7 @@ def pages(ids):
         "products": "/products",
         "product": f"/products/{ids['product']}",
         "settings": "/settings",
+        "account": "/account",
     }
 
 
@@ -190,3 +192,34 @@ def test_an_owner_creates_and_revokes_api_tokens_and_adds_a_viewer(page, store, 
     helper = new_page()
     sign_in(helper, "helper@example.com")
     expect(helper.get_by_text("helper@example.com viewer")).to_be_visible()
+
+    # Removed: signed out at once, in the browser they are using.
+    page.goto("/settings")
+    page.get_by_role("row").filter(has_text="helper@example.com").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("status")).to_contain_text("helper@example.com is removed and signed out everywhere")
+    helper.reload()
+    expect(helper).to_have_url(re.compile("/sign-in"))
+
+
+def test_a_person_changes_their_password_and_signs_out_their_other_browsers(page, store, new_page):
+    other = new_page()
+    sign_in(other, "viewer@example.com")
+    sign_in(page, "viewer@example.com")
+    page.get_by_role("link", name="viewer@example.com").click()
+    sessions = page.get_by_role("region", name="Where you are signed in")
+    expect(sessions.get_by_role("row")).to_have_count(3)  # header + two browsers
+    expect(sessions).to_contain_text("This session")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill("aaaaaaaaaa")
+    page.get_by_label("Repeat the new password").fill("aaaaaaaaaa")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("A password cannot be one character repeated")).to_be_visible()
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill("plum tractor lantern ocean")
+    page.get_by_label("Repeat the new password").fill("plum tractor lantern ocean")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("1 other session was signed out")
+    expect(sessions.get_by_role("row")).to_have_count(2)
+    save_screenshot(page, "account")
+    other.reload()
+    expect(other).to_have_url(re.compile("/sign-in"))

@@ -1,19 +1,22 @@
-"""First start (the owner account), sign-in and sign-out."""
+"""First start (the owner account), sign-in and sign-out, and each person's own account: their password and the
+browsers they are signed in on (every person has one, viewers too)."""
 from __future__ import annotations
 
 import math
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from ua_parser import parse as parse_user_agent
 
-from hookyard.accounts import authenticate, create_user, has_users
+from hookyard import user_sessions
+from hookyard.accounts import authenticate, change_password, create_user, has_users
 from hookyard.api.base import rt
 from hookyard.api.base import session as db
 from hookyard.security import over_limit
 from hookyard.tokens import get_or_create_marketplace
 
-from .blueprint import bp, sign_in_as
+from .blueprint import bp, current_session, done, end_session, sign_in_as
 from .forms import flat_errors, present
 
 
@@ -75,7 +78,7 @@ def sign_in():
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
-    session.clear()
+    end_session()  # the server-side session ends, so a copy of the cookie signs nobody in
     flash("You are signed out.", "success")
     return redirect(url_for("web.sign_in"))
 
@@ -88,3 +91,72 @@ def _local(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+@bp.route("/account")
+def account():
+    return _account_page()
+
+
+@bp.route("/account/password", methods=["POST"])
+def change_own_password():
+    user = g.user
+    # Limited like sign-in: a borrowed session must not become a way to guess the current password.
+    retry_after = over_limit("password-change", str(user.id), rt().settings.signin_rate_limit)
+    if retry_after is not None:
+        minutes = math.ceil(retry_after / 60)
+        return _account_page({"current_password": f"Too many attempts; try again in {minutes} minute"
+                                                  f"{'s' if minutes != 1 else ''}."}, 429, {"Retry-After": str(retry_after)})
+    if request.form.get("password") != request.form.get("password_confirm"):
+        return _account_page({"password_confirm": "The two passwords are not the same."}, 422)
+    try:
+        ended = change_password(db(), user, request.form.get("current_password", ""),
+                                request.form.get("password", ""), keep=current_session())
+    except ValidationError as exc:
+        db().rollback()
+        return _account_page(flat_errors(exc.messages), 422)
+    db().commit()
+    others = f" {ended} other session{'s were' if ended != 1 else ' was'} signed out." if ended else ""
+    return done(f"Your password is changed.{others}", "web.account")
+
+
+@bp.route("/account/sessions/<int:session_id>/sign-out", methods=["POST"])
+def sign_out_session(session_id):
+    try:
+        ended = user_sessions.revoke_own(db(), g.user, session_id)
+    except LookupError:
+        abort(404, description="There is no such session of yours.")
+    db().commit()
+    if current_session() is not None and ended.id == current_session().id:
+        end_session()
+        return done("You are signed out.", "web.sign_in")
+    return done("That session is signed out.", "web.account")
+
+
+@bp.route("/account/sessions/sign-out-others", methods=["POST"])
+def sign_out_others():
+    ended = user_sessions.revoke_all(db(), g.user, keep=current_session())
+    db().commit()
+    return done(f"Signed out everywhere else ({ended} session{'s' if ended != 1 else ''}).", "web.account")
+
+
+def _account_page(errors=None, status=200, headers=None):
+    current = current_session()
+    rows = [{"id": s.id, "device": device_summary(s.user_agent), "address": s.client_address or "—",
+             "created_at": s.created_at, "last_seen_at": s.last_seen_at,
+             "current": current is not None and s.id == current.id}
+            for s in user_sessions.active(db(), g.user)]
+    return render_template("account.html", sessions=rows, errors=errors or {}), status, headers or {}
+
+
+def device_summary(user_agent: str) -> str:
+    """A User-Agent header as "Firefox 128 on Ubuntu", by ua-parser (the maintained uap-core rules): the header's
+    formats are too many, and change too often, for patterns of our own."""
+    if not user_agent:
+        return "Unknown browser"
+    parsed = parse_user_agent(user_agent)
+    browser = parsed.user_agent and " ".join(filter(None, [parsed.user_agent.family, parsed.user_agent.major]))
+    system = parsed.os and parsed.os.family
+    if not browser:
+        return user_agent[:60]
+    return f"{browser} on {system}" if system and system != "Other" else browser

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from hookyard.accounts import has_users, session_stamp
+from hookyard import user_sessions
+from hookyard.accounts import has_users
 from hookyard.api.base import rt
 from hookyard.api.base import session as db
-from hookyard.models import Marketplace, User
+from hookyard.models import Marketplace, User, UserSession
 
 from .labels import trigger_label
 
@@ -23,7 +24,7 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 # Reachable without signing in.
 PUBLIC = {"web.sign_in", "web.setup", "web.static"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-SESSION_LIFETIME = timedelta(days=14)
+SESSION_LIFETIME = user_sessions.LIFETIME  # the cookie's; the server-side row decides (hookyard.user_sessions)
 SECURITY_HEADERS = {
     # No inline script or style anywhere in the UI, so the policy can forbid both.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -98,21 +99,50 @@ def _guard():
 
 
 def _signed_in_user() -> User | None:
-    user_id = session.get("uid")
-    if user_id is None:
+    """The person whose live server-side session the cookie names. The cookie is signed (with SECRET_KEY or a key
+    in HOOKYARD_OLD_SECRET_KEYS), but a valid signature is not enough: the session must also still exist, not be
+    revoked or expired, and belong to the user the cookie names, so a copy of the cookie dies with the session."""
+    g.user_session = None
+    user_id, session_id = session.get("uid"), session.get("sid")
+    if user_id is None and session_id is None:
         return None
-    user = db().get(User, user_id)
-    if user is None or not hmac.compare_digest(session.get("stamp", ""), session_stamp(user)):
+    found = user_sessions.find(db(), session_id, user_id)
+    if found is None:
+        # Ended elsewhere: forget who it was, but keep the form token, so a form sent from this browser is
+        # answered with the sign-in page rather than "this form has expired".
+        csrf = session.get("csrf")
         session.clear()
+        if csrf:
+            session["csrf"] = csrf
         return None
+    g.user_session, user = found
+    if user_sessions.touch(g.user_session):
+        db().commit()  # at most every SEEN_EVERY per session, and before the view writes anything of its own
     return user
 
 
+def current_session() -> UserSession | None:
+    return g.get("user_session")
+
+
 def sign_in_as(user: User) -> None:
+    """Starts a server-side session for ``user`` (committed here) and points a fresh cookie at it."""
+    if current_session() is not None:  # signing in again from a signed-in browser replaces its session
+        user_sessions.revoke(current_session())
     session.clear()  # a fresh session (and CSRF token) on every sign-in: no fixation
+    session_id = user_sessions.start(db(), user, request.headers.get("User-Agent", ""), request.remote_addr or "")
+    db().commit()
     session.permanent = True
-    session.update(uid=user.id, stamp=session_stamp(user))
+    session.update(uid=user.id, sid=session_id)
     csrf_token()
+
+
+def end_session() -> None:
+    """Ends the current session server-side, then forgets the cookie."""
+    if current_session() is not None:
+        user_sessions.revoke(current_session())
+        db().commit()
+    session.clear()
 
 
 def owner_only(view):
@@ -133,7 +163,8 @@ def _headers(response):
 
 
 # The top navigation entry each page belongs to.
-SECTIONS = {"dashboard": "dashboard", "products": "products", "product": "products", "settings": "settings"}
+SECTIONS = {"dashboard": "dashboard", "products": "products", "product": "products", "settings": "settings",
+            "account": "account", "change_own_password": "account"}
 
 
 @bp.app_context_processor

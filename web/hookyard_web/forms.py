@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+from marshmallow import ValidationError
+
+from hookyard import inputs
 from hookyard.api.base import MAX_ID
 from hookyard.schemadoc import describe
 
@@ -55,8 +58,10 @@ def dumps(value) -> str:
 
 
 def loads_object(text: str | None) -> dict:
+    # The wizard's hidden params_json comes back from the browser: checked as any JSON body is (hookyard.inputs:
+    # nesting, lone surrogates, NUL, huge numbers), and read as "no parameters yet" when it fails.
     try:
-        value = json.loads(text or "{}")
-    except ValueError:
+        value = inputs.loads(text or "{}")
+    except (inputs.NotJSON, ValidationError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -1,15 +1,18 @@
 """Marketplace settings → Integrations → Integration setup: connections, the New Integration wizard,
-edit, refresh and delete. Every change goes through hookyard.connections, as the API's do."""
+edit, refresh and delete. Every change goes through hookyard.connections, as the API's do.
+
+Refresh starts a task in the worker (hookyard.tasks) and shows its page, which reloads itself (a ``Refresh``
+response header: the UI's CSP allows no inline script) until the task has ended."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from hookyard import connections
+from hookyard import connections, tasks
 from hookyard.api.base import marketplace_id, owned, rt
 from hookyard.api.base import session as db
-from hookyard.models import Integration, Rule
+from hookyard.models import TASK_ACTIVE_STATES, Integration, Rule, Task
 from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only
@@ -27,9 +30,16 @@ def _app_or_404(key: str):
 
 
 
+# Seconds between reloads of a task's page while the task is queued or running.
+TASK_PAGE_RELOAD = 2
+
+
 @bp.route("/integrations")
 def integrations():
-    return render_template("integrations.html", integrations=marketplace_integrations(), tab="setup")
+    refreshing = {task.target_id: task for task in db().scalars(select(Task).where(
+        Task.marketplace_id == marketplace_id(), Task.kind == tasks.REFRESH, Task.active_key.is_not(None)))}
+    return render_template("integrations.html", integrations=marketplace_integrations(), tab="setup",
+                           refreshing=refreshing)
 
 
 @bp.route("/integrations/new")
@@ -94,17 +104,43 @@ def edit_integration(integration_id):
 @bp.route("/integrations/<int:integration_id>/refresh", methods=["POST"])
 @owner_only
 def refresh_integration(integration_id):
+    """Starts the refresh in the worker (or finds the one already under way) and shows its progress."""
     integration = owned(Integration, integration_id)
     try:
-        connections.refresh(rt(), db(), integration)
-    except ValidationError as exc:
-        db().rollback()
-        flash(f"“{integration.name}” could not be refreshed: {getattr(exc, 'reason', None) or exc.messages}",
-              "error")
+        task = connections.start_refresh(rt(), db(), integration)
+    except tasks.TaskNotQueued as exc:
+        flash(f"“{integration.name}” could not be refreshed: {exc.task.message} Try again in a moment.", "error")
         return redirect(url_for("web.integrations"))
-    db().commit()
-    counts = ", ".join(f"{len(items)} {name.replace('_', ' ')}" for name, items in sorted(integration.options.items()))
-    return done(f"“{integration.name}” refreshed{': ' + counts if counts else ''}.", "web.integrations")
+    return redirect(url_for("web.refresh_task", integration_id=integration.id, task_id=task.id))
+
+
+def _refresh_task(integration_id: int, task_id: int) -> tuple[Integration, Task]:
+    integration = owned(Integration, integration_id)
+    task = owned(Task, task_id)
+    if task.kind != tasks.REFRESH or task.target_id != integration.id:
+        abort(404, description=f"Task {task_id} is not a refresh of “{integration.name}”.")
+    return integration, task
+
+
+@bp.route("/integrations/<int:integration_id>/refresh/<int:task_id>")
+def refresh_task(integration_id, task_id):
+    integration, task = _refresh_task(integration_id, task_id)
+    active = task.status in TASK_ACTIVE_STATES
+    response = make_response(render_template("integration_refresh.html", integration=integration, task=task,
+                                             active=active, reload_every=TASK_PAGE_RELOAD))
+    if active:
+        # The browser reloads the page by itself (HTML's Refresh header, as a meta refresh would), no script.
+        response.headers["Refresh"] = str(TASK_PAGE_RELOAD)
+    return response
+
+
+@bp.route("/integrations/<int:integration_id>/refresh/<int:task_id>/cancel", methods=["POST"])
+@owner_only
+def cancel_refresh_task(integration_id, task_id):
+    integration, task = _refresh_task(integration_id, task_id)
+    if task.status in TASK_ACTIVE_STATES:
+        tasks.cancel(rt(), db(), task)
+    return redirect(url_for("web.refresh_task", integration_id=integration.id, task_id=task.id))
 
 
 @bp.route("/integrations/<int:integration_id>/delete", methods=["GET", "POST"])

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from hookyard import snapshot
 from hookyard.api.base import marketplace_id, rt
 from hookyard.api.base import session as db
 from hookyard.models import Integration, Product, Rule
-from hookyard.schemadoc import describe
 
 
 def marketplace_integrations() -> list[Integration]:
@@ -28,26 +28,9 @@ def action_label(app_key: str | None, action_key: str) -> str:
     return f"{app.name}: {action.label}" if action else action_key
 
 
-def describe_params(integration: Integration | None, action_key: str, params: dict) -> list[tuple[str, str]]:
-    """(label, value) pairs, ids replaced by the names from the integration's last refresh."""
-    app = rt().registry.apps.get(integration.app) if integration else None
-    action = app.action(action_key) if app else None
-    if action is None:
-        return [(k, str(v)) for k, v in (params or {}).items()]
-    options = integration.options or {}
-    out = []
-    for item in describe(action.params_schema):
-        value = (params or {}).get(item["name"])
-        if value in (None, [], ""):
-            continue
-        if item.get("options"):
-            names = {str(o.get("id")): o.get("name") for o in options.get(item["options"], [])}
-            values = value if isinstance(value, list) else [value]
-            value = ", ".join(names.get(str(v), f"#{v}") for v in values)
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        out.append((item.get("label") or item["name"].replace("_", " ").capitalize(), str(value)))
-    return out
+def describe_params(integration: Integration | None, action_key: str, params: dict) -> list[list[str]]:
+    """[label, value] pairs, ids replaced by the names from the integration's last refresh."""
+    return snapshot.describe_params(rt().registry, integration, action_key, params)
 
 
 @dataclass
@@ -63,8 +46,11 @@ class RuleRow:
 def rule_rows(rules: list[Rule]) -> list[RuleRow]:
     integration_ids = {r.integration_id for r in rules if r.integration_id}
     product_ids = {r.product_id for r in rules if r.product_id}
-    integrations = {i.id: i for i in db().scalars(select(Integration).where(Integration.id.in_(integration_ids)))}
-    products = {p.id: p for p in db().scalars(select(Product).where(Product.id.in_(product_ids)))}
+    # Within the signed-in store, whatever ids the rules hold.
+    integrations = {i.id: i for i in db().scalars(select(Integration).where(
+        Integration.id.in_(integration_ids), Integration.marketplace_id == marketplace_id()))}
+    products = {p.id: p for p in db().scalars(select(Product).where(
+        Product.id.in_(product_ids), Product.marketplace_id == marketplace_id()))}
     rows = []
     for rule in rules:
         integration = integrations.get(rule.integration_id)

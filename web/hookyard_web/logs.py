@@ -13,7 +13,7 @@ from hookyard import logsearch, replay
 from hookyard.api.base import marketplace_id, owned, rt
 from hookyard.api.base import session as db
 from hookyard.api.logs import LogQuerySchema
-from hookyard.models import RUN_STATES, Integration, Product, Run
+from hookyard.models import RUN_STATES, Product, Run
 
 from .blueprint import bp, done, owner_only
 from .forms import flat_errors
@@ -52,17 +52,9 @@ def logs():
     runs = [] if errors else list(db().scalars(query.order_by(Run.log_seq.desc())
                                                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
     return render_template("logs.html", tab="logs", runs=runs, shown=shown, errors=errors, total=total, page=page,
-                           pages=pages, names=_names(runs), choices=_choices(), statuses=RUN_STATES,
+                           pages=pages, choices=_choices(), statuses=RUN_STATES,
                            cap=rt().settings.log_cap,
                            paging={k: v for k, v in shown.items() if v}), 422 if errors else 200
-
-
-def _names(runs) -> dict:
-    """Labels for the ids in a page of entries, fetched once per page."""
-    products = {p.id: p for p in db().scalars(select(Product).where(Product.id.in_({r.product_id for r in runs})))}
-    integrations = {i.id: i for i in db().scalars(
-        select(Integration).where(Integration.id.in_({r.integration_id for r in runs})))}
-    return {"products": products, "integrations": integrations}
 
 
 def _choices() -> dict:
@@ -79,14 +71,19 @@ def _choices() -> dict:
 
 @bp.route("/logs/<int:entry_id>")
 def log_entry(entry_id):
+    """What the entry ran, as it was then (hookyard.snapshot); the rule, connection and product as they are now
+    only to link to them or to say they are gone."""
     run = owned(Run, entry_id)
     extra = logsearch.detail(db(), run)
-    integration = db().get(Integration, run.integration_id) if run.integration_id else None
-    product = db().get(Product, run.product_id) if run.product_id else None
-    return render_template("log_entry.html", tab="logs", run=run, integration=integration, product=product,
-                           trigger=trigger_label(run.trigger), action=action_label(run.app, run.action),
-                           settings=describe_params(integration, run.action, extra["params"] or {}),
-                           rule_deleted=extra["params"] is None, history=extra["history"], payload=extra["payload"])
+    current, ran = extra["current"], run.ran or {}
+    action = (f"{ran['app_name']}: {ran['action_label']}" if ran.get("app_name") and ran.get("action_label")
+              else action_label(run.app, run.action))
+    settings = ran.get("settings")
+    if settings is None:  # not attempted yet: described with the connection's option names as they are now
+        settings = describe_params(current["integration"], run.action, ran.get("params") or {})
+    return render_template("log_entry.html", tab="logs", run=run, ran=ran, current=current, deleted=extra["deleted"],
+                           trigger=trigger_label(run.trigger), action=action, settings=settings,
+                           history=extra["history"], payload=extra["payload"])
 
 
 @bp.route("/logs/<int:entry_id>/retry", methods=["POST"])

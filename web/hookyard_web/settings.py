@@ -1,11 +1,12 @@
-"""Settings (owners only): API tokens (shown once) and the people who can sign in."""
+"""Settings (owners only): API tokens (shown once) and the people who can sign in. Each person's own password and
+sessions are on their account page (account_views), which viewers have too."""
 from __future__ import annotations
 
-from flask import flash, render_template, request
+from flask import abort, flash, g, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from hookyard.accounts import create_user
+from hookyard.accounts import create_user, remove_user
 from hookyard.api.base import marketplace, marketplace_id, owned
 from hookyard.api.base import session as db
 from hookyard.models import ROLES, ApiToken, User
@@ -63,3 +64,17 @@ def add_user():
         return _page(flat_errors(exc.messages), values, 422)
     db().commit()
     return done(f"{user.email} can now sign in as {user.role}.", "web.settings")
+
+
+@bp.route("/settings/users/<int:user_id>/remove", methods=["POST"])
+@owner_only
+def remove_person(user_id):
+    try:
+        user = remove_user(db(), marketplace_id(), user_id, by=g.user)
+    except LookupError:
+        abort(404, description="There is no such person in this store.")
+    except ValidationError as exc:
+        db().rollback()
+        return _page(flat_errors(exc.messages), status=422)
+    db().commit()
+    return done(f"{user.email} is removed and signed out everywhere.", "web.settings")

@@ -8,12 +8,13 @@ from flask import Flask, jsonify, request
 from flask_smorest import Api
 
 from .. import __version__
-from . import catalog, events, integrations, logs, products, rules
+from . import catalog, events, integrations, logs, products, rules, tasks
+from .base import text_without_nul
 
 log = logging.getLogger(__name__)
 
 BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, products.blp,
-              rules.blp, events.blp, logs.blp)
+              rules.blp, events.blp, logs.blp, tasks.blp)
 
 API_CONFIG = {
     "API_TITLE": "Hookyard",
@@ -36,6 +37,12 @@ class HookyardApi(Api):
     def handle_http_exception(self, error):
         # One error shape: every error carries a readable message, including webargs' 422s and Flask's 404s.
         payload, code, headers = super().handle_http_exception(error)
+        # The exception's own headers belong to the answer too (a 405's Allow: RFC 9110 requires it); only its
+        # HTML body and Content-Type are replaced by the JSON shape.
+        headers = dict(headers or {})
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                headers.setdefault(name, value)
         if "message" not in payload:
             errors = payload.get("errors")
             payload["message"] = ("The request is not valid; see errors for each field." if errors and code == 422
@@ -66,6 +73,7 @@ def init_api(app: Flask) -> Api:
     for error in DATABASE_UNAVAILABLE:
         app.register_error_handler(error, database_unavailable)
     api = HookyardApi(app)
+    api.ma_plugin.converter.add_attribute_function(text_without_nul)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     return api

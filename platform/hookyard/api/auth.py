@@ -3,11 +3,11 @@ token's role, and rate limited per token."""
 from __future__ import annotations
 
 from flask import g, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from ..security import over_limit
 from ..tokens import lookup_token
-from .base import rt, session
+from .base import ApiBlueprint, rt, session
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -48,9 +48,9 @@ def _document_token_errors(doc, doc_info, *, method, **kwargs):
     return doc
 
 
-def api_blueprint(name: str, description: str) -> Blueprint:
+def api_blueprint(name: str, description: str) -> ApiBlueprint:
     """A resource blueprint under /api/v1 that requires a token on every route."""
-    blp = Blueprint(name, "hookyard.api", url_prefix=f"/api/v1/{name}", description=description)
+    blp = ApiBlueprint(name, "hookyard.api", url_prefix=f"/api/v1/{name}", description=description)
     blp.before_request(require_token)
     blp._prepare_doc_cbks.append(_document_token_errors)
     return blp

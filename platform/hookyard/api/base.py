@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from flask import current_app, g
-from flask_smorest import abort
+from flask_smorest import Blueprint, abort
+from flask_smorest.pagination import PaginationMetadataSchema
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from webargs.flaskparser import FlaskParser, is_json_request
 
+from .. import inputs
 from ..runtime import Runtime
 
 
@@ -15,22 +18,58 @@ class BaseSchema(Schema):
         ordered = True
 
     @validates_schema
-    def _no_nul_characters(self, data, **kwargs):
-        # PostgreSQL text cannot hold U+0000: refused here as the client's mistake (422), where it would
-        # otherwise fail the query (500) on PostgreSQL only. Nested values too, e.g. a payload's email.
-        bad = [name for name, value in data.items() if _has_nul(value)]
-        if bad:
-            raise ValidationError({name: ["Must not contain the NUL character (U+0000)."] for name in bad})
+    def _storable_values(self, data, **kwargs):
+        # Whatever the location (body, query string, headers) and however deep (a payload's email): text with
+        # NUL or a lone surrogate, out-of-range numbers, instants with no UTC equivalent and too much nesting
+        # are the client's mistake (422 at the field), where they would otherwise fail in the database (500).
+        inputs.check(data)
 
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+# Text never holds NUL (see hookyard.inputs), and the document says so: clients and request generators know that
+# "\x00" is refused rather than discovering it from a 422. (A lone surrogate has no pattern: patterns match
+# characters, and it is not one.)
+TEXT_PATTERN = "^[^\\x00]*$"
+
+
+def text_without_nul(converter, field, ret, **kwargs) -> dict:
+    """An apispec attribute function (registered in hookyard.api.init_api): every string field gets TEXT_PATTERN."""
+    if isinstance(field, fields.String) and "pattern" not in ret:
+        return {"pattern": TEXT_PATTERN}
+    return {}
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' parser, with one reader for every JSON request body.
+
+    The body must be there (every body the API documents is required; a bodiless POST or PATCH is refused, not
+    read as ``{}``), be JSON (415 for another media type, 400 for broken JSON), and pass ``hookyard.inputs``
+    while it is parsed: a 5,000-digit number or 900 levels of nesting are refused at their field (422) before
+    anything converts or walks them."""
+
+    def load_json(self, req, schema):
+        body = req.get_data(cache=True)
+        if not body:
+            raise ValidationError(["A JSON body is required (Content-Type: application/json)."])
+        if not is_json_request(req):
+            abort(415, message="The body must be JSON.",
+                  errors={"headers": {"Content-Type": [f"Must be application/json, not {req.mimetype or 'missing'}."]}})
+        try:
+            return inputs.loads(body)
+        except inputs.NotJSON as exc:
+            abort(400, message=f"The body is not valid JSON: {exc}.", errors={"json": [f"Invalid JSON body: {exc}."]})
+
+
+# X-Pagination is JSON text, so it is documented as content, not as a "simple"-style object header (which a
+# client reading the document would expect as `total,1000,page,2,…`).
+PAGINATION_HEADER = {"description": "Pagination metadata, as a JSON object.",
+                     "content": {"application/json": {"schema": PaginationMetadataSchema}}}
+
+
+class ApiBlueprint(Blueprint):
+    ARGUMENTS_PARSER = JsonBodyParser()
+
+    def _document_pagination_metadata(self, spec, resp_doc):
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = PAGINATION_HEADER
 
 
 def rt() -> Runtime:

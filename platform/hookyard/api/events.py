@@ -9,7 +9,7 @@ from flask_smorest import abort
 from marshmallow import ValidationError, fields
 from sqlalchemy import select
 
-from .. import backpressure
+from .. import backpressure, inputs
 from ..emit import UnknownTrigger, emit
 from ..models import Event, Run
 from .auth import api_blueprint
@@ -76,6 +76,9 @@ class Events(MethodView):
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
             abort(422, message="Idempotency-Key is too long.", errors={"headers": {"Idempotency-Key": ["At most 255 characters."]}})
+        problem = inputs.text_problem(key) if key is not None else None  # it is stored: NUL fails on PostgreSQL
+        if problem:
+            abort(422, message="Idempotency-Key is not valid.", errors={"headers": {"Idempotency-Key": [problem]}})
         refused = backpressure.refusal(rt())
         if refused:
             log.warning("refused an event of marketplace %s: %s", marketplace_id(), refused)

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from flask_smorest import abort
 from werkzeug.http import http_date
 from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
 
-from .. import connections
+from .. import connections, tasks
 from ..models import Integration
 from .auth import api_blueprint
 from .base import BaseSchema, abort_invalid, marketplace_id, owned, rt, session
+from .tasks import TaskSchema, abort_not_queued, location
+from .tasks import out as task_out
 
 blp = api_blueprint("integrations", "Connections to apps, e.g. a Circle community")
 
@@ -39,6 +42,10 @@ class DeletedSchema(BaseSchema):
     disabled_rules = fields.List(fields.Integer(), metadata={"description": "Rules that used it, now disabled."})
 
 
+# Seconds to wait before trying again when the app's remote did not answer in time (when it gave no hint).
+REMOTE_RETRY_AFTER = 30
+TIMED_OUT = dict(response="GATEWAY_TIMEOUT", description="The app's remote did not answer in time; nothing was "
+                                                         "saved. Retry-After says when to try again.")
 OPTIONS_DOC = {"description": "Option lists by name, e.g. {\"spaces\": [{\"id\": 1, \"name\": \"Members\"}]}; "
                              "Last-Modified tells when they were loaded."}
 
@@ -62,13 +69,14 @@ class Integrations(MethodView):
 
     @blp.arguments(IntegrationSchema)
     @blp.response(201, IntegrationSchema)
+    @blp.alt_response(504, **TIMED_OUT)
     def post(self, body):
         """Connect an app: the credentials are verified with the app before anything is saved"""
         try:
             integration = connections.create(rt(), session(), marketplace_id(), body["app"], body["name"],
                                              body["config"])
         except ValidationError as exc:
-            abort_invalid(exc, message=_message(exc, "The integration could not be created."))
+            _abort_refused(exc, "The integration could not be created.")
         session().commit()
         return out(integration)
 
@@ -82,13 +90,14 @@ class IntegrationById(MethodView):
 
     @blp.arguments(IntegrationPatchSchema)
     @blp.response(200, IntegrationSchema)
+    @blp.alt_response(504, **TIMED_OUT)
     def patch(self, body, integration_id):
         """Edit the name or the connection fields (re-verified when they change)"""
         integration = owned(Integration, integration_id)
         try:
             connections.update(rt(), session(), integration, body.get("name"), body.get("config"))
         except ValidationError as exc:
-            abort_invalid(exc, message=_message(exc, "The integration could not be updated."))
+            _abort_refused(exc, "The integration could not be updated.")
         session().commit()
         return out(integration)
 
@@ -101,35 +110,55 @@ class IntegrationById(MethodView):
         return {"id": integration_id, "disabled_rules": disabled}
 
 
+TASK_HEADERS = {"Location": {"description": "The task: /api/v1/tasks/{id}", "schema": {"type": "string"}},
+                "Retry-After": {"description": "Seconds before polling the task.", "schema": {"type": "integer"}}}
+NOT_QUEUED = dict(response="SERVICE_UNAVAILABLE", description="The job queue (Redis) is unreachable; the task was "
+                                                              "not started.")
+
+
 @blp.route("/<int:integration_id>/refresh")
 class IntegrationRefresh(MethodView):
-    @blp.response(200, IntegrationSchema)
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="The app refused the connection.")
+    @blp.response(202, TaskSchema, headers=TASK_HEADERS)
+    @blp.alt_response(503, **NOT_QUEUED)
     def post(self, integration_id):
-        """Re-verify the connection and reload its option lists (spaces, tags, …)"""
+        """Start re-verifying the connection and reloading its option lists (spaces, tags, …) in the worker.
+
+        Answers the task at once (and the same task again while it is queued or running); GET its Location to
+        follow its progress. A refused connection fails the task and marks the integration needs_attention.
+        """
         integration = owned(Integration, integration_id)
         try:
-            connections.refresh(rt(), session(), integration)
-        except ValidationError as exc:
-            abort_invalid(exc, message=_message(exc, "The integration could not be refreshed."))
-        session().commit()
-        return out(integration)
+            task = connections.start_refresh(rt(), session(), integration)
+        except tasks.TaskNotQueued as exc:
+            abort_not_queued(exc)
+        return task_out(task), location(task)
 
 
 @blp.route("/<int:integration_id>/options")
 class IntegrationOptions(MethodView):
     @blp.response(200, **OPTIONS_DOC)
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="The app refused the connection.")
+    @blp.alt_response(202, schema=TaskSchema, headers=TASK_HEADERS,
+                      description="Never loaded: a refresh task was started (or is running); poll its Location.")
+    @blp.alt_response(503, **NOT_QUEUED)
     def get(self, integration_id):
-        """The option lists cached by the last refresh (refreshed once if never loaded)"""
+        """The option lists cached by the last refresh (a refresh task is started if they were never loaded)"""
         integration = owned(Integration, integration_id)
         try:
             options = connections.options(rt(), session(), integration)
-        except ValidationError as exc:
-            abort_invalid(exc, message=_message(exc, "The options could not be loaded."))
+        except connections.OptionsNotLoaded as exc:
+            if exc.task.status == "failed":
+                abort_not_queued(tasks.TaskNotQueued(exc.task))
+            # This route's 200 has no schema: dumped here so dates come out as ISO 8601, as in GET /tasks/{id}.
+            return TaskSchema().dump(task_out(exc.task)), 202, location(exc.task)
         return options, {"Last-Modified": http_date(integration.refreshed_at)}
 
 
-
-def _message(exc: ValidationError, default: str) -> str:
-    return getattr(exc, "reason", None) or default
+def _abort_refused(exc: ValidationError, default: str):
+    """422 when the app refused (or the input is invalid); 504 with Retry-After when its remote timed out."""
+    message = getattr(exc, "reason", None) or default
+    if getattr(exc, "timed_out", False):
+        session().rollback()
+        retry_after = exc.retry_after if exc.retry_after is not None else REMOTE_RETRY_AFTER
+        abort(504, message=message, errors={"json": exc.messages},
+              headers={"Retry-After": str(max(1, round(retry_after)))})
+    abort_invalid(exc, message=message)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import requests
 
 DEFAULT_BASE_URL = "https://app.circle.so/api/admin/v2"
+PER_PAGE = 100
 _MISSING = re.compile(r"Missing record:\s*([a-z ]+)", re.I)
 
 
@@ -17,8 +18,27 @@ def base_url() -> str:
     return os.environ.get("CIRCLE_API_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 def timeout() -> tuple[float, float]:
-    return (5.0, float(os.environ.get("CIRCLE_TIMEOUT", "30")))
+    """(connect, read) seconds for one call made in the worker (actions, a refresh)."""
+    return (_seconds("CIRCLE_CONNECT_TIMEOUT", 5.0), _seconds("CIRCLE_TIMEOUT", 30.0))
+
+
+def verify_timeout() -> float:
+    """Seconds a whole verify may take, all its calls together. It runs inside a web request (connecting or editing
+    a connection), so it must end well within the web worker's timeout (HOOKYARD_WEB_TIMEOUT, 30 s by default)
+    however slowly Circle answers: past it the request answers 504 and the web worker is free again."""
+    return _seconds("CIRCLE_VERIFY_TIMEOUT", 10.0)
 
 
 def rate_limit() -> tuple[int, float]:
@@ -40,6 +60,21 @@ class Reply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    # A list page's envelope (reference 5.1): page, per_page, has_next_page, count (all records), records.
+    @property
+    def records(self) -> list:
+        records = self.body.get("records")
+        return records if isinstance(records, list) else []
+
+    @property
+    def has_next_page(self) -> bool:
+        return bool(self.body.get("has_next_page"))
+
+    @property
+    def count(self) -> int:
+        count = self.body.get("count")
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(self.records)
 
     @property
     def message(self) -> str:
@@ -64,12 +99,15 @@ class Circle:
         self.pace = pace
         self.calls = 0
 
-    def request(self, method: str, path: str, *, params=None, json=None) -> Reply:
-        """One call; transport failures (timeouts, refused or dropped connections) raise requests' errors."""
+    def request(self, method: str, path: str, *, params=None, json=None,
+                timeouts: tuple[float, float] | None = None) -> Reply:
+        """One call; transport failures (timeouts, refused or dropped connections) raise requests' errors.
+        ``timeouts`` (connect, read) replaces the worker's defaults, e.g. for what is left of a verify's budget."""
         if self.pace is not None:
             self.pace("circle", *rate_limit())
         self.calls += 1
-        response = self.session.request(method, base_url() + path, params=params, json=json, timeout=timeout())
+        response = self.session.request(method, base_url() + path, params=params, json=json,
+                                        timeout=timeouts or timeout())
         try:
             body = response.json()
         except ValueError:
@@ -78,15 +116,20 @@ class Circle:
             body = {"records": body}
         return Reply(response.status_code, body, _retry_after(response.headers.get("Retry-After")))
 
+    def page(self, path: str, params: dict | None, page: int) -> Reply:
+        """One page of a paginated list (100 records, the maximum: each page counts against quota)."""
+        reply = self.request("GET", path, params={**(params or {}), "page": page, "per_page": PER_PAGE})
+        if not reply.ok:
+            raise CircleRefused(reply)
+        return reply
+
     def pages(self, path: str, params: dict | None = None) -> list[dict]:
-        """Every record of a paginated list (100 per page, the maximum: each page counts against quota)."""
+        """Every record of a paginated list."""
         records, page = [], 1
         while True:
-            reply = self.request("GET", path, params={**(params or {}), "page": page, "per_page": 100})
-            if not reply.ok:
-                raise CircleRefused(reply)
-            records += reply.body.get("records") or []
-            if not reply.body.get("has_next_page"):
+            reply = self.page(path, params, page)
+            records += reply.records
+            if not reply.has_next_page:
                 return records
             page += 1
 

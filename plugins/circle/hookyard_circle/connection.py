@@ -1,6 +1,7 @@
 """The Circle connection: its fields, the cheap verify call, and the option lists a refresh loads."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from urllib.parse import urlparse
 
@@ -9,7 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from hookyard import ConnectionFailed
 
-from .client import Circle, CircleRefused, Reply, base_url
+from .client import Circle, CircleRefused, Reply, base_url, timeout, verify_timeout
 
 
 class CircleConfig(Schema):
@@ -38,9 +39,23 @@ def explain(reply: Reply) -> ConnectionFailed:
                             "try again in a minute.", transient=reply.status >= 500)
 
 
-def _get(api_key: str, scheme: str, path: str, params=None) -> Reply:
+def too_slow(seconds: float, exc: Exception | None = None) -> ConnectionFailed:
+    host = urlparse(base_url()).netloc
+    cause = f" ({exc.__class__.__name__})" if exc is not None else ""
+    return ConnectionFailed(f"Circle at {host} did not answer within {seconds:g} seconds{cause}; nothing was "
+                            "changed. Try again in a minute.", timed_out=True)
+
+
+def _get(api_key: str, scheme: str, path: str, deadline: float, budget: float) -> Reply:
+    """One verify call, within what is left of the verify's budget (it runs inside a web request)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise too_slow(budget)
+    connect, read = timeout()
     try:
-        return Circle(api_key, scheme).request("GET", path, params=params)
+        return Circle(api_key, scheme).request("GET", path, timeouts=(min(connect, left), min(read, left)))
+    except requests.Timeout as exc:  # before RequestException: a connect timeout is also a ConnectionError
+        raise too_slow(budget, exc) from exc
     except requests.RequestException as exc:
         host = urlparse(base_url()).netloc
         raise ConnectionFailed(f"Could not reach Circle at {host} ({exc.__class__.__name__}); "
@@ -48,10 +63,13 @@ def _get(api_key: str, scheme: str, path: str, params=None) -> Reply:
 
 
 def verify(config) -> dict:
-    """One call (two only when Circle wants the other auth scheme): GET /community."""
+    """One call (two only when Circle wants the other auth scheme): GET /community, both within
+    CIRCLE_VERIFY_TIMEOUT seconds in all."""
+    budget = verify_timeout()
+    deadline = time.monotonic() + budget
     # Circle's quick start says "Bearer", its OpenAPI spec says "Token": both are seen working.
     for scheme in ("Bearer", "Token"):
-        reply = _get(config["api_key"], scheme, "/community")
+        reply = _get(config["api_key"], scheme, "/community", deadline, budget)
         if reply.status != 401:
             break
     if not reply.ok:
@@ -63,20 +81,44 @@ def verify(config) -> dict:
             "community_url_matches": bool(slug) and host.startswith(f"{slug.lower()}.")}
 
 
-def refresh(config, info) -> dict:
-    """Every page of spaces, space groups, upcoming events and member tags."""
+def _no_progress(done, total=None, message=None) -> None:
+    return None
+
+
+def refresh(config, info, progress=_no_progress) -> dict:
+    """Every page of spaces, space groups, upcoming events and member tags. It runs in the worker and reports
+    records loaded out of the total Circle announces; ``progress`` raises (Cancelled) to stop it between pages."""
     circle = Circle(config["api_key"], info.get("auth_scheme", "Bearer"))
     today = datetime.now(timezone.utc).date().isoformat()
+    lists = (("spaces", "/spaces", None), ("space_groups", "/space_groups", None),
+             ("events", "/events", {"sort": "start_date", "filter_date[start_date]": today}),
+             ("member_tags", "/member_tags", None))
     try:
-        spaces = circle.pages("/spaces")
-        groups = circle.pages("/space_groups")
-        events = circle.pages("/events", {"sort": "start_date", "filter_date[start_date]": today})
-        tags = circle.pages("/member_tags")
+        # The first page of every list first: their counts add up to the total, known after four calls.
+        first = {name: circle.page(path, params, 1) for name, path, params in lists}
+        records = {name: list(reply.records) for name, reply in first.items()}
+        total = sum(reply.count for reply in first.values())
+
+        def loaded() -> int:
+            return sum(len(items) for items in records.values())
+
+        progress(loaded(), total, "Loading spaces, space groups, events and member tags from Circle.")
+        for name, path, params in lists:
+            reply, page = first[name], 1
+            while reply.has_next_page:
+                page += 1
+                reply = circle.page(path, params, page)
+                records[name] += reply.records
+                progress(loaded(), max(total, loaded()))
     except CircleRefused as exc:
         raise explain(exc.reply) from exc
+    except requests.Timeout as exc:
+        raise ConnectionFailed(f"Circle did not answer within {timeout()[1]:g} seconds "
+                               f"({exc.__class__.__name__}); try again.", timed_out=True) from exc
     except requests.RequestException as exc:
         raise ConnectionFailed(f"Could not reach Circle ({exc.__class__.__name__}); try again.",
                                transient=True) from exc
+    spaces, groups, events, tags = (records[name] for name, _, _ in lists)
     return {
         "spaces": [{"id": s["id"], "name": s.get("name"), "space_group": (s.get("space_group") or {}).get("name")}
                    for s in spaces],

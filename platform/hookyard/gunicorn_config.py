@@ -1,0 +1,43 @@
+"""gunicorn's settings for the web process, from the environment: ``gunicorn -c python:hookyard.gunicorn_config``
+(the Procfile's ``web`` line, and so ``hookyard run``).
+
+Threads, not one request per process: a request waiting on a slow remote (an app verifying its credentials) holds
+one thread, and the other threads keep serving other stores and the health checks. gunicorn's ``gthread`` worker
+is the maintained choice that needs no change to the app (an async worker would need every library to cooperate).
+Such waits are bounded by the apps' own timeouts (e.g. CIRCLE_VERIFY_TIMEOUT), so that a slow remote can hold a
+thread only for seconds, and long work (a refresh) runs in the RQ worker, not here.
+"""
+from __future__ import annotations
+
+import os
+
+
+def _whole(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+wsgi_app = "hookyard.app:create_app()"
+bind = [f"{os.environ.get('HOOKYARD_BIND') or '0.0.0.0'}:{_whole('PORT', 5000)}"]
+worker_class = "gthread"
+workers = _whole("WEB_CONCURRENCY", 2)
+# Per process. Each thread may hold a database connection: with PostgreSQL, workers × threads (16 by default) must
+# fit the database's connection limit, and SQLAlchemy's pool (5 + 10 overflow per process) bounds it too.
+threads = _whole("HOOKYARD_WEB_THREADS", 8)
+# Seconds a worker process may go silent before gunicorn restarts it. With gthread the heartbeat comes from the
+# worker's event loop, so a slow request (it holds a thread, not the loop) no longer gets its worker killed: what
+# bounds a request is the apps' own timeouts, which must stay well below this (CIRCLE_VERIFY_TIMEOUT: 10 s).
+timeout = _whole("HOOKYARD_WEB_TIMEOUT", 30)
+graceful_timeout = timeout
+# Idle keep-alive connections wait in the worker's event loop, not in a thread.
+keepalive = _whole("HOOKYARD_WEB_KEEPALIVE", 5, minimum=0)
+# 0 lifts gunicorn's 4094-byte request line limit (to gunicorn's own 1 MiB cap), so a long URL reaches the app and
+# is answered in the API's JSON error shape instead of gunicorn's text/html 414.
+limit_request_line = 0
+accesslog = "-"

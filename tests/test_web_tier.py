@@ -1,0 +1,185 @@
+"""The web tier as deployed: a real gunicorn started from the Procfile's `web` line (gunicorn's config module,
+gthread workers), against the fake Circle answering slowly. One store's slow remote holds one thread for a bounded
+time: the health check and another store's requests answer meanwhile, and a verify that runs out of time is a 504
+with Retry-After in the API's error shape. A long URL reaches Flask and gets JSON, not gunicorn's text/html 414."""
+from __future__ import annotations
+
+import importlib
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from hookyard import connections, gunicorn_config
+from hookyard.localredis import free_port
+from hookyard.models import Integration
+
+from .circle.fixtures import API_KEY
+from .conftest import ROOT, worker_env
+from .recorder import TOKEN
+from .waiting import wait_for
+
+CIRCLE = {"api_key": API_KEY, "community_url": "https://test-community.circle.so"}
+
+
+def procfile_web_command() -> list[str]:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return shlex.split(line.removeprefix("web:"))
+    raise AssertionError("the Procfile has no web line")
+
+
+@pytest.fixture
+def start_web(settings, plugin_site, fake_circle, runtime, tmp_path):
+    """start_web(**env): gunicorn as the Procfile starts it, on a free port; returns its base URL."""
+    procs = []
+
+    def start(**extra):
+        port = free_port()
+        env = worker_env(settings, plugin_site, PORT=port, HOOKYARD_BIND="127.0.0.1",
+                         CIRCLE_API_BASE_URL=fake_circle.base_url, **extra)
+        command = procfile_web_command()
+        command[0] = str(Path(sys.executable).parent / command[0])
+        log_path = tmp_path / f"web-{len(procs)}.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((proc, log))
+        url = f"http://127.0.0.1:{port}"
+
+        def up():
+            if proc.poll() is not None:
+                return True
+            try:
+                return requests.get(url + "/healthz", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_for(up, timeout=60, message="gunicorn did not answer /healthz")
+        assert proc.poll() is None, log_path.read_text()
+        return url
+
+    yield start
+    for proc, log in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def bearer(client) -> dict:
+    return {"Authorization": f"Bearer {client.token}"}
+
+
+def timed(fn):
+    began = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - began
+
+
+def test_a_slow_remote_holds_one_thread_while_health_and_other_stores_answer(start_web, make_client, fake_circle,
+                                                                              recorder):
+    # One process, few threads: the concurrency comes from threads (HOOKYARD_WEB_THREADS), not from processes.
+    url = start_web(WEB_CONCURRENCY="1", HOOKYARD_WEB_THREADS="4")
+    store_a, store_b = make_client("store-a"), make_client("store-b")
+    existing = requests.post(url + "/api/v1/integrations", headers=bearer(store_a), timeout=30,
+                             json={"app": "circle", "name": "Community", "config": CIRCLE}).json()["id"]
+    fake_circle.reset_requests()
+    delay = 3.0
+    fake_circle.set_latency(delay)  # Circle answers, but slowly (within CIRCLE_VERIFY_TIMEOUT's 10 s)
+
+    def connect(name):
+        return requests.post(url + "/api/v1/integrations", headers=bearer(store_a), timeout=60,
+                             json={"app": "circle", "name": name, "config": CIRCLE})
+
+    with ThreadPoolExecutor(2) as pool:
+        slow = [pool.submit(connect, f"Community {i}") for i in range(2)]  # two clicks at once in store A
+        wait_for(lambda: len(fake_circle.requests_for("GET", "/community")) == 2, timeout=delay,
+                 message="both requests should be waiting on Circle")
+        health, health_took = timed(lambda: requests.get(url + "/healthz", timeout=60))
+        listed, list_took = timed(lambda: requests.get(url + "/api/v1/integrations", headers=bearer(store_b),
+                                                       timeout=60))
+        # Store B connects an app whose remote is fast: its own outbound call is not stuck behind store A's.
+        created, create_took = timed(lambda: requests.post(
+            url + "/api/v1/integrations", headers=bearer(store_b), timeout=60,
+            json={"app": "recorder", "name": "B", "config": {"endpoint": recorder.url, "token": TOKEN}}))
+        # Store A's own Refresh clicks (the issue's reproduction): a task at once, the same one twice, no waiting.
+        clicks = [timed(lambda: requests.post(url + f"/api/v1/integrations/{existing}/refresh",
+                                              headers=bearer(store_a), timeout=60)) for _ in range(2)]
+        still_waiting = not any(f.done() for f in slow)
+        answers = [f.result() for f in slow]
+    assert health.status_code == 200 and listed.status_code == 200 and created.status_code == 201, created.text
+    assert still_waiting, "the fast requests should have been answered while store A's still waited on Circle"
+    assert [r.status_code for r, _ in clicks] == [202, 202] and clicks[0][0].json()["id"] == clicks[1][0].json()["id"]
+    took = [health_took, list_took, create_took, *(t for _, t in clicks)]
+    assert max(took) < delay / 3, took
+    assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
+
+
+def test_a_verify_that_runs_out_of_time_is_a_504_with_retry_after(start_web, make_client, fake_circle, runtime):
+    budget = 1.0
+    url = start_web(CIRCLE_VERIFY_TIMEOUT=str(budget))
+    store = make_client("store-a")
+    existing = requests.post(url + "/api/v1/integrations", headers=bearer(store), timeout=30,
+                             json={"app": "circle", "name": "Existing", "config": CIRCLE}).json()
+    delay = 8.0
+    fake_circle.set_latency(delay)  # far past the verify's budget
+
+    (created, create_took), (edited, edit_took) = (
+        timed(lambda: requests.post(url + "/api/v1/integrations", headers=bearer(store), timeout=60,
+                                    json={"app": "circle", "name": "Slow", "config": CIRCLE})),
+        timed(lambda: requests.patch(url + f"/api/v1/integrations/{existing['id']}", headers=bearer(store),
+                                     timeout=60, json={"config": {"api_key": API_KEY + "-rotated"}})))
+    for r, took in ((created, create_took), (edited, edit_took)):
+        assert r.status_code == 504 and r.headers["Content-Type"] == "application/json", r.text
+        assert int(r.headers["Retry-After"]) > 0
+        body = r.json()
+        assert (body["code"], body["status"]) == (504, "Gateway Timeout")
+        assert "did not answer within 1 seconds" in body["message"]
+        assert body["errors"]["json"]["config"]["_schema"] == [body["message"]]
+        assert took < delay / 2, took  # answered when the budget ran out, not when Circle did
+    fake_circle.set_latency(0)
+    listed = requests.get(url + "/api/v1/integrations", headers=bearer(store), timeout=30).json()
+    assert [i["name"] for i in listed] == ["Existing"]  # nothing saved, nothing changed
+    assert listed[0]["verified_at"] == existing["verified_at"]
+    with runtime.db.session() as s:
+        assert connections.full_config(runtime, s.get(Integration, existing["id"]))["api_key"] == API_KEY
+
+
+def test_a_long_url_reaches_flask_and_gets_json(start_web, make_client):
+    url = start_web()
+    store = make_client("store-a")
+    q = "a" * 20_000  # five times gunicorn's default request line limit (4094 bytes)
+    for r in (requests.get(url + "/api/v1/logs", params={"q": q}, headers=bearer(store), timeout=30),
+              requests.get(url + "/api/v1/" + "x" * 20_000, headers=bearer(store), timeout=30)):
+        assert r.status_code != 414 and r.headers["Content-Type"] == "application/json", (r.status_code, r.text[:200])
+    assert r.status_code == 404 and r.json()["code"] == 404 and r.json()["message"]
+
+
+def test_the_config_module_reads_threads_workers_and_timeout_from_the_environment(monkeypatch):
+    for name in ("WEB_CONCURRENCY", "HOOKYARD_WEB_THREADS", "HOOKYARD_WEB_TIMEOUT", "PORT", "HOOKYARD_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    config = importlib.reload(gunicorn_config)
+    assert (config.worker_class, config.workers, config.threads, config.timeout) == ("gthread", 2, 8, 30)
+    assert config.bind == ["0.0.0.0:5000"] and config.limit_request_line == 0
+    assert config.wsgi_app == "hookyard.app:create_app()"
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("HOOKYARD_WEB_THREADS", "16")
+    monkeypatch.setenv("HOOKYARD_WEB_TIMEOUT", "60")
+    monkeypatch.setenv("HOOKYARD_BIND", "127.0.0.1")
+    monkeypatch.setenv("PORT", "8000")
+    config = importlib.reload(gunicorn_config)
+    assert (config.workers, config.threads, config.timeout, config.bind) == (3, 16, 60, ["127.0.0.1:8000"])
+    monkeypatch.setenv("HOOKYARD_WEB_THREADS", "many")
+    with pytest.raises(SystemExit, match="HOOKYARD_WEB_THREADS must be a whole number, got 'many'"):
+        importlib.reload(gunicorn_config)
+    monkeypatch.setenv("HOOKYARD_WEB_THREADS", "0")
+    with pytest.raises(SystemExit, match="HOOKYARD_WEB_THREADS must be at least 1"):
+        importlib.reload(gunicorn_config)
+    monkeypatch.delenv("HOOKYARD_WEB_THREADS")
+    importlib.reload(gunicorn_config)
