@@ -92,6 +92,16 @@ def _empty_database(rt):
 
 
 @pytest.fixture
+def in_process(runtime):
+    """Job functions (hookyard.jobs.run_rule) called in this process run against the test's runtime."""
+    from hookyard import runtime as runtime_module
+
+    runtime_module.install(runtime)
+    yield
+    runtime_module.install(None)
+
+
+@pytest.fixture
 def app(runtime):
     return create_app(runtime=runtime)
 

@@ -1,21 +1,11 @@
 """The log: capped per marketplace, newest first, searchable and filterable."""
-import pytest
 from sqlalchemy import func, select
 
-from hookyard import runtime as runtime_module
 from hookyard.emit import emit
 from hookyard.jobs import run_rule
 from hookyard.models import Marketplace, Run
 
 from .conftest import purchase
-
-
-@pytest.fixture
-def in_process(runtime):
-    """Job functions run in this process, against the same runtime."""
-    runtime_module.install(runtime)
-    yield
-    runtime_module.install(None)
 
 
 def run_all_queued(runtime):

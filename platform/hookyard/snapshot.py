@@ -52,10 +52,8 @@ def planned(registry: Registry, rule: Rule, app_key: str | None, integration_nam
 
 
 def attempted(registry: Registry, rule: Rule, integration: Integration, product_name: str | None) -> dict:
-    """At an attempt, from the rows it runs with: the same keys as ``planned`` plus the described settings."""
-    app_name, label = action_label(registry, integration.app, rule.action)
-    return {"app_name": app_name, "action_label": label, "integration_name": integration.name,
-            "product_name": product_name, "params": dict(rule.params or {}),
+    """At an attempt, from the rows it runs with: ``planned``'s keys plus the described settings."""
+    return {**planned(registry, rule, integration.app, integration.name, product_name),
             "settings": describe_params(registry, integration, rule.action, rule.params or {})}
 
 

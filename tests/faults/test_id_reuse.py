@@ -8,19 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from hookyard import runtime as runtime_module
 from hookyard.jobs import run_rule
 from hookyard.models import Integration, Run
 
 from ..conftest import Setup, purchase
 from ..waiting import wait_for
-
-
-@pytest.fixture
-def in_process(runtime):
-    runtime_module.install(runtime)
-    yield
-    runtime_module.install(None)
 
 
 def _entry(client, event_id):

@@ -8,12 +8,20 @@ import os
 import pytest
 
 from .browser import CHROMIUM_ARGS, chromium_executable, serve, set_session_screenshots_dir
+from .session import WebClient, add_user
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_screenshots(tmp_path_factory):
     # Under pytest's basetemp, so plain runs keep their screenshots (last few sessions) without touching the repo.
     set_session_screenshots_dir(tmp_path_factory.getbasetemp() / "screenshots")
+
+
+@pytest.fixture
+def owner(app, runtime):
+    """The Flask test client signed in as the store's owner (tests/web/session.py)."""
+    add_user(runtime, "owner@example.com", "owner")
+    return WebClient(app).sign_in("owner@example.com")
 
 
 @pytest.fixture

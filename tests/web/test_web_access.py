@@ -27,12 +27,6 @@ def _path(rule):
 
 
 @pytest.fixture
-def owner(app, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    return WebClient(app).sign_in("owner@example.com")
-
-
-@pytest.fixture
 def viewer(app, runtime, owner):
     add_user(runtime, "viewer@example.com", "viewer")
     return WebClient(app).sign_in("viewer@example.com")

@@ -2,22 +2,13 @@
 marked deleted, never as raw keys, and never as whatever object was created after it."""
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import update
 
-from hookyard import runtime as runtime_module
 from hookyard.jobs import run_rule
 from hookyard.models import Integration
 
 from ..conftest import Setup, purchase
 from .session import WebClient, add_user
-
-
-@pytest.fixture
-def in_process(runtime):
-    runtime_module.install(runtime)
-    yield
-    runtime_module.install(None)
 
 
 def test_a_deleted_rule_and_connection_read_as_they_were(app, api, recorder, runtime, in_process):

@@ -10,13 +10,6 @@ from hookyard.models import Task
 
 from ..circle.fixtures import CircleSetup
 from ..tasking import run_task_here
-from .session import WebClient, add_user
-
-
-@pytest.fixture
-def owner(app, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    return WebClient(app).sign_in("owner@example.com")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from hookyard.app import create_app
@@ -21,12 +20,6 @@ from .session import PASSWORD, WebClient, add_user
 COOKIE = "hookyard_session"
 NEW_PASSWORD = "plum tractor lantern ocean"
 SESSION_ROW = re.compile(r'action="/account/sessions/(\d+)/sign-out"')
-
-
-@pytest.fixture
-def owner(app, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    return WebClient(app).sign_in("owner@example.com")
 
 
 def replay(app, web: WebClient, copied: tuple[str, str] | None = None) -> WebClient:
