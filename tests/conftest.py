@@ -23,7 +23,7 @@ from hookyard.tokens import create_token, get_or_create_marketplace
 from .recorder import Recorder
 from .waiting import wait_for
 
-pytest_plugins = ["tests.circle.fixtures"]
+pytest_plugins = ["tests.circle.fixtures", "tests.samcart.fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PLUGINS = [ROOT / "tests" / "plugins" / "hookyard_recorder", ROOT / "examples" / "hookyard-hello"]

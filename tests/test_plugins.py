@@ -68,9 +68,11 @@ def test_registering_the_wrong_type_is_an_error(plugin_site):
 def test_plugins_endpoint_lists_version_hooks_triggers_and_apps(api):
     plugins = {p["name"]: p for p in api.get("/api/v1/plugins").json}
     assert plugins["samcart"]["version"] == "0.1.0"
-    assert plugins["samcart"]["hooks"] == ["register_trigger_types"] and len(plugins["samcart"]["trigger_types"]) == 17
+    assert plugins["samcart"]["hooks"] == ["register_apps", "register_commands", "register_trigger_types"]
+    assert len(plugins["samcart"]["trigger_types"]) == 17 and plugins["samcart"]["apps"] == ["samcart"]
+    assert plugins["samcart"]["commands"] == ["samcart"]
     assert plugins["recorder"] == {"name": "recorder", "version": "0.0.1", "hooks": ["register_apps"],
-                                   "trigger_types": [], "apps": ["recorder"], "blueprints": []}
+                                   "trigger_types": [], "apps": ["inbox", "recorder"], "commands": [], "blueprints": []}
 
 
 def test_plugins_cli_lists_the_same(plugin_site):
@@ -85,7 +87,7 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
 def test_every_hook_has_a_docstring():
-    assert HOOKS == ["register_apps", "register_blueprints", "register_trigger_types"]
+    assert HOOKS == ["register_apps", "register_blueprints", "register_commands", "register_trigger_types"]
     for name in HOOKS:
         assert getattr(hookspecs, name).__doc__, name
 
@@ -119,6 +121,44 @@ def test_hook_register_apps(plugin_site):
     registry = load_registry(disabled=set(), extra=[plugin("pinger", register_apps=lambda register: register(app))])
     assert registry.apps["pinger"].action("ping") is action
     assert registry.owner("app", "pinger") == "pinger"
+
+
+def test_hook_register_commands(plugin_site):
+    """A plugin's click command is served under `hookyard`; one named like a core command is hidden (and said so);
+    something that is not a click command is refused."""
+    import click
+    from click.testing import CliRunner
+
+    from hookyard import cli
+
+    @click.command("greet")
+    @click.option("--name", default="world")
+    def greet(name):
+        click.echo(f"hello {name}")
+
+    @click.command("plugins")
+    def impostor():
+        click.echo("not the core's")
+
+    registry = load_registry(disabled=set(), extra=[plugin("greeter", register_commands=lambda register: (
+        register(greet), register(impostor)))])
+    assert registry.owner("command", "greet") == "greeter"
+    assert next(p for p in registry.plugins() if p.name == "greeter").commands == ["greet", "plugins"]
+    cli.WithPluginCommands._plugin_commands = None
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("hookyard.plugins.load_registry", lambda: registry)
+            result = CliRunner().invoke(cli.main, ["greet", "--name", "Ada"])
+            assert result.exit_code == 0 and result.output.endswith("hello Ada\n"), result.output
+            assert "hidden by the core's own" in result.output
+            listed = CliRunner().invoke(cli.main, ["--help"]).output
+            assert "greet" in listed and "samcart" in listed
+            core = CliRunner().invoke(cli.main, ["plugins", "--json"])
+            assert "not the core's" not in core.output
+    finally:
+        cli.WithPluginCommands._plugin_commands = None
+    with pytest.raises(PluginError, match="expected Command"):
+        load_registry(disabled=set(), extra=[plugin("bad", register_commands=lambda register: register(print))])
 
 
 def test_hook_register_blueprints(plugin_site, settings):

@@ -96,3 +96,46 @@ def test_product_scoped_triggers_need_a_product_id(api):
                                          "payload": {"customer": {"email": "a@b.co"}}})
     assert r.status_code == 422
     assert r.json["errors"]["json"]["payload"]["product"]["id"]
+
+
+def test_the_notify_mapping_knows_exactly_the_registered_triggers():
+    from hookyard_samcart.notify import TRIGGER_KEYS
+    assert {f"samcart.{key}" for key in TRIGGER_KEYS} == {t.key for t in trigger_types()}
+
+
+def test_payload_keeps_the_customer_id_and_the_lines_price_in_cents():
+    data = SamCartPayload().load({"customer": {"email": "a@b.co", "id": 111, "phone": "+15550100"},
+                                  "product": {"id": 444, "price_cents": 4900}, "charge": {"id": "ch_1", "rebill_id": 7}})
+    assert data["customer"] == {"email": "a@b.co", "id": "111", "phone": "+15550100"}
+    assert data["product"] == {"id": "444", "price_cents": 4900}
+    assert data["charge"] == {"id": "ch_1", "rebill_id": 7}
+
+
+@pytest.mark.parametrize("product, path", [
+    ({"id": "1", "price_cents": "49.00"}, "price_cents"), ({"id": "1", "price_cents": -1}, "price_cents"),
+    ({"id": "x" * 201}, "id"), ({"id": "1", "name": "n" * 501}, "name"),
+])
+def test_product_fields_the_tables_cannot_hold_are_field_errors(product, path):
+    with pytest.raises(ValidationError) as exc:
+        SamCartPayload().load({"customer": {"email": "a@b.co"}, "product": product})
+    assert exc.value.messages["product"][path]
+
+
+def _key(payload):
+    from hookyard_samcart.payload import dedupe_key
+    return dedupe_key(SamCartPayload().load({"customer": {"email": "a@b.co"}, "product": {"id": "444"}, **payload}))
+
+
+def test_dedupe_key_never_merges_a_subscriptions_billing_periods_without_an_id():
+    # SamCart reuses the original order id on every rebill: order + product + subscription is every month's.
+    assert _key({"order": {"id": 222}, "subscription": {"id": 333}}) is None
+    assert _key({"order": {"id": 222}, "subscription": {"id": 333}, "charge": {"id": "ch_1"}}) is not None
+    assert _key({"subscription": {"id": 333}, "charge": {"rebill_id": 9}}) != _key(
+        {"subscription": {"id": 333}, "charge": {"rebill_id": 10}})
+    month = {"order": {"id": 222}, "subscription": {"id": 333}}
+    assert _key({**month, "occurred_at": "2026-01-01T00:00:00Z"}) != _key({**month, "occurred_at": "2026-02-01T00:00:00Z"})
+
+
+def test_dedupe_key_still_merges_one_order_line_delivered_twice():
+    assert _key({"order": {"id": 222}}) == _key({"order": {"id": 222}}) == "order=222|product=444"
+    assert _key({}) is None

@@ -161,6 +161,24 @@ def test_a_long_url_reaches_flask_and_gets_json(start_web, make_client):
     assert r.status_code == 404 and r.json()["code"] == 404 and r.json()["message"]
 
 
+def test_an_inbound_url_is_a_credential_masked_in_the_access_log(start_web, make_client, tmp_path):
+    """gunicorn's access log (the Procfile's web process) never holds an inbound URL's id whole."""
+    url = start_web()
+    store = make_client("store-a")
+    created = requests.post(url + "/api/v1/integrations", json={"app": "inbox", "name": "Inbox", "config": {}},
+                            headers=bearer(store), timeout=30).json()
+    inbound_url = created["inbound_url"]
+    assert inbound_url.startswith(url + "/hooks/inbox/"), inbound_url  # built from the request's own host
+    key = inbound_url.rsplit("/", 1)[1]
+    assert requests.post(inbound_url, json={"events": []}, timeout=30).status_code == 200
+    assert requests.post(url + "/hooks/inbox/" + "A" * 43, json={}, timeout=30).status_code == 404
+    log = tmp_path / "web-0.log"
+    wait_for(lambda: f"/hooks/inbox/{key[:4]}…" in log.read_text(errors="replace"),
+             message="the access log has no masked line for the delivery")
+    text = log.read_text(errors="replace")
+    assert key not in text and "A" * 43 not in text
+
+
 def test_the_config_module_reads_threads_workers_and_timeout_from_the_environment(monkeypatch):
     for name in ("WEB_CONCURRENCY", "HOOKYARD_WEB_THREADS", "HOOKYARD_WEB_TIMEOUT", "PORT", "HOOKYARD_BIND"):
         monkeypatch.delenv(name, raising=False)

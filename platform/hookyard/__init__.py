@@ -6,11 +6,12 @@ Plugin authors need only what this module exports::
 """
 import pluggy
 
-from .contract import Action, App, Cancelled, ConnectionFailed, Deferred, Outcome, RunContext, TriggerType
+from .contract import (Action, App, Cancelled, ConnectionFailed, Deferred, Inbound, InboundContext, InboundEvent,
+                       Outcome, Rejected, RunContext, TriggerType, Unmapped)
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("hookyard")
 
-__all__ = ["Action", "App", "Cancelled", "ConnectionFailed", "Deferred", "Outcome", "RunContext", "TriggerType",
-           "hookimpl", "__version__"]
+__all__ = ["Action", "App", "Cancelled", "ConnectionFailed", "Deferred", "Inbound", "InboundContext", "InboundEvent",
+           "Outcome", "Rejected", "RunContext", "TriggerType", "Unmapped", "hookimpl", "__version__"]

@@ -6,7 +6,7 @@ import logging
 from flask import Flask, g, request
 from werkzeug.exceptions import BadRequest
 
-from . import health, security
+from . import health, receiver, security
 from .api import init_api
 from .plugins import Registry
 from .runtime import Runtime, build_runtime
@@ -27,8 +27,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # First of all before_request hooks, so that none of them (nor a view) meets an undecodable query string.
     app.before_request(_query_string_is_text)
     app.register_blueprint(health.bp)
+    app.register_blueprint(receiver.bp)
     security.init_app(app)
-    init_api(app)
+    receiver.document(init_api(app).spec, app.url_map)
     # Plugins' pages and endpoints (the web UI among them) after the core's, so theirs cannot shadow it.
     for blueprint in runtime.registry.blueprints.values():
         app.register_blueprint(blueprint)

@@ -15,7 +15,31 @@ import click
 from .settings import Settings
 
 
-@click.group()
+class WithPluginCommands(click.Group):
+    """The core's commands, then those plugins add (hookspecs.register_commands), loaded only when a command is
+    looked up that the core does not have, or when the commands are listed (``hookyard --help``)."""
+
+    _plugin_commands: dict | None = None
+
+    def _plugins(self) -> dict:
+        if self._plugin_commands is None:
+            from .plugins import load_registry
+
+            commands = load_registry().commands
+            clashes = sorted(set(commands) & set(self.commands))
+            if clashes:
+                click.echo(f"warning: plugin commands {', '.join(clashes)} are hidden by the core's own", err=True)
+            WithPluginCommands._plugin_commands = {k: v for k, v in commands.items() if k not in self.commands}
+        return self._plugin_commands
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx, cmd_name):
+        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+
+
+@click.group(cls=WithPluginCommands)
 def main():
     """Hookyard: store triggers in, app actions out."""
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import tasks
+from . import inbound, tasks
 from .contract import App, Cancelled, ConnectionFailed, Progress
 from .models import Integration, Rule, Task, utcnow
 from .runtime import Runtime
@@ -137,9 +137,29 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
     _store_config(rt, integration, app, config)
+    if app.inbound is not None:  # its webhooks have somewhere to go from the start
+        inbound.assign_key(rt, integration)
     session.add(integration)
     _flush_named(session, name)
     return integration
+
+
+def rotate_inbound_url(rt: Runtime, session: Session, integration: Integration) -> None:
+    """A new inbound URL for the connection; the old one answers 404 from the commit on. Flushes."""
+    app = app_for(rt, integration.app)
+    if app.inbound is None:
+        raise ValidationError({"app": [f"The {app.name} app receives no webhooks: its connections have no "
+                                       "inbound URL."]})
+    inbound.assign_key(rt, integration)
+    session.flush()
+
+
+def start_import_products(rt: Runtime, session: Session, integration: Integration) -> Task:
+    """The product-import task of this connection (the running one, or a new one). Commits."""
+    app = app_for(rt, integration.app)
+    if app.products is None:
+        raise ValidationError({"app": [f"The {app.name} app cannot list a store's products."]})
+    return tasks.start(rt, session, integration.marketplace_id, tasks.IMPORT_PRODUCTS, integration.id)
 
 
 def update(rt: Runtime, session: Session, integration: Integration, name: str | None, config: dict | None) -> Integration:

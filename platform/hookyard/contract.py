@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Callable, Literal, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
 
 from marshmallow import Schema
 
@@ -125,6 +125,89 @@ class Cancelled(Exception):
 Progress = Callable[..., None]
 
 
+# --- inbound webhooks: an app whose connections receive deliveries (e.g. SamCart's Notify URL) ----------------
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """One event an inbound handler makes of a delivery; it goes through the same path as ``POST /api/v1/events``
+    (validated with the trigger's schema, deduplicated, matched, queued)."""
+
+    trigger: str  # a registered trigger key, e.g. "samcart.product_purchased"
+    payload: Mapping[str, Any]
+    # The event's identity, used instead of the trigger's dedupe_key: two events of one trigger with the same
+    # identity (in one store) are one event, whichever delivery, connection or API call made them first.
+    identity: str | None = None
+    note: str = ""  # why the handler made it, for the delivery log (e.g. "the 4th failed charge in a row")
+
+
+class Unmapped(Exception):
+    """Raised by a handler for a delivery it does not know how to map (e.g. an unknown ``type``): the delivery is
+    kept and shown as ``unmapped`` with this reason, and can be processed again once the mapping knows it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Rejected(Exception):
+    """Raised by a handler for a body it can never use (no customer email, an amount that is not a number): the
+    delivery is kept as ``rejected`` with this reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PluginState(Protocol):
+    """Small JSON documents a plugin keeps between deliveries, per store (marketplace) and app, e.g. the history
+    of one subscription. Reads and writes are part of the delivery's transaction: a failed delivery changes
+    nothing, and deliveries of one connection are handled one at a time, oldest first."""
+
+    def get(self, key: str) -> dict | None: ...
+
+    def set(self, key: str, value: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    """What an inbound handler sees for one stored delivery."""
+
+    delivery_id: int
+    body: Mapping[str, Any]  # the parsed JSON object, or the form fields (``a[b]=1`` nested as {"a": {"b": "1"}})
+    received_at: datetime  # aware, UTC
+    config: Mapping[str, Any]  # the connection's config, secrets decrypted
+    info: Mapping[str, Any]
+    looked_up: Mapping[str, Any]  # what Inbound.lookup returned for this delivery ({} without one)
+    state: PluginState
+    marketplace_id: int = 0
+    integration_id: int = 0
+    # note("…") explains the outcome in the delivery log, e.g. why a delivery made no event ("the 2nd failed charge
+    # in a row: nothing new"); each InboundEvent carries its own note.
+    note: Callable[[str], None] = lambda text: None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Declares that an app's connections receive webhooks: each gets an unguessable URL
+    (``/hooks/<app>/<id>``); every delivery is stored as received, then ``handle`` turns it into events in the
+    worker. ``handle`` returns InboundEvents (none is fine), or raises Unmapped or Rejected; any other exception
+    is a plugin bug, shown as ``failed`` on the delivery with the server log holding the traceback."""
+
+    handle: Callable[[InboundContext], Iterable[InboundEvent]]
+    # The delivery's own identity (charge id, rebill id, timestamp…) or None when the body carries none. The same
+    # identity again is a redelivery at any time; a body without one is a redelivery only when it is identical to
+    # a body received within redelivery_window().
+    identity: Callable[[Mapping[str, Any]], str | None] | None = None
+    redelivery_window: Callable[[], timedelta] = lambda: timedelta(hours=1)
+    # Read-only calls to the app's remote that ``handle`` needs, made first and outside any database transaction:
+    # lookup(config, body) -> a mapping handed to handle as ctx.looked_up. Raise nothing: return what is known.
+    lookup: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # Body keys (at any depth) whose values are replaced by a mask before the delivery is stored.
+    secret_fields: tuple[str, ...] = ()
+    instructions: str = ""  # where the merchant pastes the URL, shown beside it
+
+
 @dataclass(frozen=True)
 class App:
     key: str
@@ -138,6 +221,10 @@ class App:
     refresh: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, list]] | None = None
     description: str = ""
     logo_url: str | None = None
+    inbound: Inbound | None = None
+    # products(config, info, progress=None) yields pages (lists) of the store's products, {"id": …, "name": …}, for
+    # POST /api/v1/integrations/{id}/products/import; each page is saved before the next is asked for.
+    products: Callable[..., Iterable[list[Mapping[str, Any]]]] | None = None
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def action(self, key: str) -> Action | None:

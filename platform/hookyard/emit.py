@@ -97,36 +97,55 @@ def product_for(session: Session, marketplace_id: int, product: dict | None) -> 
 
 def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: str, payload,
          idempotency_key: str | None = None) -> Emitted:
+    """Records the event and its runs, commits, then queues the runs (POST /api/v1/events)."""
+    emitted = record(rt, session, marketplace.id, trigger_key, payload, idempotency_key)
+    session.commit()
+    if emitted.created:
+        enqueue_runs(rt, emitted.runs)
+    return emitted
+
+
+def record(rt: Runtime, session: Session, marketplace_id: int, trigger_key: str, payload,
+           idempotency_key: str | None = None, identity: str | None = None,
+           fallback_identity: str | None = None) -> Emitted:
+    """Validates and writes the event and its runs in the session's transaction, without committing: the caller
+    commits (with whatever else belongs to the same change, e.g. the delivery that made the event), then calls
+    ``enqueue_runs``. ``identity`` replaces the trigger's dedupe_key (an inbound handler's InboundEvent.identity);
+    ``fallback_identity`` is used when there is neither (the delivery and the event's place in it, so that processing
+    a delivery again finds its events instead of making them twice).
+    A repeated event (same Idempotency-Key or identity) is answered with the earlier event, counted as a duplicate.
+    Raises UnknownTrigger, or ValidationError with field-level messages."""
     trigger = rt.registry.trigger_types.get(trigger_key)
     if trigger is None:
         raise UnknownTrigger(trigger_key)
     data = validate_payload(trigger, payload)
 
-    dedupe = _dedupe_key(trigger, data)
-    earlier = _earlier(session, marketplace.id, idempotency_key, dedupe)
+    dedupe = _hashed(trigger, identity) if identity else _dedupe_key(trigger, data)
+    if dedupe is None and fallback_identity:
+        dedupe = _hashed(trigger, fallback_identity)
+    earlier = _earlier(session, marketplace_id, idempotency_key, dedupe)
     if earlier is not None:
         return _duplicate(session, earlier)
 
-    product = product_for(session, marketplace.id, data.get("product"))
+    product = product_for(session, marketplace_id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
     email = ((data.get("customer") or {}).get("email") or "").strip().lower() or None
-    event = Event(marketplace_id=marketplace.id, trigger=trigger.key, idempotency_key=idempotency_key,
+    event = Event(marketplace_id=marketplace_id, trigger=trigger.key, idempotency_key=idempotency_key,
                   dedupe_key=dedupe, product_id=product.id if product else None, email=email,
                   payload=trigger.payload_schema().dump(data), raw_payload=payload, occurred_at=occurred_at)
-    session.add(event)
     try:
-        session.flush()
+        with session.begin_nested():
+            session.add(event)
     except IntegrityError:
         # Another delivery of the same event won the race: answer with its event.
-        session.rollback()
-        return _duplicate(session, _earlier(session, marketplace.id, idempotency_key, dedupe))
+        return _duplicate(session, _earlier(session, marketplace_id, idempotency_key, dedupe))
 
-    rules = matching_rules(session, marketplace.id, trigger.key, event.product_id)
+    rules = matching_rules(session, marketplace_id, trigger.key, event.product_id)
     runs = []
     not_before = occurred_at + trigger.delay if trigger.delay else None
-    first_seq = logcap.reserve_log_seqs(session, marketplace.id, len(rules)) if rules else 0
+    first_seq = logcap.reserve_log_seqs(session, marketplace_id, len(rules)) if rules else 0
     for i, (rule, app_key, integration_name) in enumerate(rules):
-        runs.append(Run(marketplace_id=marketplace.id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
+        runs.append(Run(marketplace_id=marketplace_id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
                         trigger=trigger.key, app=app_key, action=rule.action, integration_id=rule.integration_id,
                         product_id=event.product_id, email=email, status="queued",
                         product_name=product.name if product else None,
@@ -136,10 +155,8 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
                         history=[]))
     session.add_all(runs)
     event.matched_rules = len(runs)
-    session.flush()
     # No trim here: new entries are unfinished, and every run trims the log when it finishes.
-    session.commit()
-    enqueue_runs(rt, runs)
+    session.flush()
     return Emitted(event, True, runs)
 
 
@@ -154,8 +171,10 @@ def enqueue_runs(rt: Runtime, runs: list[Run]) -> None:
 
 def _dedupe_key(trigger: TriggerType, data: dict) -> str | None:
     natural = trigger.dedupe_key(data) if trigger.dedupe_key else None
-    if not natural:
-        return None
+    return _hashed(trigger, natural) if natural else None
+
+
+def _hashed(trigger: TriggerType, natural: str) -> str:
     # Hashed with the trigger: fixed length whatever the ids, and one trigger's key never meets another's.
     return hashlib.sha256(f"{trigger.key}\0{natural}".encode()).hexdigest()
 
@@ -174,7 +193,6 @@ def _duplicate(session: Session, earlier: Event) -> Emitted:
     session.execute(update(Event).where(Event.id == earlier.id)
                     .values(duplicates=Event.duplicates + 1, last_duplicate_at=utcnow())
                     .execution_options(synchronize_session=False))
-    session.commit()
     session.refresh(earlier)
     log.info("event %s delivered again: suppressed as a duplicate (%s so far)", earlier.id, earlier.duplicates)
     return Emitted(earlier, False, _runs_of(session, earlier))

@@ -41,3 +41,5 @@ keepalive = _whole("HOOKYARD_WEB_KEEPALIVE", 5, minimum=0)
 # is answered in the API's JSON error shape instead of gunicorn's text/html 414.
 limit_request_line = 0
 accesslog = "-"
+# Inbound URLs (/hooks/<app>/<id>) are credentials: their ids are masked in the access log.
+logger_class = "hookyard.access_log.MaskingLogger"

@@ -23,3 +23,9 @@ def register_blueprints(register):
     """Register Flask blueprints (pages or extra endpoints) on the server: ``register(blueprint)``.
 
     The web UI (``hookyard-web``) is one; without any, the server is the REST API alone."""
+
+
+@hookspec
+def register_commands(register):
+    """Register command-line commands under ``hookyard``: ``register(click_command_or_group)``, e.g. a group named
+    after the plugin (``hookyard samcart import-products``). Names may not repeat a core command's."""

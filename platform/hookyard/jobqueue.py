@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import StopRequested
+from rq.exceptions import InvalidJobOperation, NoSuchJobError, StopRequested
+from rq.job import Job
 from rq.worker import RoundRobinWorker, SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -45,6 +46,29 @@ def queue_for(rt: Runtime, run: Run) -> Queue:
 
 def queued_count(rt: Runtime) -> int:
     return sum(q.count for q in shard_queues(rt))
+
+
+# A job in one of these states will still run (or is running); any other (finished, failed, stopped, canceled) will not.
+LIVE_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
+
+
+def not_waiting(rt: Runtime, job_ids: list[str]) -> list[bool]:
+    """For each job id: True when nothing will run that job (it is not in Redis, or it ended), with an ended job's
+    record deleted so that the same id can be enqueued again. What the sweeps use to re-queue lost work."""
+    if not job_ids:
+        return []
+    lost = []
+    for job in Job.fetch_many(job_ids, connection=rt.redis, serializer=JSONSerializer):
+        if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATES:
+            lost.append(False)
+            continue
+        if job is not None:
+            try:
+                job.delete()
+            except (InvalidJobOperation, NoSuchJobError):
+                pass  # another sweeper deleted it first
+        lost.append(True)
+    return lost
 
 
 def enqueue_run(rt: Runtime, run: Run) -> None:

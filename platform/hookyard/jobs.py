@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from . import inputs, logcap, runtime, snapshot
 from .contract import Deferred, Outcome, RunContext
-from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
+from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, enqueue_run, run_job_id
 from .models import Event, Integration, Product, Rule, Run, utcnow
 from .pacing import pacer
 from .runtime import Runtime
@@ -287,7 +287,6 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
 # --- the sweeper ---------------------------------------------------------------------------------
 
 SWEEP_BATCH = 500
-LIVE_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
 
 
 def sweep() -> dict:
@@ -296,10 +295,12 @@ def sweep() -> dict:
     anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
     rt = runtime.current()
     try:
-        from .tasks import sweep as sweep_tasks  # imported here: hookyard.tasks builds on this module
+        # Imported here: hookyard.tasks and hookyard.deliveries build on this module.
+        from .deliveries import sweep as sweep_deliveries
+        from .tasks import sweep as sweep_tasks
 
         return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt),
-                "tasks": sweep_tasks(rt)}
+                "tasks": sweep_tasks(rt), "deliveries": sweep_deliveries(rt)}
     except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
         log.exception("sweep failed")
         return {}

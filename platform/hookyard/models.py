@@ -88,7 +88,8 @@ class User(Base):
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (UniqueConstraint("marketplace_id", "name", name="uq_integration_name"),)
+    __table_args__ = (UniqueConstraint("marketplace_id", "name", name="uq_integration_name"),
+                      UniqueConstraint("inbound_key_hash", name="uq_integration_inbound_key"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"), index=True)
     app: Mapped[str] = mapped_column(String(100))
@@ -101,6 +102,11 @@ class Integration(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # For apps that receive webhooks (App.inbound): the id in the connection's inbound URL, /hooks/<app>/<id>. The
+    # URL is a credential, so it is stored as a password would be for lookup (its SHA-256, unique), and sealed
+    # like the other secrets so that the connection's owners can be shown it again.
+    inbound_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    inbound_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -248,3 +254,53 @@ class Task(Base):
     # Set when a worker claims it; the attempt is identified by it (the sweep gives up a dead one by this value).
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+DELIVERY_STATES = ("received", "mapped", "duplicate", "unmapped", "rejected", "failed")
+
+
+class Delivery(Base):
+    """One body posted to a connection's inbound URL (hookyard.deliveries), stored before anything else happens to
+    it, and what became of it: the events it made, or why it made none. Capped per connection like the log."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_integration", "integration_id", "id"),
+        Index("ix_deliveries_identity", "integration_id", "identity"),
+        Index("ix_deliveries_body_hash", "integration_id", "body_hash"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    app: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    content_type: Mapped[str] = mapped_column(String(200), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    # The parsed body with the app's secret fields masked; NULL when it could not be parsed (see text).
+    body: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The start of a body that was neither JSON nor a form, as text, to show why it was rejected.
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The app's identity of the delivery (hashed), or NULL; and the hash of the parsed body (redeliveries).
+    identity: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    body_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # [{"event_id", "trigger", "note", "duplicate"}] for each event the app made of it.
+    events: Mapped[list] = mapped_column(JSON, default=list)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PluginStateRecord(Base):
+    """A plugin's small JSON documents, per marketplace and app (contract.PluginState), e.g. a subscription's
+    history of failed charges."""
+
+    __tablename__ = "plugin_state"
+    __table_args__ = (UniqueConstraint("marketplace_id", "app", "key", name="uq_plugin_state_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
+    app: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

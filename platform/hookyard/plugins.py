@@ -5,6 +5,7 @@ import importlib.metadata
 import os
 from dataclasses import dataclass, field
 
+import click
 import pluggy
 from flask import Blueprint
 
@@ -25,6 +26,7 @@ class PluginInfo:
     hooks: list[str]
     trigger_types: list[str] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     blueprints: list[str] = field(default_factory=list)
 
 
@@ -36,10 +38,12 @@ class Registry:
         self.trigger_types: dict[str, TriggerType] = {}
         self.apps: dict[str, App] = {}
         self.blueprints: dict[str, Blueprint] = {}
+        self.commands: dict[str, click.Command] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._collect("trigger type", self.trigger_types, pm.hook.register_trigger_types, TriggerType)
         self._collect("app", self.apps, pm.hook.register_apps, App)
         self._collect("blueprint", self.blueprints, pm.hook.register_blueprints, Blueprint, key=lambda b: b.name)
+        self._collect("command", self.commands, pm.hook.register_commands, click.Command, key=lambda c: c.name)
         for app in self.apps.values():
             seen = set()
             for action in app.actions:
@@ -85,6 +89,7 @@ class Registry:
                 hooks=hooks,
                 trigger_types=self._owned("trigger type", name),
                 apps=self._owned("app", name),
+                commands=self._owned("command", name),
                 blueprints=self._owned("blueprint", name),
             ))
         return infos

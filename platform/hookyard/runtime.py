@@ -6,7 +6,9 @@ job functions reach it through ``current()``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
+from typing import Callable
 
 import redis
 
@@ -23,6 +25,9 @@ class Runtime:
     settings: Settings
     db: Database
     registry: Registry
+    # What time it is for stamping deliveries (hookyard.deliveries); None is the real clock. Tests set it to
+    # receive deliveries days apart without waiting days.
+    clock: Callable[[], datetime] | None = None
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -25,7 +25,7 @@ def describe(schema: Schema | type[Schema]) -> list[dict]:
         if field.dump_only:
             continue
         item = {"name": field.data_key or name, "type": _type_name(field), "required": field.required}
-        for key in ("label", "description", "secret", "options"):
+        for key in ("label", "description", "secret", "options", "multiline"):
             if key in field.metadata:
                 item[key] = field.metadata[key]
         choices = getattr(field.validators[0], "choices", None) if field.validators else None

@@ -5,6 +5,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .private_files import private_folder, write_once
 
@@ -72,6 +73,11 @@ class Settings:
     # Earlier SECRET_KEYs: still decrypt stored secrets and verify sessions until `hookyard keys rotate`.
     old_secret_keys: tuple[str, ...] = ()
     disabled_plugins: frozenset[str] = field(default_factory=frozenset)
+    # The server's address as the outside world reaches it (a deployment's https URL, or a tunnel's): inbound
+    # URLs are built from it. Unset, they are built from each request's own host.
+    public_url: str | None = None
+    # Largest body an inbound URL accepts (413 beyond): a SamCart notification is a few KiB.
+    inbound_max_bytes: int = 256 * 1024
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -102,8 +108,21 @@ class Settings:
             disabled_plugins=frozenset(
                 n.strip() for n in env.get("HOOKYARD_DISABLED_PLUGINS", "").split(",") if n.strip()
             ),
+            public_url=_public_url(env),
+            inbound_max_bytes=max(1024, _number(env, "HOOKYARD_INBOUND_MAX_BYTES", 256 * 1024)),
         )
         return replace(settings, **overrides) if overrides else settings
+
+
+def _public_url(env) -> str | None:
+    raw = (env.get("HOOKYARD_PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SystemExit(f"HOOKYARD_PUBLIC_URL must be the server's base URL, like https://hooks.example.com "
+                         f"(a path is allowed, no query), got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _given_secret_key(env) -> str | None:

@@ -21,16 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .contract import Cancelled
-from .jobqueue import CRASH_RETRY, FAILURE_TTL, REDIS_ERRORS, RESULT_TTL, shard_queues
-from .jobs import LIVE_JOB_STATES, Lease
+from .jobqueue import CRASH_RETRY, FAILURE_TTL, REDIS_ERRORS, RESULT_TTL, not_waiting, shard_queues
+from .jobs import Lease
 from .models import TASK_ACTIVE_STATES, Task, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 REFRESH = "integration.refresh"
+IMPORT_PRODUCTS = "integration.import_products"
 # The job that does each kind of task, enqueued by name (hookyard.jobqueue's policy: JSON, ids only).
-JOBS = {REFRESH: "hookyard.taskjobs.refresh_integration"}
+JOBS = {REFRESH: "hookyard.taskjobs.refresh_integration", IMPORT_PRODUCTS: "hookyard.taskjobs.import_products"}
 MESSAGE_LIMIT = 2000
 SWEEP_BATCH = 200
 # Finished tasks are kept this long (for whoever polls their Location late), then pruned by the sweep.
@@ -251,14 +252,9 @@ def sweep(rt: Runtime) -> dict:
         due = now - timedelta(seconds=rt.settings.sweep_interval)
         queued = list(session.scalars(select(Task).where(Task.status == "queued", Task.created_at < due)
                                       .order_by(Task.id).limit(SWEEP_BATCH)))
-        if queued:
-            jobs = Job.fetch_many([job_id(t.id) for t in queued], connection=rt.redis, serializer=JSONSerializer)
-            for task, job in zip(queued, jobs, strict=True):
-                if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATES:
-                    continue
+        for task, lost in zip(queued, not_waiting(rt, [job_id(t.id) for t in queued]), strict=True):
+            if lost:
                 log.warning("task %s was queued but its job is not in Redis: enqueueing it again", task.id)
-                if job is not None:
-                    job.delete()
                 enqueue(rt, task)
                 requeued += 1
         pruned = session.execute(delete(Task).where(Task.finished_at < now - KEEP_FINISHED)

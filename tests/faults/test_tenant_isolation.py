@@ -28,6 +28,9 @@ BODIES = {
 }
 NO_BODY = {
     ("/api/v1/integrations/<int:integration_id>/refresh", "POST"),
+    ("/api/v1/integrations/<int:integration_id>/inbound-url/rotate", "POST"),
+    ("/api/v1/integrations/<int:integration_id>/products/import", "POST"),
+    ("/api/v1/integrations/<int:integration_id>/deliveries/<int:delivery_id>/reprocess", "POST"),
     ("/api/v1/logs/<int:entry_id>/retry", "POST"),
     ("/api/v1/tasks/<int:task_id>/cancel", "POST"),
 }
@@ -72,8 +75,14 @@ def _objects(setup: Setup, client) -> dict[str, list[int]]:
     # A refresh task; with no worker running it stays queued.
     task = client.post(f"/api/v1/integrations/{integration}/refresh")
     assert task.status_code == 202, task.json
-    return {"integration_id": [integration], "product_id": [product], "rule_id": [global_rule, product_rule],
-            "event_id": [event["id"]], "entry_id": entries, "task_id": [task.json["id"]]}
+    # A connection that receives webhooks, first (routes that need one are tried with it), with a delivery that
+    # stays received (no worker runs).
+    inbox = client.post("/api/v1/integrations", json={"app": "inbox", "name": "Inbox", "config": {}}).json
+    posted = client._client.post("/" + inbox["inbound_url"].split("/", 3)[3], json={"events": []})
+    assert posted.status_code == 200, posted.json
+    return {"integration_id": [inbox["id"], integration], "product_id": [product],
+            "rule_id": [global_rule, product_rule], "event_id": [event["id"]], "entry_id": entries,
+            "task_id": [task.json["id"]], "delivery_id": [posted.json["delivery_id"]]}
 
 
 def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
@@ -86,6 +95,10 @@ def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
               "event_id": "events", "entry_id": "logs", "task_id": "tasks"}
     for name, ids in objects.items():
         for object_id in ids:
+            if name == "delivery_id":  # under the connection that received it
+                r = client.get(f"/api/v1/integrations/{objects['integration_id'][0]}/deliveries/{object_id}")
+                seen[f"{name}={object_id}"] = (r.status_code, r.json)
+                continue
             r = client.get(f"/api/v1/{single[name]}/{object_id}")
             seen[f"{name}={object_id}"] = (r.status_code, r.json)
     with runtime.db.session() as s:

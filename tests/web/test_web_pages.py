@@ -51,6 +51,7 @@ def pages(ids):
     return {
         "dashboard": "/",
         "integrations": "/integrations",
+        "integration": f"/integrations/{ids['integration']}",
         "integration-choose-app": "/integrations/new",
         "integration-connect": "/integrations/new/circle",
         "integration-edit": f"/integrations/{ids['integration']}/edit",

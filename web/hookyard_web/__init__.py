@@ -2,7 +2,7 @@
 ``register_blueprints`` hook and use the core's services, so nothing is validated twice."""
 from hookyard import hookimpl
 
-from . import account_views, dashboard, integrations, logs, products, rules, settings  # noqa: F401 (routes)
+from . import account_views, dashboard, deliveries, integrations, logs, products, rules, settings  # noqa: F401 (routes)
 from .blueprint import bp
 
 

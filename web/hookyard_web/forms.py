@@ -53,6 +53,23 @@ def schema_values(schema, form, prefix: str = "") -> dict:
     return values
 
 
+def cleared_optional(schema, form, prefix: str = "") -> dict:
+    """The optional, non-secret text fields whose inputs were sent empty (on an edit form: emptied on purpose), as
+    the value that clears each: None where the field allows it, else "". schema_values leaves them out, which on an
+    edit would keep the stored value."""
+    schema = schema() if isinstance(schema, type) else schema
+    cleared = {}
+    for item in describe(schema):
+        key = prefix + item["name"]
+        if item["required"] or item.get("secret") or item["type"] in ("boolean", "array") or key not in form:
+            continue
+        if not form[key].strip():
+            field = schema.fields.get(item["name"]) or next(
+                f for f in schema.fields.values() if f.data_key == item["name"])
+            cleared[item["name"]] = None if field.allow_none else ""
+    return cleared
+
+
 def dumps(value) -> str:
     return json.dumps(value, sort_keys=True)
 

@@ -42,6 +42,12 @@ def _triggers(product: Product | None):
     return dict(sorted(by_category.items()))
 
 
+def _with_actions(integrations: list[Integration]) -> list[Integration]:
+    """The connections a rule can run an action of: apps with no actions (SamCart only sends events) are left out."""
+    apps = rt().registry.apps
+    return [i for i in integrations if i.app in apps and apps[i.app].actions]
+
+
 def _action_for(integration: Integration | None, action_key: str | None):
     app = rt().registry.apps.get(integration.app) if integration else None
     return app.action(action_key) if app and action_key else None
@@ -101,7 +107,8 @@ def new_rule():
         options = wizard.integration.options or {}
     status = 422 if wizard.errors or wizard.failure else 200
     return render_template("rule_wizard.html", wizard=wizard, step=step, product=product,
-                           integrations=marketplace_integrations(), triggers=_triggers(product), options=options,
+                           integrations=_with_actions(marketplace_integrations()), triggers=_triggers(product),
+                           options=options,
                            param_fields=describe(wizard.action.params_schema) if wizard.action else [],
                            params_json=dumps(wizard.params)), status
 
@@ -175,7 +182,8 @@ def edit_rule(rule_id):
             db().rollback()
             failure = getattr(exc, "reason", None)
     return render_template("rule_edit.html", rule=rule, row=rule_rows([rule])[0], values=values, errors=errors,
-                           failure=failure, product=product, integrations=marketplace_integrations(),
+                           failure=failure, product=product,
+                           integrations=_with_actions(marketplace_integrations()),
                            triggers=_triggers(product), options=(integration.options or {}) if integration else {},
                            param_fields=describe(action.params_schema) if action else []), 422 if errors else 200
 

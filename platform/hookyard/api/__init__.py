@@ -8,13 +8,13 @@ from flask import Flask, jsonify, request
 from flask_smorest import Api
 
 from .. import __version__
-from . import catalog, events, integrations, logs, products, rules, tasks
+from . import catalog, deliveries, events, integrations, logs, products, rules, tasks
 from .base import text_without_nul
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, products.blp,
-              rules.blp, events.blp, logs.blp, tasks.blp)
+BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, deliveries.blp,
+              products.blp, rules.blp, events.blp, logs.blp, tasks.blp)
 
 API_CONFIG = {
     "API_TITLE": "Hookyard",

@@ -48,9 +48,10 @@ def _document_token_errors(doc, doc_info, *, method, **kwargs):
     return doc
 
 
-def api_blueprint(name: str, description: str) -> ApiBlueprint:
-    """A resource blueprint under /api/v1 that requires a token on every route."""
-    blp = ApiBlueprint(name, "hookyard.api", url_prefix=f"/api/v1/{name}", description=description)
+def api_blueprint(name: str, description: str, path: str | None = None) -> ApiBlueprint:
+    """A resource blueprint under /api/v1 (at /api/v1/<name>, or /api/v1/<path>) that requires a token on every
+    route."""
+    blp = ApiBlueprint(name, "hookyard.api", url_prefix=f"/api/v1/{path or name}", description=description)
     blp.before_request(require_token)
     blp._prepare_doc_cbks.append(_document_token_errors)
     return blp

@@ -33,6 +33,7 @@ class PluginSchema(BaseSchema):
     hooks = fields.List(fields.String())
     trigger_types = fields.List(fields.String())
     apps = fields.List(fields.String())
+    commands = fields.List(fields.String(), metadata={"description": "Commands added to the `hookyard` CLI."})
     blueprints = fields.List(fields.String(), metadata={"description": "Flask blueprints (pages, endpoints)."})
 
 
@@ -62,6 +63,9 @@ class AppSchema(BaseSchema):
     plugin = fields.String()
     config_fields = fields.List(fields.Nested(FieldDoc))
     actions = fields.List(fields.Nested(ActionSchema))
+    inbound = fields.Boolean(metadata={"description": "Its connections receive webhooks at an inbound URL."})
+    inbound_instructions = fields.String(allow_none=True, metadata={"description": "Where to paste that URL."})
+    imports_products = fields.Boolean(metadata={"description": "It can import the store's products."})
 
 
 def trigger_doc(t) -> dict:
@@ -74,7 +78,9 @@ def app_doc(a) -> dict:
     return dict(key=a.key, name=a.name, description=a.description, logo_url=a.logo_url,
                 plugin=rt().registry.owner("app", a.key), config_fields=describe(a.config_schema),
                 actions=[dict(key=x.key, label=x.label, description=x.description,
-                              params_fields=describe(x.params_schema)) for x in a.actions])
+                              params_fields=describe(x.params_schema)) for x in a.actions],
+                inbound=a.inbound is not None, inbound_instructions=a.inbound.instructions if a.inbound else None,
+                imports_products=a.products is not None)
 
 
 @plugins_blp.route("")

@@ -1,13 +1,14 @@
 """Integrations: connections to an app. Secrets are write-only and come back masked."""
 from __future__ import annotations
 
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import abort
 from werkzeug.http import http_date
 from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
 
-from .. import connections, tasks
+from .. import connections, inbound, tasks
 from ..models import Integration
 from .auth import api_blueprint
 from .base import BaseSchema, abort_invalid, marketplace_id, owned, rt, session
@@ -29,6 +30,10 @@ class IntegrationSchema(BaseSchema):
     status_reason = fields.String(dump_only=True, allow_none=True)
     verified_at = fields.DateTime(dump_only=True, allow_none=True)
     refreshed_at = fields.DateTime(dump_only=True, allow_none=True)
+    inbound_url = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "For apps that receive webhooks (e.g. SamCart's Notify URL): the URL to paste into the "
+                       "store, absolute (from HOOKYARD_PUBLIC_URL, else this request's host). It is a credential: "
+                       "whole for owner tokens, masked for viewers; null for other apps."})
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -55,7 +60,15 @@ def out(integration: Integration) -> dict:
                 config=connections.masked_config(rt(), integration), info=integration.info or {},
                 status=integration.status,
                 status_reason=integration.status_reason, verified_at=integration.verified_at,
-                refreshed_at=integration.refreshed_at, created_at=integration.created_at)
+                refreshed_at=integration.refreshed_at, inbound_url=_inbound_url(integration),
+                created_at=integration.created_at)
+
+
+def _inbound_url(integration: Integration) -> str | None:
+    address = inbound.url(rt(), integration, request.host_url)
+    if address is not None and g.api_token.role != "owner":
+        return inbound.masked(address)
+    return address
 
 
 @blp.route("")
@@ -162,3 +175,38 @@ def _abort_refused(exc: ValidationError, default: str):
         abort(504, message=message, errors={"json": exc.messages},
               headers={"Retry-After": str(max(1, round(retry_after)))})
     abort_invalid(exc, message=message)
+
+
+@blp.route("/<int:integration_id>/inbound-url/rotate")
+class IntegrationInboundRotate(MethodView):
+    @blp.response(200, IntegrationSchema)
+    def post(self, integration_id):
+        """Give the connection a new inbound URL: the old one answers 404 from now on (paste the new one into the
+        store)"""
+        integration = owned(Integration, integration_id)
+        try:
+            connections.rotate_inbound_url(rt(), session(), integration)
+        except ValidationError as exc:
+            abort_invalid(exc, message="This connection has no inbound URL.")
+        session().commit()
+        return out(integration)
+
+
+@blp.route("/<int:integration_id>/products/import")
+class IntegrationProductImport(MethodView):
+    @blp.response(202, TaskSchema, headers=TASK_HEADERS)
+    @blp.alt_response(503, **NOT_QUEUED)
+    def post(self, integration_id):
+        """Start importing the store's products from the app (e.g. SamCart's API) in the worker.
+
+        Products are matched by the store's id: new ones are added, known ones take the store's name; running it
+        again doubles nothing. Answers the task (the running one while it runs); GET its Location for progress.
+        """
+        integration = owned(Integration, integration_id)
+        try:
+            task = connections.start_import_products(rt(), session(), integration)
+        except tasks.TaskNotQueued as exc:
+            abort_not_queued(exc)
+        except ValidationError as exc:
+            abort_invalid(exc, message="This connection cannot import products.")
+        return task_out(task), location(task)

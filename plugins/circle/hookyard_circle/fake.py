@@ -5,7 +5,8 @@ Behaviours the reference marks UNCONFIRMED are switchable attributes, so tests c
 possibility. Faults (5xx, 429, dropped connections, timeouts, latency, a fixed-window rate limiter)
 are injected at the HTTP level so a real client and its retry policy see what they would see live.
 
-Standard library only, and nothing from hookyard: the module must stay importable on its own.
+Standard library only, plus hookyard.fakeserver (the HTTP plumbing the plugins' fakes share, itself standard
+library only): the module must stay runnable on its own, with no app, database or worker.
 
     python -m hookyard_circle.fake --port 8765 --demo
 """
@@ -17,17 +18,15 @@ import json
 import math
 import random
 import re
-import signal
-import socket
-import socketserver
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from hookyard.fakeserver import FakeServer, Handler, gateway_page, run_until_interrupted, send
+from hookyard.fakeserver import Reply as _Reply
 
 BASE_PATH = "/api/admin/v2"
 DEFAULT_API_KEY = "test-admin-v2-key"
@@ -69,13 +68,6 @@ class RecordedRequest:
     headers: dict[str, str]
     status: int | None = None      # None while in flight and when the response was lost
     at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: dict | str               # a str is sent as text/html, like a gateway's error page
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _ApiError(Exception):
@@ -251,71 +243,6 @@ def _named(records, query: dict) -> list:
     return [r for r in records if wanted in r.name.lower()]
 
 
-# --------------------------------------------------------------------------- HTTP plumbing
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, fake: FakeCircle, port: int):
-        self.fake = fake
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def server_bind(self):
-        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        # A client that hung up (after a timeout, say) is routine here, not worth a traceback.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, delayed ACKs add ~40 ms to every answer.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self):
-        super().setup()
-        self.server.fake._connection_opened(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            self.server.fake._connection_closed(self.connection)
-
-    def do_GET(self):
-        self.server.fake._handle(self)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def log_message(self, format, *args):
-        if self.server.fake.log_requests:
-            super().log_message(format, *args)
-
-
-def _send(handler: BaseHTTPRequestHandler, reply: _Reply):
-    if isinstance(reply.body, str):
-        payload, content_type = reply.body.encode(), "text/html; charset=utf-8"
-    else:
-        payload, content_type = json.dumps(reply.body).encode(), "application/json; charset=utf-8"
-    handler.send_response(reply.status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(payload)))
-    for name, value in reply.headers.items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(payload)
-
-
-def _gateway_page(status: int, reason: str) -> str:
-    return f"<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>"
-
-
 # --------------------------------------------------------------------------- routes
 
 # (method, path pattern relative to BASE_PATH, FakeCircle method). The first pattern that matches
@@ -348,7 +275,7 @@ _ROUTES = [
 _COMPILED_ROUTES = [(method, re.compile(pattern), name) for method, pattern, name in _ROUTES]
 
 
-class FakeCircle:
+class FakeCircle(FakeServer):
     """Circle's Admin API v2 on 127.0.0.1.
 
     Public attributes set in __init__ are meant to be read or switched by tests. Besides the
@@ -365,14 +292,11 @@ class FakeCircle:
 
     def __init__(self, port: int = 0, api_key: str = DEFAULT_API_KEY, community_name="Test Community",
                  slug="test-community"):
-        self.port = port
+        super().__init__(port, BASE_PATH, "fake-circle")
         self.api_key = api_key
         self.community_name = community_name
         self.slug = slug
         self.community_id = 4242
-        self.url = ""
-        self.base_url = ""
-        self.log_requests = False
 
         # Auth and plan.
         self._tokens: dict[str, str] = {api_key: "admin_v2"}
@@ -396,7 +320,6 @@ class FakeCircle:
         self.invitations_sent: list[str] = []
         self.quota_used = 0
         self.rate_limited_count = 0
-        self.connections_opened = 0
         self.hold_seconds = 10.0
         self.random_faults = 0  # faults injected by fail_randomly since it was last called
 
@@ -416,55 +339,13 @@ class FakeCircle:
         self._rate: tuple[int, float] | None = None
         self._window: tuple[int, int] = (-1, 0)        # (window index, requests counted in it)
 
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
         self.started_at = time.monotonic()             # rate-limit windows are aligned to this
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeCircle:
-        self._stopping.clear()
-        self._server = _Server(self, self.port)
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base_url = self.url + BASE_PATH
-        self.started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-circle-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server is None:
-            return
-        self._stopping.set()          # ends held requests and latency waits
-        self._server.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:      # idle keep-alive connections would otherwise block the join below
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._server.server_close()
-        self._server = None
-
-    def __enter__(self) -> FakeCircle:
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _connection_opened(self, conn):
-        with self._lock:
-            self.connections_opened += 1
-            self._connections.add(conn)
-
-    def _connection_closed(self, conn):
-        with self._lock:
-            self._connections.discard(conn)
+        self.started_at = time.monotonic()   # before serving, so no request predates its window
+        return super().start()
 
     # ------------------------------------------------------------------ tokens and seed data
 
@@ -606,12 +487,11 @@ class FakeCircle:
             return _too_many({} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"})
         if fault.kind == "500":
             return _error(500, "Internal server error").reply
-        reason = {"502": "Bad Gateway", "503": "Service Unavailable"}[fault.kind]
-        return _Reply(int(fault.kind), _gateway_page(int(fault.kind), reason))
+        return _Reply(int(fault.kind), gateway_page(int(fault.kind)))
 
     # ------------------------------------------------------------------ request pipeline
 
-    def _handle(self, handler: _Handler):
+    def _handle(self, handler: Handler):
         rec, bad_json = self._record(handler)
         with self._lock:
             latency = self._latency
@@ -627,7 +507,7 @@ class FakeCircle:
             rec.status = reply.status   # before sending, so a client that has the answer sees it recorded
             if reply.status < 500:
                 self.quota_used += 1
-        _send(handler, reply)
+        send(handler, reply)
 
     def _admit(self, rec: RecordedRequest) -> tuple[_Fault | None, bool]:
         """The fault to inject, if any, and whether the rate limiter refuses the request."""
@@ -648,7 +528,7 @@ class FakeCircle:
             return _error(400, "Invalid JSON in request body").reply
         return self._dispatch(rec)
 
-    def _record(self, handler: _Handler) -> tuple[RecordedRequest, bool]:
+    def _record(self, handler: Handler) -> tuple[RecordedRequest, bool]:
         parts = urlsplit(handler.path)
         path = parts.path.rstrip("/") or "/"
         if path == BASE_PATH or path.startswith(BASE_PATH + "/"):
@@ -666,7 +546,7 @@ class FakeCircle:
             self.requests.append(rec)
         return rec, bad_json
 
-    def _lose(self, handler: _Handler, fault: _Fault):
+    def _lose(self, handler: Handler, fault: _Fault):
         if fault.kind.startswith("timeout"):
             self._stopping.wait(self.hold_seconds)
         handler.close_connection = True
@@ -1044,15 +924,7 @@ def main(argv=None):
         seed_demo(fake)
     print(f"Fake Circle Admin API v2: {fake.base_url}", flush=True)
     print(f"API key (Admin V2): {fake.api_key}", flush=True)
-    # A process manager's SIGTERM should shut down as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
+    run_until_interrupted(fake)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""SamCart triggers for Hookyard: the 13 eCommerce and 4 Courses events of SamCart's Integration Engine."""
+"""SamCart for Hookyard: the 13 eCommerce and 4 Courses triggers of SamCart's Integration Engine, and the SamCart
+app whose connections receive SamCart's Notify URL posts and import the store's products."""
 from datetime import timedelta
 
-from hookyard import TriggerType, hookimpl
+from hookyard import App, TriggerType, hookimpl
 
+from .connection import SamCartConfig, products, verify
+from .inbound import INBOUND, redelivery_window
 from .payload import SamCartPayload, dedupe_key
 
 ECOMMERCE, COURSES = "eCommerce", "Courses"
@@ -66,3 +69,23 @@ def trigger_types() -> list[TriggerType]:
 def register_trigger_types(register):
     for trigger_type in trigger_types():
         register(trigger_type)
+
+
+SAMCART = App(
+    key="samcart", name="SamCart", config_schema=SamCartConfig, verify=verify, actions=(), inbound=INBOUND,
+    products=products,
+    description="Receives your store's notifications at a Notify URL (no code), and imports your products.",
+)
+
+
+@hookimpl
+def register_apps(register):
+    redelivery_window()  # a bad HOOKYARD_SAMCART_REDELIVERY_WINDOW stops the server at start, not each delivery
+    register(SAMCART)
+
+
+@hookimpl
+def register_commands(register):
+    from .commands import samcart
+
+    register(samcart)

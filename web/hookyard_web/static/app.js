@@ -12,16 +12,34 @@ document.addEventListener("DOMContentLoaded", () => {
     filter.addEventListener("change", apply);
     apply();
   });
-  // Copy buttons (the one-time API token).
+  // Copy buttons (the one-time API token, an inbound URL). The clipboard API exists only in a secure context
+  // (HTTPS, or localhost) and may be refused; then the older execCommand copy is tried, and failing that the
+  // text is left selected for Ctrl+C. A [data-copy-status] element for the same input says what happened (it is
+  // a live region); without one the button says it.
   document.querySelectorAll("[data-copy]").forEach((button) => {
+    const input = document.querySelector(button.dataset.copy);
+    const status = document.querySelector(`[data-copy-status="${button.dataset.copy}"]`);
+    const say = (long, short) => {
+      if (status) status.textContent = long;
+      else button.textContent = short;
+    };
     button.addEventListener("click", async () => {
-      const input = document.querySelector(button.dataset.copy);
       input.select();
       try {
+        if (!navigator.clipboard) throw new Error("no clipboard API here");
         await navigator.clipboard.writeText(input.value);
-        button.textContent = "Copied";
+        say("Copied to the clipboard.", "Copied");
       } catch (e) {
-        button.textContent = "Press Ctrl+C";
+        input.focus();
+        input.select();
+        let copied = false;
+        try {
+          copied = document.execCommand("copy");
+        } catch (ignored) {
+          copied = false;
+        }
+        if (copied) say("Copied to the clipboard.", "Copied");
+        else say("Selected: press Ctrl+C (⌘C on a Mac) to copy it.", "Press Ctrl+C");
       }
     });
   });

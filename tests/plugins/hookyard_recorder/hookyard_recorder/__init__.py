@@ -4,7 +4,7 @@ every outcome through a real worker."""
 import requests
 from marshmallow import Schema, fields
 
-from hookyard import Action, App, ConnectionFailed, Outcome, hookimpl
+from hookyard import Action, App, ConnectionFailed, Inbound, InboundEvent, Outcome, Rejected, Unmapped, hookimpl
 
 
 class Config(Schema):
@@ -59,7 +59,44 @@ def record(ctx):
     return Outcome.failed(text)
 
 
+class InboxConfig(Schema):
+    label = fields.String(load_default="")
+
+
+def inbox_handle(ctx):
+    """A webhook-receiving test app: the body says what to make of it, so tests drive every outcome of a
+    delivery. {"events": [{"trigger", "payload", "identity"?, "note"?}], "kind"?: unknown | reject | boom,
+    "count"?: key (counted in the plugin state, the count put in each payload's order.id)}."""
+    kind = ctx.body.get("kind")
+    if kind == "unknown":
+        raise Unmapped(f"unknown kind {kind!r}")
+    if kind == "reject":
+        raise Rejected("asked to reject it")
+    if kind == "boom":
+        raise RuntimeError("the inbox plugin broke")
+    count = None
+    if ctx.body.get("count"):
+        state = ctx.state.get(ctx.body["count"]) or {"n": 0}
+        state["n"] += 1
+        ctx.state.set(ctx.body["count"], state)
+        count = state["n"]
+    events = ctx.body.get("events") or []
+    if not events:
+        ctx.note("the body listed no events")
+    for item in events:
+        payload = dict(item["payload"])
+        if count is not None:
+            payload["order"] = {"id": count}
+        yield InboundEvent(item["trigger"], payload, identity=item.get("identity"), note=item.get("note", ""))
+
+
+INBOX = Inbound(handle=inbox_handle, identity=lambda body: body.get("delivery_id"), secret_fields=("secret",),
+                instructions="Post JSON here.")
+
+
 @hookimpl
 def register_apps(register):
+    register(App(key="inbox", name="Inbox", config_schema=InboxConfig, verify=lambda config: {}, actions=(),
+                 inbound=INBOX, products=lambda config, info: iter([[{"id": "p1", "name": "One"}]])))
     register(App(key="recorder", name="Recorder", config_schema=Config, verify=verify, refresh=refresh,
                  actions=(Action("record", "Record the call", RecordParams, record),)))
