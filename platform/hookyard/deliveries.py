@@ -178,6 +178,13 @@ def _step(rt: Runtime, session: Session, delivery_id: int, looked_up: dict) -> l
         return []  # another worker got there first
     delivery.attempts += 1
     delivery.processed_at = utcnow()
+    runs = _outcome(rt, session, integration, delivery, looked_up)
+    _trim(rt, session, delivery.integration_id)
+    return runs
+
+
+def _outcome(rt: Runtime, session: Session, integration: Integration, delivery: Delivery, looked_up: dict) -> list:
+    """Decides what becomes of the delivery (its status, reason and events). Returns the runs to queue."""
     app = rt.registry.apps.get(integration.app)
     if app is None or app.inbound is None:
         _end(delivery, "failed", f"The {integration.app!r} app is not installed (or receives no webhooks) on this "
@@ -221,7 +228,6 @@ def _step(rt: Runtime, session: Session, delivery_id: int, looked_up: dict) -> l
              notes)
     else:
         _end(delivery, "mapped", None, notes)
-    _trim(rt, session, delivery.integration_id)
     return runs
 
 
