@@ -318,3 +318,18 @@ def test_hostile_bodies_get_a_4xx_or_are_stored_never_a_500(app, inbox, runtime,
     with runtime.db.session() as session:
         statuses = set(session.scalars(select(Delivery.status)))
     assert statuses <= {"mapped", "unmapped", "rejected", "failed"}
+
+
+def test_a_deleted_connections_delivery_ids_are_never_handed_out_again(api, app, inbox, runtime):
+    """A connection deleted and one created after it: the old delivery id names nothing under the new connection,
+    and the new connection's first delivery gets a new id (ids are never reused: models.Base)."""
+    first = post(app, inbox, {"events": []}).json["delivery_id"]
+    assert api.delete(f"/api/v1/integrations/{inbox['id']}").status_code == 200
+    again = api.post("/api/v1/integrations", json={"app": "inbox", "name": "Inbox", "config": {}}).json
+    assert again["id"] != inbox["id"]
+    base = f"/api/v1/integrations/{again['id']}/deliveries"
+    assert api.get(f"{base}/{first}").status_code == 404
+    assert api.post(f"{base}/{first}/reprocess").status_code == 404
+    second = post(app, again, {"events": []}).json["delivery_id"]
+    assert second > first
+    assert [d["id"] for d in api.get(base).json] == [second]
