@@ -3,6 +3,7 @@ the test plugins installed as real distributions, the app, API clients and worke
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from hookyard.runtime import build_runtime
 from hookyard.settings import Settings
 from hookyard.tokens import create_token, get_or_create_marketplace
 
+from .processes import alive, descendants
 from .recorder import Recorder
 from .waiting import wait_for
 
@@ -176,12 +178,27 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
     yield start
     for proc, log, _ in procs:
         if proc.poll() is None:
+            # Its RQ scheduler and any job it forked, found while the worker is still their parent: a SIGKILL to the
+            # worker alone would leave its scheduler running for the rest of the session, re-taking the scheduler
+            # locks of every later test's queues after their flushdb (RQ's heartbeat re-acquires expired locks).
+            below = descendants(proc.pid)
             proc.terminate()
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+                for pid, cmdline in below.items():
+                    if alive(pid) and _cmdline(pid) == cmdline:  # still that process, not a reused pid
+                        os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _worker_registered(redis_conn, pid: int) -> bool:

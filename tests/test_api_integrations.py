@@ -109,6 +109,24 @@ def test_a_failed_refresh_marks_the_connection_as_needing_attention(api, recorde
     assert shown["status"] == "needs_attention" and shown["status_reason"] == "The recorder rejected this token."
 
 
+def test_verify_warnings_are_shown_apart_from_info_and_malformed_ones_dropped(api, recorder, runtime, monkeypatch,
+                                                                             caplog):
+    from dataclasses import replace
+    app = runtime.registry.apps["recorder"]
+    warned = {"account": "test", "warnings": [{"code": "odd", "message": "Worth a look."}, {"code": 1}, "text"]}
+    monkeypatch.setitem(runtime.registry.apps, "recorder", replace(app, verify=lambda config: dict(warned)))
+    r = api.post("/api/v1/integrations", json=body(recorder))
+    assert r.status_code == 201, r.json
+    assert r.json["warnings"] == [{"code": "odd", "message": "Worth a look."}]
+    assert r.json["info"] == {"account": "test"}
+    assert "app recorder returned malformed warnings" in caplog.text
+    # A verify without warnings (the next edit or refresh) clears them.
+    monkeypatch.setitem(runtime.registry.apps, "recorder", app)
+    iid = r.json["id"]
+    refresh(api, runtime, iid)
+    assert api.get(f"/api/v1/integrations/{iid}").json["warnings"] == []
+
+
 def test_delete_disables_the_rules_that_used_it(setup, api, runtime):
     iid = setup.integration()
     rule = setup.rule(iid)

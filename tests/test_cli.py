@@ -149,3 +149,70 @@ def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plu
         proc.wait(timeout=30)
         log.close()
     wait_for(lambda: not any(alive(pid) for pid in children), timeout=30, message="children still running")
+
+
+def test_without_marketplace_tokens_and_users_use_the_installs_one_store(settings, runtime):
+    from hookyard.models import Marketplace
+
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key,
+               HOOKYARD_PASSWORD="a long enough password")
+    first = run_cli("tokens", "create", env=env)  # a new install: the default store, the setup page's too
+    assert first.returncode == 0 and first.stderr == "owner token for the store 'My store':\n", first.stderr
+    assert run_cli("tokens", "create", "--role", "viewer", env=env).returncode == 0
+    made = run_cli("users", "create", "--email", "ops@example.com", env=env)
+    assert made.stdout == "created owner ops@example.com for marketplace My store\n", made.stderr
+    assert {row.split("\t")[1] for row in run_cli("tokens", "list", env=env).stdout.splitlines()} == {"My store"}
+    assert run_cli("tokens", "create", "--marketplace", "Second shop", env=env).returncode == 0
+    ambiguous = run_cli("tokens", "create", env=env)
+    assert (ambiguous.returncode, ambiguous.stdout) == (1, "")
+    assert ambiguous.stderr == ("Error: this install has several stores (My store, Second shop): choose one with "
+                                "--marketplace NAME.\n")
+    assert "several stores" in run_cli("users", "create", "--email", "x@example.com", env=env).stderr
+    too_long = run_cli("tokens", "create", "--marketplace", "x" * 201, env=env)
+    assert too_long.returncode == 1 and "up to 200 characters" in too_long.stderr and "Traceback" not in too_long.stderr
+    with runtime.db.session() as session:
+        assert sorted(m.name for m in session.query(Marketplace)) == ["My store", "Second shop"]
+
+
+def test_the_readme_token_and_the_first_run_page_land_in_the_same_store(settings, runtime, app):
+    """The README's API example (a token, an event), then the browser's first-run page: one store, holding the
+    owner and the event, whatever name the owner gives it."""
+    from hookyard.models import Event, Marketplace, User
+
+    from .web.session import PASSWORD, WebClient
+
+    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key)
+    token = run_cli("tokens", "create", env=env).stdout.strip()
+    sent = app.test_client().post("/api/v1/events", headers={"Authorization": f"Bearer {token}"}, json={
+        "trigger": "samcart.product_purchased",
+        "payload": {"customer": {"email": "ada@example.com"}, "product": {"id": "444", "name": "Community"}}})
+    assert sent.status_code in (200, 201, 202), sent.text
+    web = WebClient(app)
+    page = web.get("/setup")
+    assert 'value="My store"' in page.text and "Your store already exists here" in page.text
+    assert web.post("/setup", {"marketplace": "Ada's Courses", "email": "me@example.com", "password": PASSWORD,
+                               "password_confirm": PASSWORD}).status_code == 302
+    with runtime.db.session() as session:
+        store = session.query(Marketplace).one()
+        assert store.name == "Ada's Courses"
+        assert session.query(User).one().marketplace_id == store.id
+        assert session.query(Event).one().marketplace_id == store.id
+    assert app.test_client().get("/api/v1/rules", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert run_cli("tokens", "list", env=env).stdout.split("\t")[1] == "Ada's Courses"
+
+
+def test_the_first_run_page_offers_the_default_store_on_a_new_install(runtime, app):
+    from hookyard.models import Marketplace
+
+    from .web.session import PASSWORD, WebClient
+
+    web = WebClient(app)
+    page = web.get("/setup")
+    assert 'value="My store"' in page.text and "Your store already exists" not in page.text
+    assert web.post("/setup", {"marketplace": "My store", "email": "me@example.com", "password": PASSWORD,
+                               "password_confirm": PASSWORD}).status_code == 302
+    env = dict(os.environ, DATABASE_URL=runtime.settings.database_url, SECRET_KEY=runtime.settings.secret_key)
+    made = run_cli("tokens", "create", env=env)  # the README's command, after the browser
+    assert made.returncode == 0 and made.stderr == "owner token for the store 'My store':\n", made.stderr
+    with runtime.db.session() as session:
+        assert [m.name for m in session.query(Marketplace)] == ["My store"]

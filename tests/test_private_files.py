@@ -54,6 +54,7 @@ def test_an_empty_key_is_refused_never_used(tmp_path):
 def test_the_instance_folder_key_and_database_are_private(tmp_path):
     instance = tmp_path / "instance"
     settings = Settings.from_env(env={"HOOKYARD_INSTANCE_PATH": str(instance)})
+    assert settings.secret_key  # generated on first use, as the web app and worker use it
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (x TEXT)"))

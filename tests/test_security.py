@@ -124,20 +124,25 @@ def test_while_redis_is_down_requests_are_allowed_and_the_outage_logged_once(set
 def test_api_health_and_error_responses_carry_the_security_headers(app, api):
     anonymous = app.test_client()
     for response in (api.get("/api/v1/rules"), anonymous.get("/healthz"), anonymous.get("/api/v1/rules"),
-                     anonymous.get("/no/such/page")):
+                     anonymous.get("/api/v1/no/such/route"), anonymous.get("/hooks/nope/nope")):
         assert response.is_json, response.headers
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["Content-Security-Policy"] == JSON_CSP
+    # Outside /api and /hooks, a mistyped address is the web UI's own HTML page, with the UI's policy.
+    page = anonymous.get("/no/such/page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Content-Security-Policy"] != JSON_CSP
 
 
-def test_the_swagger_page_still_loads_its_scripts_and_web_pages_keep_their_own_policy(app):
+def test_the_swagger_page_has_its_own_policy_and_web_pages_keep_theirs(app):
+    from hookyard.api.docs_ui import DOCS_CSP
     from hookyard_web.blueprint import SECURITY_HEADERS
 
     docs = app.test_client().get("/api/docs")
-    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.text
-    assert "Content-Security-Policy" not in docs.headers  # a default-src 'none' would block its scripts
+    assert docs.status_code == 200 and "cdn.jsdelivr.net" not in docs.text  # its files are ours (test_api_docs_offline)
+    assert docs.headers.getlist("Content-Security-Policy") == [DOCS_CSP]  # not the JSON one, which blocks scripts
     assert docs.headers["X-Content-Type-Options"] == "nosniff"
 
     page = app.test_client().get("/setup")

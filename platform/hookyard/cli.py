@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .settings import Settings
+from .settings import Settings, find_instance
 
 
 class WithPluginCommands(click.Group):
@@ -40,8 +40,97 @@ class WithPluginCommands(click.Group):
 
 
 @click.group(cls=WithPluginCommands)
+@click.version_option(package_name="hookyard", prog_name="hookyard", message="%(prog)s %(version)s")
 def main():
-    """Hookyard: store triggers in, app actions out."""
+    """Hookyard: store triggers in, app actions out.
+
+    Commands use the instance folder in HOOKYARD_INSTANCE_PATH, else the nearest instance/ folder in the
+    working directory or one above it (DATABASE_URL and SECRET_KEY, when set, take its database and key).
+    """
+
+
+def _settings(creates: bool = False, uses_secret_key: bool = False) -> Settings:
+    """The settings a command runs with. Unless the command ``creates`` an instance (``db upgrade``), an instance
+    it needs and cannot find is a clear error, never a new folder where it happens to be run. Settings' own
+    errors (a malformed variable) come out as click errors too."""
+    try:
+        settings = Settings.from_env()
+    except SystemExit as exc:
+        raise click.ClickException(str(exc.code)) from None
+    # Without DATABASE_URL the database is the instance's SQLite file; without SECRET_KEY the key is its file.
+    needed = not os.environ.get("DATABASE_URL") or (uses_secret_key and not os.environ.get("SECRET_KEY"))
+    if needed and not creates and find_instance() is None:
+        raise click.ClickException(
+            f"no Hookyard instance found: HOOKYARD_INSTANCE_PATH is not set and there is no instance/ folder in "
+            f"{Path.cwd()} or any folder above it. Run this inside the project folder (where `make run` or "
+            "`hookyard db upgrade` made instance/), or set HOOKYARD_INSTANCE_PATH to the instance folder "
+            "(a deployment sets DATABASE_URL and SECRET_KEY instead).")
+    return settings
+
+
+def _database(settings: Settings):
+    """The database once it is known to hold Hookyard's schema, up to date; otherwise a clear error naming it and
+    `hookyard db upgrade`. Nothing is created on the way: opening a missing SQLite file would create it empty."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db import Database
+    from .migrate import alembic_config
+
+    try:
+        url = make_url(settings.database_url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"DATABASE_URL is not a database URL ({exc})") from None
+    sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        and not url.database.startswith("file:")
+    shown = url.database if sqlite_file else url.render_as_string(hide_password=True)
+    upgrade = ("run `hookyard db upgrade` (from the same folder, or with the same HOOKYARD_INSTANCE_PATH or "
+               "DATABASE_URL)")
+    if sqlite_file and not Path(url.database).exists():
+        raise click.ClickException(f"the database {shown} does not exist yet: {upgrade} to create it.")
+    try:
+        db = Database(settings.database_url)
+        with db.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the database {shown}: {getattr(exc, 'orig', None) or exc}") \
+            from None
+    if not current:
+        db.dispose()
+        raise click.ClickException(f"the database {shown} is not initialised (it has no Hookyard tables): "
+                                   f"{upgrade}.")
+    script = ScriptDirectory.from_config(alembic_config(settings.database_url))
+    heads = set(script.get_heads())
+    if current != heads:
+        try:
+            behind = all(script.get_revision(rev) is not None for rev in current)
+        except CommandError:
+            behind = False  # a revision this code does not know: a newer release migrated it, and it may serve
+        if behind:
+            db.dispose()
+            raise click.ClickException(
+                f"the database {shown} is at revision {', '.join(sorted(current))} and this Hookyard needs "
+                f"{', '.join(sorted(heads))}: {upgrade}.")
+    return db
+
+
+def _marketplace(session, name: str | None):
+    """--marketplace's store, created if new; without it the install's only store, or, on a new install, the
+    default one the setup page also starts with, so the README's token and the first account share one store."""
+    from .tokens import DEFAULT_MARKETPLACE, get_or_create_marketplace, marketplace_names
+
+    if name is None:
+        names = marketplace_names(session)
+        if len(names) > 1:
+            raise click.ClickException(f"this install has several stores ({', '.join(names)}): choose one with "
+                                       "--marketplace NAME.")
+        name = names[0] if names else DEFAULT_MARKETPLACE
+    if not name.strip() or len(name) > 200:
+        raise click.ClickException("--marketplace: give the store a name of up to 200 characters.")
+    return get_or_create_marketplace(session, name)
 
 
 @main.command()
@@ -71,19 +160,23 @@ def tokens():
 
 
 @tokens.command("create")
-@click.option("--marketplace", required=True, help="Marketplace name; created if it does not exist.")
+@click.option("--marketplace", help="Marketplace (store) name; created if it does not exist. Default: the only "
+                                    "store, or \"My store\" (the setup page's) on a new install.")
 @click.option("--name", default="", help="A label for the token.")
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True,
               help="viewer tokens can only read (GET).")
 def tokens_create(marketplace, name, role):
     """Create an API token and print it (it is shown only this once)."""
-    from .db import Database
-    from .tokens import create_token, get_or_create_marketplace
+    from .tokens import create_token
 
-    db = Database(Settings.from_env().database_url)
+    if len(name) > 200:
+        raise click.ClickException("--name: a label of up to 200 characters.")
+    db = _database(_settings())
     with db.session() as session:
-        token = create_token(session, get_or_create_marketplace(session, marketplace), name, role)
+        store = _marketplace(session, marketplace)
+        token = create_token(session, store, name, role)
         session.commit()
+    click.echo(f"{role} token for the store {store.name!r}:", err=True)  # stdout stays the token alone, for scripts
     click.echo(token)
 
 
@@ -93,10 +186,9 @@ def tokens_list(marketplace):
     """List tokens (their prefix, never the token)."""
     from sqlalchemy import select
 
-    from .db import Database
     from .models import ApiToken, Marketplace
 
-    db = Database(Settings.from_env().database_url)
+    db = _database(_settings())
     with db.session() as session:
         query = select(ApiToken, Marketplace.name).join(Marketplace).order_by(ApiToken.id)
         if marketplace:
@@ -110,11 +202,10 @@ def tokens_list(marketplace):
 @click.argument("token_id", type=int)
 def tokens_revoke(token_id):
     """Revoke a token by the id `tokens list` shows."""
-    from .db import Database
     from .models import ApiToken
     from .tokens import revoke_token
 
-    db = Database(Settings.from_env().database_url)
+    db = _database(_settings())
     with db.session() as session:
         token = session.get(ApiToken, token_id)
         if token is None:
@@ -130,7 +221,8 @@ def users():
 
 
 @users.command("create")
-@click.option("--marketplace", required=True, help="Marketplace name; created if it does not exist.")
+@click.option("--marketplace", help="Marketplace (store) name; created if it does not exist. Default: the only "
+                                    "store, or \"My store\" on a new install.")
 @click.option("--email", required=True)
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
 @click.option("--password", envvar="HOOKYARD_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
@@ -140,18 +232,16 @@ def users_create(marketplace, email, role, password):
     from marshmallow import ValidationError
 
     from .accounts import create_user
-    from .db import Database
-    from .tokens import get_or_create_marketplace
 
-    db = Database(Settings.from_env().database_url)
+    db = _database(_settings())
     with db.session() as session:
+        store = _marketplace(session, marketplace)
         try:
-            user = create_user(session, get_or_create_marketplace(session, marketplace),
-                               {"email": email, "password": password, "role": role})
+            user = create_user(session, store, {"email": email, "password": password, "role": role})
         except ValidationError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        click.echo(f"created {user.role} {user.email} for marketplace {marketplace}")
+        click.echo(f"created {user.role} {user.email} for marketplace {store.name}")
 
 
 @users.command("list")
@@ -160,10 +250,9 @@ def users_list(marketplace):
     """List people: id, marketplace, email, role, last sign-in, sessions signed in now."""
     from sqlalchemy import func, select
 
-    from .db import Database
     from .models import Marketplace, User, UserSession, utcnow
 
-    db = Database(Settings.from_env().database_url)
+    db = _database(_settings())
     with db.session() as session:
         live = (select(func.count(UserSession.id)).where(UserSession.user_id == User.id,
                 UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow()).scalar_subquery())
@@ -198,9 +287,8 @@ def users_passwd(email, password):
 def _person(email):
     """(database session, the person with this email), or a clear error naming the email."""
     from .accounts import find_user
-    from .db import Database
 
-    db = Database(Settings.from_env().database_url)
+    db = _database(_settings())
     with db.session() as session:
         user = find_user(session, email)
         if user is None:
@@ -242,12 +330,11 @@ def keys_rotate(dry_run):
     from sqlalchemy import select, update
 
     from .crypto import SecretBox
-    from .db import Database
     from .models import Integration
 
-    settings = Settings.from_env()
+    settings = _settings(uses_secret_key=True)
+    db = _database(settings)
     box = SecretBox(settings.secret_key, settings.old_secret_keys)
-    db = Database(settings.database_url)
     rotated, current, unreadable, last_id = 0, 0, [], 0
     while True:
         # A transaction per batch: an edit from the web waits for one batch at most, and an interrupted run keeps
@@ -295,10 +382,22 @@ def db():
 @db.command("upgrade")
 @click.option("--revision", default="head")
 def db_upgrade(revision):
-    """Apply migrations (the Procfile's release step)."""
+    """Apply migrations (the Procfile's release step); on a new install, create the instance first."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .migrate import upgrade
 
-    upgrade(Settings.from_env().database_url, revision)
+    settings = _settings(creates=True)
+    new = not os.environ.get("DATABASE_URL") and not settings.instance_path.exists()
+    try:
+        upgrade(settings.database_url, revision)
+    except (SQLAlchemyError, CommandError) as exc:  # unreachable, or a --revision that does not exist
+        raise click.ClickException(f"cannot upgrade the database: {getattr(exc, 'orig', None) or exc}") from None
+    if not os.environ.get("SECRET_KEY"):
+        _ = settings.secret_key  # read, so generated into the instance now, by the command that sets it up
+    if new:
+        click.echo(f"created a new instance in {settings.instance_path}")
     click.echo("database is at the latest schema")
 
 
@@ -317,7 +416,7 @@ def worker(burst, fork):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.
-    rt = runtime.build_runtime(Settings.from_env())
+    rt = runtime.build_runtime(_settings(uses_secret_key=True))
     runtime.install(rt)
     # Work every job would otherwise redo in its forked child: configuring the ORM mappers.
     configure_mappers()
@@ -376,17 +475,22 @@ def run(port):
         host = "127.0.0.1" if env["HOOKYARD_BIND"] in ("0.0.0.0", "::") else env["HOOKYARD_BIND"]
         click.echo(f"\nHookyard is starting at http://{host}:{port}  (API docs: /api/docs)")
         click.echo("Open it in a browser to create the owner account (with the web UI installed), or create an API")
-        click.echo("token with:  .venv/bin/hookyard tokens create --marketplace my-store\n")
+        click.echo("token with:  .venv/bin/hookyard tokens create\n")
         procfile = Path(__file__).resolve().parents[2] / "Procfile"
         bin_dir = Path(sys.executable).parent
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         honcho = subprocess.Popen([str(bin_dir / "honcho"), "-f", str(procfile), "start", "web", "worker"], env=env)
-        try:
-            honcho.wait()
-        except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)
-            honcho.wait()
+        # Ctrl-C reaches honcho, web and worker through the terminal's process group (Redis has its own session):
+        # wait until they have stopped, however many Ctrl-Cs come meanwhile, and only then stop Redis.
+        while True:
+            try:
+                honcho.wait()
+                break
+            except KeyboardInterrupt:
+                if honcho.poll() is None:
+                    honcho.send_signal(signal.SIGINT)  # in case the signal came from `kill -INT`, not the terminal
+    except KeyboardInterrupt:
+        pass  # Ctrl-C before web and worker started (during the migrations): nothing of theirs to wait for
     finally:
         if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=10)
+            localredis.stop(redis_proc)

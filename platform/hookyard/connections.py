@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from datetime import timedelta
 
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -24,6 +25,11 @@ from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 MASK = "********"
+# The reserved key of the info a verify returns: [{"code": …, "message": …}], shown as the integration's warnings.
+WARNINGS = "warnings"
+REFRESH_FAILED = "refresh_failed"
+# When to suggest refreshing again after a passing failure that gave no hint (Circle: "try again in a minute").
+REFRESH_RETRY_AFTER = 60
 
 
 class VerificationFailed(ValidationError):
@@ -104,6 +110,32 @@ def _call_app(app: App, fn, *args, progress: Progress | None = None) -> dict:
         raise VerificationFailed(failure) from exc
 
 
+def _checked_info(app: App, info: dict) -> dict:
+    """verify()'s info with its ``warnings`` kept only as a list of {code, message} strings (a malformed entry is a
+    plugin bug: logged and dropped, never shown as a broken page or a 500)."""
+    raw = info.pop(WARNINGS, None)
+    if raw is None:
+        return info
+    kept = [{"code": w["code"], "message": w["message"]} for w in raw if isinstance(w, dict)
+            and isinstance(w.get("code"), str) and isinstance(w.get("message"), str)] if isinstance(raw, list) else []
+    if not isinstance(raw, list) or len(kept) != len(raw):
+        log.error("app %s returned malformed warnings (a list of {code, message} strings is expected)", app.key)
+    if kept:
+        info[WARNINGS] = kept
+    return info
+
+
+def warnings(integration: Integration) -> list[dict]:
+    """What is worth telling the merchant about a working connection, e.g. a URL that does not match the account."""
+    found = (integration.info or {}).get(WARNINGS)
+    return list(found) if isinstance(found, list) else []
+
+
+def facts(integration: Integration) -> dict:
+    """The integration's info without its warnings (shown on their own)."""
+    return {k: v for k, v in (integration.info or {}).items() if k != WARNINGS}
+
+
 def _end_transaction(session: Session) -> None:
     """Ends the read transaction before a remote call (nothing is pending at that point): objects already loaded
     stay usable (the sessions do not expire on commit)."""
@@ -133,7 +165,7 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from exc
     _end_transaction(session)
-    info = _call_app(app, app.verify, config)  # nothing is saved unless the remote accepts the credentials
+    info = _checked_info(app, _call_app(app, app.verify, config))  # nothing is saved unless the remote accepts
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
     _store_config(rt, integration, app, config)
@@ -176,7 +208,7 @@ def update(rt: Runtime, session: Session, integration: Integration, name: str | 
         except ValidationError as exc:
             raise ValidationError({"config": exc.messages}) from exc
         _end_transaction(session)  # nothing is changed yet: a refused edit leaves the integration as it was
-        info = _call_app(app, app.verify, merged)
+        info = _checked_info(app, _call_app(app, app.verify, merged))
         integration.info = info
         _store_config(rt, integration, app, merged)
         integration.status, integration.status_reason, integration.verified_at = "connected", None, utcnow()
@@ -194,7 +226,7 @@ def refresh(rt: Runtime, session: Session, integration: Integration, progress: P
     config = full_config(rt, integration)
     _end_transaction(session)
     try:
-        info = _call_app(app, app.verify, config)
+        info = _checked_info(app, _call_app(app, app.verify, config))
         if progress is not None:
             progress(0, None, f"Connected to {app.name}; loading its lists.")
         options = _call_app(app, app.refresh, config, info, progress=progress) if app.refresh else {}
@@ -203,10 +235,16 @@ def refresh(rt: Runtime, session: Session, integration: Integration, progress: P
             progress(loaded, loaded, "Saving the lists.")
     except VerificationFailed as exc:
         log.warning("integration %s (%s) failed to refresh: %s", integration.id, integration.app, exc.reason)
-        if not exc.transient:
-            current = _current(session, integration)
+        current = _current(session, integration)
+        kept = [w for w in warnings(current) if w.get("code") != REFRESH_FAILED]  # one, the latest, at most
+        if exc.transient:
+            # The remote was busy, down or slow: the connection is not broken, but its lists are not fresh either,
+            # and nothing refreshes it again on its own. Say so until a refresh succeeds (or the config is edited).
+            kept.append(_refresh_failed(app, exc))
+        else:  # refused (a bad key, a plan): the connection is broken until it is fixed; its status says so
             current.status, current.status_reason = "needs_attention", exc.reason
-            session.commit()
+        current.info = {**(current.info or {}), WARNINGS: kept}
+        session.commit()
         raise
     integration = _current(session, integration)
     now = utcnow()
@@ -215,6 +253,15 @@ def refresh(rt: Runtime, session: Session, integration: Integration, progress: P
     integration.verified_at = integration.refreshed_at = now
     session.flush()
     return integration
+
+
+def _refresh_failed(app: App, exc: VerificationFailed) -> dict:
+    wait = exc.retry_after if exc.retry_after is not None else REFRESH_RETRY_AFTER
+    at = (utcnow() + timedelta(seconds=wait)).strftime("%H:%M UTC")
+    return {"code": REFRESH_FAILED,
+            "message": f"The last refresh failed at {utcnow():%Y-%m-%d %H:%M} UTC: {exc.reason} Hookyard does not "
+                       f"retry a refresh by itself: refresh again after {at}. Meanwhile rules keep working with "
+                       "the lists of the last refresh that succeeded."}
 
 
 def _current(session: Session, integration: Integration) -> Integration:

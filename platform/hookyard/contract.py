@@ -213,6 +213,9 @@ class App:
     key: str
     name: str
     config_schema: type[Schema]  # mark secret fields with metadata={"secret": True}
+    # verify(config) returns facts about the account (stored as the integration's info). Its reserved key
+    # "warnings", a list of {"code": str, "message": str}, is for what works but deserves a look (e.g. a URL of
+    # another account): shown as the integration's warnings, in the API and on its page, until the next verify.
     verify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
     actions: tuple[Action, ...]
     # refresh(config, info) returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}]};

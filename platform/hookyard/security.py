@@ -17,7 +17,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 # JSON is never rendered as a page, so it may load nothing. HTML pages set their own policy (the web UI's
-# blueprint does); the Swagger UI page at /api/docs loads its scripts from a CDN and is left without one.
+# blueprint does, and so does the API docs page, hookyard.api.docs_ui).
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 # While Redis is unreachable, requests skip the limiter for this long instead of each waiting out a

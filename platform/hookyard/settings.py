@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,12 +44,37 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+class _SecretKey:
+    """The ``secret_key`` field: SECRET_KEY, or the instance folder's key, generated there on first use.
+
+    Lazy because reading settings must never write files: `hookyard tokens list` run in the wrong folder would
+    otherwise leave a key (and a folder) behind. The processes that use the key (``run``, ``db upgrade``, the web
+    app, the worker) create it by reading it. A data descriptor, so ``Settings`` stays a frozen dataclass that
+    ``dataclasses.replace(settings, secret_key=...)`` works on.
+    """
+
+    def __set_name__(self, owner, name):
+        self._slot = f"_{name}"
+
+    def __get__(self, settings, owner=None):
+        if settings is None:
+            return None  # the field's default: generate on first use
+        key = settings.__dict__.get(self._slot)
+        if key is None:
+            key = _instance_secret_key(settings.instance_path)
+            settings.__dict__[self._slot] = key  # the same key for this object's whole life
+        return key
+
+    def __set__(self, settings, key):
+        settings.__dict__[self._slot] = key
+
+
 @dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
     redis_url: str | None
-    secret_key: str
+    secret_key: str = _SecretKey()
     queue_name: str = "hookyard"
     queue_shards: int = 16
     log_cap: int = 1000
@@ -79,16 +104,24 @@ class Settings:
     # Largest body an inbound URL accepts (413 beyond): a SamCart notification is a few KiB.
     inbound_max_bytes: int = 256 * 1024
 
+    def __repr__(self):
+        # Written out so that neither key is printed, and printing settings never generates one.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                          if f.name not in ("secret_key", "old_secret_keys"))
+        return f"Settings({shown})"
+
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
+        """Reads, never writes: a missing instance folder, database or key is created by whoever first uses it."""
         env = os.environ if env is None else env
-        instance = Path(env.get("HOOKYARD_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+        # Not found, it is where `run`, `db upgrade` or the web app will create one: the working directory's.
+        instance = find_instance(env) or (Path.cwd() / "instance").resolve()
         database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'hookyard.db'}"
-        settings = cls(
+        values = dict(
             instance_path=instance,
             database_url=normalise_database_url(database_url),
             redis_url=env.get("REDIS_URL") or None,
-            secret_key=_given_secret_key(env) or _instance_secret_key(instance),
+            secret_key=_given_secret_key(env) or _existing_secret_key(instance),
             queue_name=env.get("HOOKYARD_QUEUE", "hookyard"),
             queue_shards=max(1, _number(env, "HOOKYARD_QUEUE_SHARDS", 16)),
             log_cap=_number(env, "HOOKYARD_LOG_CAP", 1000),
@@ -111,7 +144,23 @@ class Settings:
             public_url=_public_url(env),
             inbound_max_bytes=max(1024, _number(env, "HOOKYARD_INBOUND_MAX_BYTES", 256 * 1024)),
         )
-        return replace(settings, **overrides) if overrides else settings
+        # Built with the overrides rather than replace()d, which would read (and so generate) the secret key.
+        return cls(**{**values, **overrides})
+
+
+def find_instance(env=None, start: Path | None = None) -> Path | None:
+    """This install's instance folder: HOOKYARD_INSTANCE_PATH, else the nearest ``instance/`` folder in the
+    working directory (or ``start``) or one above it, as git finds its repository; None when there is neither.
+    The same folder is found from anywhere inside the project, and nothing is picked up outside it."""
+    env = os.environ if env is None else env
+    given = env.get("HOOKYARD_INSTANCE_PATH")
+    if given:
+        return Path(given).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "instance").is_dir():
+            return folder / "instance"
+    return None
 
 
 def _public_url(env) -> str | None:
@@ -133,6 +182,16 @@ def _given_secret_key(env) -> str | None:
     return key or None
 
 
+def _existing_secret_key(instance: Path) -> str | None:
+    """The instance folder's key if it has one (read at once, so an empty one stops the process at start);
+    None leaves it to be generated on first use."""
+    path = instance / "secret_key"
+    if not path.exists():
+        return None
+    private_folder(instance)  # takes group and other permissions off a folder an earlier version left open
+    return _read_key(path)
+
+
 def _instance_secret_key(instance: Path) -> str:
     """A generated key kept in the instance folder, so the embedded setup needs no configuration.
 
@@ -143,6 +202,10 @@ def _instance_secret_key(instance: Path) -> str:
     path = private_folder(instance) / "secret_key"
     if not path.exists():
         write_once(path, secrets.token_urlsafe(48))
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
     key = path.read_text().strip()
     if not key:
         raise SystemExit(f"{path} is empty: delete it to have a new key generated (connection secrets stored "

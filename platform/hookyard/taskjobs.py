@@ -28,8 +28,9 @@ def refresh_integration(task_id: int) -> str:
             raise TaskFailed("The integration was deleted while it was being refreshed.") from exc
         session.commit()
         lists = integration.options or {}
-        counts = ", ".join(f"{len(items)} {name.replace('_', ' ')}" for name, items in sorted(lists.items())
-                           if isinstance(items, list))
+        # The lists are named in the plural ("space_groups"); one of a kind drops the "s" ("1 space group").
+        counts = ", ".join(f"{len(items)} {name.replace('_', ' ').removesuffix('s' if len(items) == 1 else '')}"
+                           for name, items in sorted(lists.items()) if isinstance(items, list))
         return f"“{integration.name}” refreshed{': ' + counts if counts else ''}."
 
     return run_task(rt, task_id, work)

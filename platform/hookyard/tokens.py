@@ -16,6 +16,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The store a new install starts with, whichever comes first: the setup page or `hookyard tokens create`.
+DEFAULT_MARKETPLACE = "My store"
+
+
+def marketplace_names(session: Session, limit: int = 20) -> list[str]:
+    """The first stores' names, oldest first: for "which one?" choices."""
+    return list(session.scalars(select(Marketplace.name).order_by(Marketplace.id).limit(limit)))
+
+
 def get_or_create_marketplace(session: Session, name: str) -> Marketplace:
     mp = session.scalar(select(Marketplace).where(Marketplace.name == name))
     if mp is None:

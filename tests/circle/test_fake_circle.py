@@ -87,6 +87,12 @@ def test_a_token_of_another_type_is_403(fake, token_type):
     assert_error(get_as(fake, "Bearer other-token"), 403, "Your API token type does not have access to this API.")
 
 
+def test_a_token_of_another_type_can_be_a_plain_401_as_reported_for_v1_tokens(fake):
+    fake.add_token("v1-token", "admin_v1")
+    fake.wrong_token_status = 401
+    assert_error(get_as(fake, "Bearer v1-token"), 401, "The API token is invalid.")
+
+
 def test_extra_admin_v2_tokens_work(fake):
     fake.add_token("second-key")
     assert get_as(fake, "Bearer second-key").status_code == 200
@@ -365,10 +371,37 @@ def test_rsvp_and_unrsvp(fake, api, ada, as_string):
 
 def test_rsvp_needs_the_event_and_the_member(fake, api, ada):
     event = fake.add_event("Q&A", NOW)
+    # Circle calls a missing event a post (reference §9).
     assert_missing(api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
-                   "event")
+                   "post")
     assert_missing(api("POST", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}),
                    "community member")
+
+
+@pytest.mark.parametrize("model", ["posts/event", "event"])
+def test_what_a_missing_event_is_called_is_switchable(fake, api, ada, model):
+    fake.missing_event_record = model
+    assert_missing(api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
+                   model)
+
+
+def test_a_deleted_event_is_missing_and_its_rsvps_are_gone(fake, api, ada):
+    event = fake.add_event("Q&A", NOW)
+    api("POST", "/event_attendees", json={"event_id": str(event), "member_email": "ada@example.com"})
+    fake.delete_event(event)
+    assert fake.member("ada@example.com")["events"] == set()
+    assert_missing(api("DELETE", "/event_attendees", json={"event_id": str(event), "member_email": "ada@example.com"}),
+                   "post")
+
+
+@pytest.mark.parametrize("shape, details", [("string", "Missing record: space"),
+                                            ("array", ["Missing record: space"])])
+def test_error_details_can_be_a_string_or_an_array(fake, api, ada, shape, details):
+    fake.error_details_shape = shape
+    r = api("POST", "/space_members", json={"email": "ada@example.com", "space_id": 999999})
+    assert (r.status_code, r.json()) == (404, {"success": False, "message": MISSING, "error_details": details})
+    # Errors without a model keep their empty details.
+    assert_error(get_as(fake, "Bearer wrong-key"), 401, "The API token is invalid.")
 
 
 def test_rsvp_twice_is_ok_by_default_or_422(fake, api, ada):
@@ -390,7 +423,7 @@ def test_rsvp_to_an_rsvp_disabled_event_is_switchable(fake, api, ada):
 def test_unrsvp_lookups_say_what_is_missing(fake, api, ada):
     event = str(fake.add_event("Q&A", NOW))
     assert_missing(api("DELETE", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
-                   "event")
+                   "post")
     assert_missing(api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}),
                    "community member")
     assert_missing(api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "ada@example.com"}),

@@ -159,7 +159,8 @@ def test_rules_are_edited_disabled_enabled_and_deleted(page, store, api, communi
     assert api.get(f"/api/v1/rules/{store['rule']}").json["enabled"] is False
     page.get_by_role("row").filter(has_text="Invite member").get_by_role("button", name="Enable").click()
     assert api.get(f"/api/v1/rules/{store['rule']}").json["enabled"] is True
-    page.get_by_role("row").filter(has_text="Invite member").get_by_role("button", name="Delete").click()
+    page.get_by_role("row").filter(has_text="Invite member").get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete the rule").click()  # it asks first
     expect(page.get_by_role("status")).to_contain_text("Rule deleted")
     expect(page.get_by_text("No rules for this product yet.")).to_be_visible()
     assert api.get(f"/api/v1/rules/{store['rule']}").status_code == 404

@@ -14,7 +14,7 @@ from hookyard.accounts import authenticate, change_password, create_user, has_us
 from hookyard.api.base import rt
 from hookyard.api.base import session as db
 from hookyard.security import over_limit
-from hookyard.tokens import get_or_create_marketplace
+from hookyard.tokens import DEFAULT_MARKETPLACE, get_or_create_marketplace, marketplace_names
 
 from .blueprint import bp, current_session, done, end_session, sign_in_as
 from .forms import flat_errors, present
@@ -26,7 +26,11 @@ def setup():
     operators who expose the server before signing up should create it with `hookyard users create`."""
     if has_users(db()):
         return redirect(url_for("web.sign_in"))
-    errors, values = {}, {"marketplace": "My store"}
+    # A store made before anyone signed up (the README's `hookyard tokens create`, its API token and first events)
+    # is the one the owner gets: the name given here names it, so an install starts with one store, not two.
+    names = marketplace_names(db(), limit=2)
+    existing = names[0] if len(names) == 1 else None
+    errors, values = {}, {"marketplace": existing or DEFAULT_MARKETPLACE}
     if request.method == "POST":
         values = present(request.form, ("marketplace", "email"))
         name = values.get("marketplace", "")
@@ -35,8 +39,10 @@ def setup():
         if request.form.get("password") != request.form.get("password_confirm"):
             errors["password_confirm"] = "The two passwords are not the same."
         if not errors:
+            store = get_or_create_marketplace(db(), existing or name)
+            store.name = name
             try:
-                user = create_user(db(), get_or_create_marketplace(db(), name),
+                user = create_user(db(), store,
                                    {"email": values.get("email", ""), "password": request.form.get("password", ""),
                                     "role": "owner"})
             except ValidationError as exc:
@@ -47,7 +53,7 @@ def setup():
                 sign_in_as(user)
                 flash("Welcome to Hookyard. Start by connecting an app.", "success")
                 return redirect(url_for("web.integrations"))
-    return render_template("setup.html", errors=errors, values=values), 422 if errors else 200
+    return render_template("setup.html", errors=errors, values=values, existing=existing), 422 if errors else 200
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])

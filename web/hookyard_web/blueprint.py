@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from hookyard import user_sessions
+from hookyard import inbound, user_sessions
 from hookyard.accounts import has_users
 from hookyard.api.base import rt
 from hookyard.api.base import session as db
@@ -24,6 +24,8 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 # Reachable without signing in.
 PUBLIC = {"web.sign_in", "web.setup", "web.static"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Paths whose errors stay JSON for their machine clients: the API, and the inbound URLs senders post to.
+JSON_PATHS = ("/api/", inbound.PATH_PREFIX + "/")
 SESSION_LIFETIME = user_sessions.LIFETIME  # the cookie's; the server-side row decides (hookyard.user_sessions)
 SECURITY_HEADERS = {
     # No inline script or style anywhere in the UI, so the policy can forbid both.
@@ -51,8 +53,30 @@ def _configure(state):
     app.config.update(SESSION_COOKIE_NAME="hookyard_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
     app.session_interface = SessionInterface()
-    app.jinja_env.filters.update(when=_when, day=_day)
+    app.jinja_env.filters.update(when=_when, day=_day, plural=plural)
     app.jinja_env.globals.update(csrf_token=csrf_token, trigger_label=trigger_label)
+    _answer_unknown_pages_in_html(app)
+
+
+def _answer_unknown_pages_in_html(app) -> None:
+    """A 404 or 500 outside any blueprint (a mistyped URL, say) reaches the app-wide HTTPException handler, which
+    is the API's (flask-smorest registers it at init_api, before this blueprint): it answers JSON. The UI's pages
+    answer in the UI's look instead; /api/ and /hooks/ keep their JSON. The API's handler is wrapped, not replaced,
+    so it stays the one place that shapes API errors. This runs once, when the blueprint is registered, which
+    create_app does after init_api."""
+    api_handler = app.error_handler_spec.get(None, {}).get(None, {}).get(HTTPException)
+
+    def answer(error: HTTPException):
+        if api_handler is not None and request.path.startswith(JSON_PATHS):
+            return api_handler(error)
+        return _error_page(error)
+
+    app.register_error_handler(HTTPException, answer)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``3|plural("space")`` → "3 spaces", ``1|plural("space")`` → "1 space"."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def _when(value: datetime | str | None) -> str:
@@ -178,7 +202,16 @@ def _page_context():
 
 @bp.errorhandler(HTTPException)
 def _error_page(error: HTTPException):
-    return render_template("error.html", error=error), error.code
+    if "user" not in g:
+        # An unknown URL matched no route, so _guard did not run: find who is signed in, for the page's top bar.
+        # Not after a 500, whose cause may be the database itself: that page goes without the bar.
+        g.user = _signed_in_user() if error.code < 500 else None
+        if g.user is not None:
+            g.marketplace = db().get(Marketplace, g.user.marketplace_id)
+    # The error's own headers (a 405's Allow) belong to the page too; only its body is replaced. A page outside the
+    # blueprint (a mistyped URL) misses the blueprint's after_request, so it gets the UI's security headers here.
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    return render_template("error.html", error=error), error.code, {**SECURITY_HEADERS, **headers}
 
 
 def done(message: str, endpoint: str, values: dict | None = None):

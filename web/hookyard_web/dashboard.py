@@ -9,10 +9,11 @@ from sqlalchemy import Integer, func, select
 
 from hookyard.api.base import marketplace_id
 from hookyard.api.base import session as db
-from hookyard.models import Event, Integration, Run, utcnow
+from hookyard.api.base import rt
+from hookyard.models import Event, Integration, Rule, Run, utcnow
 
 from .blueprint import bp
-from .labels import action_label
+from .labels import action_label, marketplace_integrations
 
 DAYS = 14
 OUTCOMES = ("succeeded", "failed", "skipped")
@@ -55,9 +56,33 @@ def dashboard():
     failed_recent = db().scalar(select(func.count()).select_from(Run).where(
         Run.marketplace_id == mp, Run.status == "failed", Run.finished_at >= since))
     totals = {s: sum(d.runs.get(s, 0) for d in days) for s in OUTCOMES}
+    quiet = not any(d.events for d in days) and not any(totals.values())
     return render_template("dashboard.html", days=days, chart=_chart(days), per_action=per_action,
+                           first_steps=_first_steps() if quiet else None,
                            attention=attention, failed_recent=failed_recent, totals=totals,
                            events_total=sum(d.events for d in days), since=first)
+
+
+@dataclass
+class Step:
+    text: str
+    endpoint: str  # where an owner does it
+    values: dict
+    done: bool
+
+
+def _first_steps() -> list[Step]:
+    """What a store with nothing in its last 14 days does first, in order: connect the store, connect an app with
+    actions, add a rule. Shown instead of an empty chart; a step already done says so."""
+    apps, connected = rt().registry.apps, {i.app for i in marketplace_integrations()}
+    steps = []
+    for key, text in (("samcart", "Connect SamCart, so its sales arrive as events"),
+                      ("circle", "Connect Circle, the community the rules act on")):
+        if key in apps:
+            steps.append(Step(text, "web.configure_integration", {"app_key": key}, key in connected))
+    has_rule = db().scalar(select(func.count()).select_from(Rule).where(Rule.marketplace_id == marketplace_id())) > 0
+    steps.append(Step("Add a rule: when a product is purchased, what happens in Circle", "web.new_rule", {}, has_rule))
+    return steps
 
 
 def _as_date(value) -> date:

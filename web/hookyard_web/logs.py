@@ -54,7 +54,9 @@ def logs():
     return render_template("logs.html", tab="logs", runs=runs, shown=shown, errors=errors, total=total, page=page,
                            pages=pages, choices=_choices(), statuses=RUN_STATES,
                            cap=rt().settings.log_cap,
-                           paging={k: v for k, v in shown.items() if v}), 422 if errors else 200
+                           paging={k: v for k, v in shown.items() if v},
+                           retry_args={k: v for k, v in shown.items() if v and k != "status"},
+                           filters_set=len([k for k, v in shown.items() if v and k != "q"])), 422 if errors else 200
 
 
 def _choices() -> dict:
@@ -99,13 +101,34 @@ def retry_entry(entry_id):
                 {"entry_id": entry_id})
 
 
-@bp.route("/logs/retry", methods=["POST"])
+@bp.route("/logs/retry", methods=["GET", "POST"])
 @owner_only
 def retry_matching():
-    shown, filters, errors = _filters(request.form)
+    """GET asks first, saying how many failed entries the search matches; POST queues them again."""
+    shown, filters, errors = _filters(request.values)
     if errors:
         flash("Fix the search before retrying: " + "; ".join(errors.values()), "error")
         return redirect(url_for("web.logs", **{k: v for k, v in shown.items() if v}))
+    if request.method == "GET":
+        failed = logsearch.search(marketplace_id(), {**filters, "status": "failed"})
+        count = db().scalar(select(func.count()).select_from(failed.subquery()))
+        kept = {k: v for k, v in shown.items() if v and k != "status"}
+        return render_template("logs_retry.html", tab="logs", count=count, kept=kept, limit=replay.MAX_BULK,
+                               described=_described(shown), back=url_for("web.logs", **kept))
     retried = replay.replay_matching(rt(), db(), marketplace_id(), filters, by=g.user.email)
     return done(f"{len(retried)} failed entr{'y' if len(retried) == 1 else 'ies'} queued again.", "web.logs",
                 {k: v for k, v in shown.items() if v and k != "status"})
+
+
+FILTER_LABELS = {"q": "Search", "trigger": "Trigger", "action": "Action", "product_id": "Product",
+                 "integration_id": "Integration", "since": "From", "until": "To"}
+
+
+def _described(shown: dict) -> list[tuple[str, str]]:
+    """The search as the confirmation shows it: each filter by its label, and choices by name rather than id."""
+    choices = _choices()
+    names = {"trigger": dict(choices["triggers"]), "action": dict(choices["actions"]),
+             "product_id": {str(p.id): p.name or p.external_id for p in choices["products"]},
+             "integration_id": {str(i.id): i.name for i in choices["integrations"]}}
+    return [(label, names.get(key, {}).get(shown[key], shown[key]))
+            for key, label in FILTER_LABELS.items() if shown.get(key)]

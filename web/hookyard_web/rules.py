@@ -106,11 +106,21 @@ def new_rule():
     if step == "params" and wizard.integration is not None:
         options = wizard.integration.options or {}
     status = 422 if wizard.errors or wizard.failure else 200
+    param_fields = describe(wizard.action.params_schema) if wizard.action else []
     return render_template("rule_wizard.html", wizard=wizard, step=step, product=product,
+                           focus=_focus(wizard, step, param_fields) if request.method == "POST" else None,
                            integrations=_with_actions(marketplace_integrations()), triggers=_triggers(product),
                            options=options,
-                           param_fields=describe(wizard.action.params_schema) if wizard.action else [],
-                           params_json=dumps(wizard.params)), status
+                           param_fields=param_fields, params_json=dumps(wizard.params)), status
+
+
+def _focus(wizard: Wizard, step: str, param_fields: list) -> str:
+    """Where a step's page puts the focus (its template sets autofocus there): the first field in error, in the
+    order they are shown, else the new step's heading; without this each step starts at the top of the page."""
+    order = {"action": ["integration_id", "action"], "params": [PARAMS_PREFIX + f["name"] for f in param_fields],
+             "trigger": ["trigger", "product_id"]}.get(step, [])
+    return next((name for name in order if any(key == name or key.startswith(name + ".") for key in wizard.errors)),
+                "heading")
 
 
 def _advance(wizard: Wizard, step: str | None, goto: str | None) -> str:
@@ -132,6 +142,10 @@ def _advance(wizard: Wizard, step: str | None, goto: str | None) -> str:
         wizard.params = schema_values(wizard.action.params_schema, request.form, PARAMS_PREFIX) if wizard.action else {}
         return "trigger" if wizard.check("integration_id", "action", "params") else "params"
     if step == "trigger":
+        if wizard.trigger is None:
+            # Said in the form's words; the core's message for a missing trigger ("Unknown trigger None.") is the API's.
+            wizard.errors = {"trigger": "Choose a trigger: when should the action run?"}
+            return "trigger"
         if wizard.check("integration_id", "action", "params", "product_id", "trigger"):
             return "created"
         first = next(iter(wizard.errors), "trigger").split(".")[0]
@@ -203,11 +217,16 @@ def toggle_rule(rule_id):
     return done(f"Rule {'enabled' if rule.enabled else 'disabled'}: " + _summary(rule), *_back_to(rule))
 
 
-@bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
+@bp.route("/rules/<int:rule_id>/delete", methods=["GET", "POST"])
 @owner_only
 def delete_rule(rule_id):
+    """GET asks first (a deleted rule cannot be brought back; disabling it can be undone), POST deletes."""
     rule = owned(Rule, rule_id)
     target, summary = _back_to(rule), _summary(rule)
+    if request.method == "GET":
+        endpoint, values = target
+        return render_template("rule_delete.html", rule=rule, row=rule_rows([rule])[0], product=_product(rule.product_id),
+                               back=url_for(endpoint, **values))
     db().delete(rule)
     db().commit()
     return done("Rule deleted: " + summary, *target)

@@ -18,6 +18,12 @@ from .tasks import out as task_out
 blp = api_blueprint("integrations", "Connections to apps, e.g. a Circle community")
 
 
+class IntegrationWarningSchema(BaseSchema):
+    code = fields.String(metadata={"description": "Stable, for programs: e.g. community_url_mismatch, "
+                                                  "refresh_failed."})
+    message = fields.String(metadata={"description": "For people: what is wrong and what to do."})
+
+
 class IntegrationSchema(BaseSchema):
     id = fields.Integer(dump_only=True)
     app = fields.String(required=True, metadata={"description": "App key, e.g. 'circle'."})
@@ -26,6 +32,9 @@ class IntegrationSchema(BaseSchema):
     config = fields.Dict(required=True, metadata={"description": "The app's connection fields; secrets masked."})
     info = fields.Dict(dump_only=True, metadata={"description": "What the app's check learned, e.g. the "
                                                                  "community's name."})
+    warnings = fields.List(fields.Nested(IntegrationWarningSchema), dump_only=True, metadata={
+        "description": "What is worth knowing about a connection that works, e.g. a Circle community URL that is "
+                       "not the key's community, or a refresh that failed for a passing reason; [] when none."})
     status = fields.String(dump_only=True, metadata={"description": "connected | needs_attention"})
     status_reason = fields.String(dump_only=True, allow_none=True)
     verified_at = fields.DateTime(dump_only=True, allow_none=True)
@@ -57,8 +66,8 @@ OPTIONS_DOC = {"description": "Option lists by name, e.g. {\"spaces\": [{\"id\":
 
 def out(integration: Integration) -> dict:
     return dict(id=integration.id, app=integration.app, name=integration.name,
-                config=connections.masked_config(rt(), integration), info=integration.info or {},
-                status=integration.status,
+                config=connections.masked_config(rt(), integration), info=connections.facts(integration),
+                warnings=connections.warnings(integration), status=integration.status,
                 status_reason=integration.status_reason, verified_at=integration.verified_at,
                 refreshed_at=integration.refreshed_at, inbound_url=_inbound_url(integration),
                 created_at=integration.created_at)

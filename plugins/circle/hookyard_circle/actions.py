@@ -192,6 +192,13 @@ def remove_member(ctx, circle):
 # --- adding to and removing from spaces, space groups, events and tags -------------------------
 
 MEMBER_MISSING = ("user", "community member")
+# What Circle's 404 names when the thing itself is gone. An event is a post to Circle: its real API answers
+# "Missing record: post" (or "posts/event"), not "event" (circle-api.md §9).
+GONE = {"event": ("event", "post", "posts/event", "posts")}
+
+
+def gone(reply: Reply, kind: str) -> bool:
+    return reply.status == 404 and reply.missing in GONE.get(kind, (kind,))
 
 
 def added(reply: Reply, email: str, kind: str, value, done: str, already: str) -> Outcome:
@@ -199,7 +206,7 @@ def added(reply: Reply, email: str, kind: str, value, done: str, already: str) -
     lowered = reply.message.lower()
     if reply.ok:
         return Outcome.succeeded(already if "already" in lowered else done)
-    if reply.status == 404 and reply.missing == kind:
+    if gone(reply, kind):
         return stale(kind, value)
     if (reply.status == 404 and reply.missing in MEMBER_MISSING) or (reply.status == 422 and "not a member" in lowered):
         return not_a_member(email)
@@ -212,7 +219,7 @@ def removed(reply: Reply, kind: str, value, done: str, absent: str) -> Outcome:
     """Removing the member from something: done, a stale id, or it was not there (already done)."""
     if reply.ok:
         return Outcome.succeeded(done)
-    if reply.status == 404 and reply.missing == kind:
+    if gone(reply, kind):
         return stale(kind, value)
     if reply.status == 404:
         return Outcome.succeeded(absent)

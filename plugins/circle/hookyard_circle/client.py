@@ -10,7 +10,8 @@ import requests
 
 DEFAULT_BASE_URL = "https://app.circle.so/api/admin/v2"
 PER_PAGE = 100
-_MISSING = re.compile(r"Missing record:\s*([a-z ]+)", re.I)
+# "Missing record: space", "… member tag", and for an event "post" or "posts/event" (circle-api.md §9).
+_MISSING = re.compile(r"Missing record:\s*([a-z][a-z /_]*)", re.I)
 
 
 def base_url() -> str:
@@ -79,14 +80,14 @@ class Reply:
     @property
     def message(self) -> str:
         text = self.body.get("message") or self.body.get("errors") or ""
-        return text if isinstance(text, str) else str(text)
+        return text if isinstance(text, str) else "; ".join(_texts(text)) or str(text)
 
     @property
     def missing(self) -> str | None:
         """The model of a 404 "Missing record: <model>", lower-cased (space, user, member tag, …)."""
-        details = self.body.get("error_details")
-        for text in ((details or {}).get("message") if isinstance(details, dict) else details, self.message):
-            match = _MISSING.search(text or "")
+        # error_details may be a string, an object or an array (circle-api.md §9): search every text in it.
+        for text in (*_texts(self.body.get("error_details")), self.message):
+            match = _MISSING.search(text)
             if match:
                 return match.group(1).strip().lower()
         return None
@@ -138,6 +139,17 @@ class CircleRefused(Exception):
     def __init__(self, reply: Reply):
         super().__init__(f"HTTP {reply.status}: {reply.message}")
         self.reply = reply
+
+
+def _texts(value) -> list[str]:
+    """Every string inside a JSON value (a string, an object's values, an array's items), depth first."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -24,8 +24,12 @@ class CircleConfig(Schema):
 def explain(reply: Reply) -> ConnectionFailed:
     """A message a merchant can act on, for each way Circle refuses a connection."""
     if reply.status == 401:
+        # Every 401 gets the v1 hint: a v1 token on v2 may answer 401 rather than 403 (circle-api.md §9), and what
+        # a v1 token looks like is not documented, so it cannot be told from a mistyped key.
         return ConnectionFailed("Circle rejected this API key. Check that it was copied whole and has not been "
-                                "deleted (Circle → Settings → Developers → Tokens).", field="api_key")
+                                "deleted (Circle → Settings → Developers → Tokens). If this looks like an Admin "
+                                "API v1 token: create an Admin V2 token under Settings → Developers.",
+                                field="api_key")
     if reply.status == 403 and "eligible" in reply.message.lower():
         return ConnectionFailed("This Circle community's plan does not include the Admin API: it needs the "
                                 "Business plan or above.")
@@ -76,9 +80,25 @@ def verify(config) -> dict:
         raise explain(reply)
     slug = reply.body.get("slug") or ""
     host = urlparse(config["community_url"]).netloc.lower()
-    return {"auth_scheme": scheme, "community_id": reply.body.get("id"), "community_name": reply.body.get("name"),
-            # A custom domain will not contain the slug: worth showing, not worth refusing.
-            "community_url_matches": bool(slug) and host.startswith(f"{slug.lower()}.")}
+    name = reply.body.get("name")
+    matches = bool(slug) and host.startswith(f"{slug.lower()}.")
+    info = {"auth_scheme": scheme, "community_id": reply.body.get("id"), "community_name": name,
+            "community_url_matches": matches}
+    if not matches:
+        # A custom domain will not contain the slug either: worth a warning, not worth refusing.
+        info["warnings"] = [community_mismatch(name, slug, config["community_url"])]
+    return info
+
+
+def community_mismatch(name: str | None, slug: str, community_url: str) -> dict:
+    """The warning for a community URL that is not the key's community's <slug>.circle.so address."""
+    community = f"“{name}”" if name else "a community"
+    address = f" ({slug}.circle.so)" if slug else ""
+    return {"code": "community_url_mismatch",
+            "message": f"This API key belongs to the Circle community {community}{address}, and {community_url} "
+                       f"is not its circle.so address. If that is {community}'s own domain, all is well; otherwise "
+                       f"rules will act on {community}, not on the community at that URL: correct the URL, or "
+                       "use a key of the community you meant."}
 
 
 def _no_progress(done, total=None, message=None) -> None:

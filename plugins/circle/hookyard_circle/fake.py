@@ -282,7 +282,9 @@ class FakeCircle(FakeServer):
     UNCONFIRMED switches for re-runs (existing_member_invite, already_in_space, already_rsvped,
     already_tagged) there are: existing_member_status (200/201 for the "already a member" answer),
     skip_invitation_creates_active, rsvp_disabled_event, unrsvp_accepts_query, daily_member_limit and
-    plan_member_limit. connections_opened counts TCP connections (keep-alive checks); started_at is
+    plan_member_limit; and from the reference's corrections (§9) missing_event_record (what a 404 calls an event),
+    error_details_shape (a 404's details as an object, a string or an array) and wrong_token_status (403 or 401
+    for a token of the wrong type). connections_opened counts TCP connections (keep-alive checks); started_at is
     the monotonic time the rate-limit windows are aligned to.
 
     Order of a request: recorded -> latency -> rate-limit window counted -> scripted fault (fail_next),
@@ -312,6 +314,10 @@ class FakeCircle(FakeServer):
         self.already_tagged = "ok"                    # "ok" | "422"
         self.rsvp_disabled_event = "ok"               # "ok" | "422": RSVP to an event with rsvp_disabled
         self.unrsvp_accepts_query = False             # open question 4; the spec puts them in a JSON body
+        # Corrections from Circle's own spec (reference §9).
+        self.missing_event_record = "post"            # "post" | "posts/event" | "event": a 404's model for an event
+        self.error_details_shape = "object"           # "object" | "string" | "array": how a 404 carries its model
+        self.wrong_token_status = 403                 # 403 (Circle's docs) | 401 (reported for a v1 token on v2)
         self.daily_member_limit: int | None = None
         self.plan_member_limit: int | None = None     # the plan's member cap; None = unlimited
 
@@ -380,6 +386,13 @@ class FakeCircle(FakeServer):
                            space_id, rsvp_disabled, _now())
             self._events[event.id] = event
             return event.id
+
+    def delete_event(self, event_id: int):
+        """The event is deleted in Circle (its RSVPs with it), as a merchant might after a rule names it."""
+        with self._lock:
+            del self._events[event_id]
+            for member in self._members.values():
+                member.events.discard(event_id)
 
     def add_member_tag(self, name) -> int:
         with self._lock:
@@ -558,10 +571,19 @@ class FakeCircle(FakeServer):
                 self._authenticate(rec.headers)
                 return action(rec, *args)
         except _ApiError as exc:
-            return exc.reply
+            return self._shaped(exc.reply)
         except Exception:  # a bug in the fake: answer like Circle would, and say why on stderr
             traceback.print_exc()
             return _error(500, "Internal server error (fake)").reply
+
+    def _shaped(self, reply: _Reply) -> _Reply:
+        """A 404's {"message": "Missing record: …"} details as a string or an array, when switched (reference §9)."""
+        details = reply.body.get("error_details") if isinstance(reply.body, dict) else None
+        if self.error_details_shape == "object" or not (isinstance(details, dict) and "message" in details):
+            return reply
+        text = details["message"]
+        shaped = text if self.error_details_shape == "string" else [text]
+        return _Reply(reply.status, {**reply.body, "error_details": shaped}, reply.headers)
 
     def _route(self, rec: RecordedRequest):
         allowed = []
@@ -580,6 +602,8 @@ class FakeCircle(FakeServer):
         schemes = {s.lower() for s in self.accepted_schemes}
         token_type = self._tokens.get(token.strip()) if scheme.lower() in schemes else None
         if token_type is None:
+            raise _error(401, "The API token is invalid.")
+        if token_type != "admin_v2" and self.wrong_token_status == 401:
             raise _error(401, "The API token is invalid.")
         if token_type != "admin_v2":
             raise _error(403, "Your API token type does not have access to this API.")
@@ -814,7 +838,7 @@ class FakeCircle(FakeServer):
 
     def _rsvp(self, rec):
         body = rec.json or {}
-        event = self._find(self._events, body.get("event_id"), "event")
+        event = self._find(self._events, body.get("event_id"), self.missing_event_record)
         member = self._find_member(body.get("member_email"), "community member")
         if event.rsvp_disabled and self.rsvp_disabled_event == "422":
             raise _error(422, "RSVP is disabled for this event.")
@@ -829,7 +853,7 @@ class FakeCircle(FakeServer):
             params = rec.query
         if not params.get("event_id") or not params.get("member_email"):
             raise _error(422, "event_id and member_email are required")
-        event = self._find(self._events, params.get("event_id"), "event")
+        event = self._find(self._events, params.get("event_id"), self.missing_event_record)
         member = self._find_member(params.get("member_email"), "community member")
         if event.id not in member.events:
             raise _missing("event attendee")

@@ -12,6 +12,10 @@ document.addEventListener("DOMContentLoaded", () => {
     filter.addEventListener("change", apply);
     apply();
   });
+  // The log's filters: closed on a phone unless one is set (the server decides that), open where there is room.
+  if (window.matchMedia("(min-width: 721px)").matches) {
+    document.querySelectorAll("details[data-open-wide]").forEach((details) => { details.open = true; });
+  }
   // Copy buttons (the one-time API token, an inbound URL). The clipboard API exists only in a secure context
   // (HTTPS, or localhost) and may be refused; then the older execCommand copy is tried, and failing that the
   // text is left selected for Ctrl+C. A [data-copy-status] element for the same input says what happened (it is
