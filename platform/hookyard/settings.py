@@ -54,7 +54,9 @@ class _SecretKey:
     """
 
     def __set_name__(self, owner, name):
-        self._slot = f"_{name}"
+        # Kept in the instance's __dict__ under the field's own name (this data descriptor still wins every lookup),
+        # so vars(settings) and Settings(**vars(settings)) see a field, not a private slot.
+        self._slot = name
 
     def __get__(self, settings, owner=None):
         if settings is None:
