@@ -12,7 +12,9 @@ PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
 run: $(STAMP)
 	$(BIN)/hookyard run
 
+# tests.needs brings what the suite needs beyond Python (Chromium, as root on Debian) or stops with one message.
 test: $(TEST_STAMP)
+	@$(BIN)/python -m tests.needs $(PYTEST_ARGS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The browser tests, writing their page screenshots into the docs.

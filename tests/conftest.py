@@ -175,6 +175,7 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
         assert proc.poll() is None, log_path.read_text()
         return proc
 
+    start.procs = procs  # read by the failure report below
     yield start
     for proc, log, _ in procs:
         if proc.poll() is None:
@@ -249,3 +250,25 @@ class Setup:
 @pytest.fixture
 def setup(api, recorder):
     return Setup(api, recorder)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    # Before teardown stops the workers: what they and Redis held when the test failed.
+    if report.when == "call" and report.failed and "start_worker" in getattr(item, "funcargs", {}):
+        from .diagnose import worker_state
+
+        procs = getattr(item.funcargs["start_worker"], "procs", [])
+        if procs and "runtime" in item.funcargs:
+            report.sections.append(("worker state at the failure", worker_state(item.funcargs["runtime"], procs)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    # One line, whatever else scrolled past: whether this run covered PostgreSQL, and how to make it.
+    if POSTGRES_URL:
+        terminalreporter.write_line("PostgreSQL suite: ran (HOOKYARD_TEST_POSTGRES_URL is set).")
+    else:
+        terminalreporter.write_line("PostgreSQL suite: skipped; to run it too, set HOOKYARD_TEST_POSTGRES_URL="
+                                    "postgresql://user@host:5432/dbname (a database the tests may fill; CI runs both).")

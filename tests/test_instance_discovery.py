@@ -22,7 +22,7 @@ CONFIG = ("HOOKYARD_INSTANCE_PATH", "DATABASE_URL", "SECRET_KEY", "REDIS_URL", "
 def hookyard(*args, cwd, **env):
     bare = {k: v for k, v in os.environ.items() if k not in CONFIG}
     return subprocess.run([HOOKYARD, *args], cwd=cwd, env={**bare, **env}, capture_output=True, text=True,
-                          timeout=120)
+                          stdin=subprocess.DEVNULL, timeout=120)
 
 
 def files(root: Path) -> set[str]:
@@ -49,7 +49,10 @@ def project(tmp_path):
 
 @pytest.mark.parametrize("command", [["tokens", "list"], ["tokens", "create"], ["tokens", "revoke", "1"],
                                      ["users", "list"], ["users", "remove", "a@example.com"], ["keys", "rotate"],
-                                     ["worker", "--burst"]])
+                                     ["worker", "--burst"],
+                                     # Told before a password is asked for (twice), and for a plugin's command too.
+                                     ["users", "create", "--email", "a@example.com"], ["users", "passwd", "a@example.com"],
+                                     ["samcart", "import-products", "--marketplace", "My store"]])
 def test_outside_a_project_a_command_says_what_it_looked_for_and_creates_nothing(nowhere, command):
     r = hookyard(*command, cwd=nowhere)
     assert r.returncode == 1, r

@@ -117,6 +117,19 @@ def _database(settings: Settings):
     return db
 
 
+def instance_runtime():
+    """The runtime of the instance a command runs on, checked first: no instance found, or a database that is not
+    initialised or is behind, is a clear error and never a traceback or a stray file. For plugins' commands
+    (hookspecs.register_commands), which have no other way to get one safely; installed as runtime.current()."""
+    from . import runtime
+
+    settings = _settings(uses_secret_key=True)
+    rt = runtime.Runtime(settings=settings, db=_database(settings),
+                         registry=runtime.load_registry(disabled=set(settings.disabled_plugins)))
+    runtime.install(rt)
+    return rt
+
+
 def _marketplace(session, name: str | None):
     """--marketplace's store, created if new; without it the install's only store, or, on a new install, the
     default one the setup page also starts with, so the README's token and the first account share one store."""
@@ -225,7 +238,7 @@ def users():
                                     "store, or \"My store\" on a new install.")
 @click.option("--email", required=True)
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
-@click.option("--password", envvar="HOOKYARD_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+@click.option("--password", envvar="HOOKYARD_PASSWORD",
               help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
 def users_create(marketplace, email, role, password):
     """Create a user who can sign in to the web UI."""
@@ -234,6 +247,8 @@ def users_create(marketplace, email, role, password):
     from .accounts import create_user
 
     db = _database(_settings())
+    # Prompted for only now: a mistyped folder is told before anyone types a password twice.
+    password = password if password is not None else _ask_password("Password")
     with db.session() as session:
         store = _marketplace(session, marketplace)
         try:
@@ -266,8 +281,8 @@ def users_list(marketplace):
 
 @users.command("passwd")
 @click.argument("email")
-@click.option("--password", envvar="HOOKYARD_PASSWORD", prompt="New password", hide_input=True,
-              confirmation_prompt=True, help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
+@click.option("--password", envvar="HOOKYARD_PASSWORD",
+              help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
 def users_passwd(email, password):
     """Set a person's password; every session they have is signed out."""
     from marshmallow import ValidationError
@@ -275,12 +290,17 @@ def users_passwd(email, password):
     from .accounts import set_password
 
     with _person(email) as (session, user):
+        password = password if password is not None else _ask_password("New password")
         try:
             ended = set_password(session, user, password)
         except ValidationError as exc:
             raise _invalid(exc) from exc
         session.commit()
         click.echo(f"password changed for {user.email}; {ended} session(s) signed out")
+
+
+def _ask_password(label: str) -> str:
+    return click.prompt(label, hide_input=True, confirmation_prompt=True)
 
 
 @contextmanager

@@ -9,13 +9,18 @@ pytestmark = pytest.mark.e2e
 
 
 def finished_runs(api, event_id):
-    runs = api.get(f"/api/v1/events/{event_id}").json["runs"]
+    runs = runs_of(api, event_id)
     return runs if runs and all(r["status"] not in ("queued", "running") for r in runs) else None
 
 
 def wait_runs(api, event_id, timeout=30):
     return wait_for(lambda: finished_runs(api, event_id), timeout=timeout,
-                    message=f"event {event_id} did not finish")
+                    message=lambda: f"event {event_id} did not finish (its runs: "
+                                    f"{[(r['id'], r['status'], r['attempts'], r['reason']) for r in runs_of(api, event_id)]})")
+
+
+def runs_of(api, event_id):
+    return api.get(f"/api/v1/events/{event_id}").json["runs"]
 
 
 def expected_calls(c):

@@ -65,7 +65,9 @@ def wait_all_final(runtime, expected, timeout):
         counts = statuses(runtime)
         return counts if counts.get("succeeded", 0) + counts.get("failed", 0) + counts.get("skipped", 0) == expected \
             else None
-    return wait_for(done, timeout=timeout, interval=0.5, message=f"{expected} runs did not all finish")
+    return wait_for(done, timeout=timeout, interval=0.5,
+                    message=lambda: f"{expected} runs did not all finish (now {statuses(runtime)})")
+
 
 
 def assert_exactly_once(fake, emails, runtime):
@@ -84,7 +86,7 @@ def test_1000_purchases_with_30_percent_of_circle_calls_failing(store, api, runt
     emails = buyers(1000)
     began = time.monotonic()
     emit_all(api, emails)
-    wait_all_final(runtime, 1000, timeout=600)
+    wait_all_final(runtime, 1000, timeout=270)
     assert_exactly_once(fake_circle, emails, runtime)
     with runtime.db.session() as s:
         attempts = s.scalar(select(func.sum(Run.attempts)))
@@ -105,7 +107,7 @@ def test_a_worker_killed_mid_burst_and_restarted(store, api, runtime, fake_circl
     victim.wait(timeout=10)
     killed_at = statuses(runtime)
     start_worker(**env)  # the restart
-    wait_all_final(runtime, 400, timeout=600)
+    wait_all_final(runtime, 400, timeout=240)
     assert_exactly_once(fake_circle, emails, runtime)
     with runtime.db.session() as s:
         given_up = sum(1 for h in s.scalars(select(Run.history)) for a in h if "lease lapsed" in (a.get("reason") or ""))
@@ -136,7 +138,7 @@ def test_redis_stopped_for_10_seconds_during_a_burst(store, api, runtime, fake_c
         proc, _ = localredis.start(tmp_path / "redis", port=port, persist=False)
         after = buyers(100)
         emit_all(client, after)
-        wait_all_final(runtime, 400, timeout=600)
+        wait_all_final(runtime, 400, timeout=240)
         assert_exactly_once(fake_circle, before + during + after, runtime)
     finally:
         proc.terminate()

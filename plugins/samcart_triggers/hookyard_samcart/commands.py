@@ -24,10 +24,11 @@ def import_products(marketplace, integration_ref):
     must be running; Ctrl-C cancels it. Running it again adds nothing twice."""
     from sqlalchemy import select
 
-    from hookyard import connections, runtime, tasks
+    from hookyard import connections, tasks
+    from hookyard.cli import instance_runtime
     from hookyard.models import Integration, Marketplace, Task
 
-    rt = runtime.current()
+    rt = instance_runtime()  # no instance or an uninitialised database: a clear error, not a traceback
     with rt.db.session() as session:
         store = session.scalar(select(Marketplace).where(Marketplace.name == marketplace))
         if store is None:
