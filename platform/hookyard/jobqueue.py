@@ -88,7 +88,12 @@ class Sweeping:
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         from .jobs import sweep
+        from .scheduler_locks import reclaim
 
+        try:
+            reclaim(self)  # a killed worker's scheduler locks, which RQ would leave idle for a minute or more
+        except REDIS_ERRORS as exc:
+            log.warning("could not check the scheduler locks (%s)", exc.__class__.__name__)
         sweep()
         if self._shutdown_requested_date is not None:
             # A SIGTERM that came during maintenance was swallowed by it (RQ raises StopRequested wherever the
