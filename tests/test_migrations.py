@@ -119,3 +119,26 @@ def test_no_table_reuses_ids(runtime):
             plain = [t.name for t in Base.metadata.sorted_tables if not conn.execute(
                 text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": t.name}).scalar()]
     assert plain == [], f"these tables would hand a deleted row's id to the next row: {plain}"
+
+
+def test_0008_app_usage_downgrades_and_upgrades_again(scratch_database):
+    """0008 only adds app_usage: down to 0007 drops it and keeps the rest; up again brings it back, empty."""
+    from alembic import command
+
+    from hookyard.migrate import alembic_config
+
+    url = scratch_database
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO app_usage (app, scope, period, calls) VALUES ('circle', '1', '2026-12', 3)"))
+        command.downgrade(alembic_config(url), "0007")
+        meta = MetaData()
+        meta.reflect(engine)
+        assert "app_usage" not in meta.tables and "integrations" in meta.tables
+        upgrade(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM app_usage")).scalar() == 0
+    finally:
+        engine.dispose()

@@ -7,11 +7,12 @@ Plugin authors need only what this module exports::
 import pluggy
 
 from .contract import (Action, App, Cancelled, ConnectionFailed, Deferred, Inbound, InboundContext, InboundEvent,
-                       Outcome, Rejected, RunContext, TriggerType, Unmapped)
+                       Outcome, Rejected, RunContext, TriggerType, Unmapped, Usage, count_calls)
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("hookyard")
 
 __all__ = ["Action", "App", "Cancelled", "ConnectionFailed", "Deferred", "Inbound", "InboundContext", "InboundEvent",
-           "Outcome", "Rejected", "RunContext", "TriggerType", "Unmapped", "hookimpl", "__version__"]
+           "Outcome", "Rejected", "RunContext", "TriggerType", "Unmapped", "Usage", "count_calls", "hookimpl",
+           "__version__"]

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import inbound, tasks
+from . import inbound, tasks, usage
 from .contract import App, Cancelled, ConnectionFailed, Progress
 from .models import Integration, Rule, Task, utcnow
 from .runtime import Runtime
@@ -84,19 +84,21 @@ def _check_name(session: Session, marketplace_id: int, name: str, exclude_id: in
         raise ValidationError({"name": [f"An integration named {name!r} already exists."]})
 
 
-def _takes_progress(fn) -> bool:
-    """A refresh written before progress existed takes (config, info) only; it is called that way."""
+def _takes(fn, name: str) -> bool:
+    """Optional keywords came later (a refresh's ``progress``, a verify's ``known``): a plugin function written
+    before one existed is called without it."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def _call_app(app: App, fn, *args, progress: Progress | None = None) -> dict:
+def _call_app(app: App, fn, *args, **optional) -> dict:
     """verify()/refresh(): ConnectionFailed is the app's message; anything else is a plugin bug,
-    logged with its traceback and reported without details that could hold a secret."""
-    kwargs = {"progress": progress} if progress is not None and _takes_progress(fn) else {}
+    logged with its traceback and reported without details that could hold a secret. ``optional`` keywords (not
+    None) are passed only to a function that takes them."""
+    kwargs = {name: value for name, value in optional.items() if value is not None and _takes(fn, name)}
     try:
         return dict(fn(*args, **kwargs) or {})
     except Cancelled:
@@ -125,10 +127,26 @@ def _checked_info(app: App, info: dict) -> dict:
     return info
 
 
-def warnings(integration: Integration) -> list[dict]:
-    """What is worth telling the merchant about a working connection, e.g. a URL that does not match the account."""
+def warnings(integration: Integration, used: dict | None = None) -> list[dict]:
+    """What is worth telling the merchant about a working connection, e.g. a URL that does not match the account;
+    with ``used`` (``usage_of``), also a quota near or used up (computed now, not stored)."""
     found = (integration.info or {}).get(WARNINGS)
-    return list(found) if isinstance(found, list) else []
+    return (list(found) if isinstance(found, list) else []) + usage.warnings(used)
+
+
+def usage_of(rt: Runtime, session: Session, integration: Integration) -> dict | None:
+    """This month's calls counted by the app's remote for the connection's account (shared with every connection
+    to that account), {label, period, calls, quota, scope, plan}; None for an app whose remote is not metered."""
+    app = rt.registry.apps.get(integration.app)
+    return usage.summary(rt, session, app, integration.config or {}, integration.info)
+
+
+def _verify(app: App, config: dict, known: dict | None, meter: usage.Meter) -> dict:
+    """verify(), handed what the last check learned (``known``) when it takes it; its calls count for the account
+    the new info names."""
+    info = _checked_info(app, _call_app(app, app.verify, config, known=dict(known) if known else None))
+    meter.info = info
+    return info
 
 
 def facts(integration: Integration) -> dict:
@@ -165,7 +183,8 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from exc
     _end_transaction(session)
-    info = _checked_info(app, _call_app(app, app.verify, config))  # nothing is saved unless the remote accepts
+    with usage.metered(rt, app) as meter:  # a refused key names no account: those calls count nowhere
+        info = _verify(app, config, None, meter)  # nothing is saved unless the remote accepts
     integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
                               status="connected", verified_at=utcnow())
     _store_config(rt, integration, app, config)
@@ -208,7 +227,8 @@ def update(rt: Runtime, session: Session, integration: Integration, name: str | 
         except ValidationError as exc:
             raise ValidationError({"config": exc.messages}) from exc
         _end_transaction(session)  # nothing is changed yet: a refused edit leaves the integration as it was
-        info = _checked_info(app, _call_app(app, app.verify, merged))
+        with usage.metered(rt, app, integration.info) as meter:  # refused: counted for the account known so far
+            info = _verify(app, merged, integration.info, meter)
         integration.info = info
         _store_config(rt, integration, app, merged)
         integration.status, integration.status_reason, integration.verified_at = "connected", None, utcnow()
@@ -226,10 +246,12 @@ def refresh(rt: Runtime, session: Session, integration: Integration, progress: P
     config = full_config(rt, integration)
     _end_transaction(session)
     try:
-        info = _checked_info(app, _call_app(app, app.verify, config))
-        if progress is not None:
-            progress(0, None, f"Connected to {app.name}; loading its lists.")
-        options = _call_app(app, app.refresh, config, info, progress=progress) if app.refresh else {}
+        # One count for the whole refresh, written when it ends (also when it fails or is cancelled).
+        with usage.metered(rt, app, integration.info) as meter:
+            info = _verify(app, config, integration.info, meter)
+            if progress is not None:
+                progress(0, None, f"Connected to {app.name}; loading its lists.")
+            options = _call_app(app, app.refresh, config, info, progress=progress) if app.refresh else {}
         if progress is not None:  # the last chance to cancel, before anything is written
             loaded = sum(len(items) for items in options.values() if isinstance(items, list))
             progress(loaded, loaded, "Saving the lists.")

@@ -1,6 +1,7 @@
 """The value types plugins build: trigger types, apps, actions, and the outcome of one action run."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
@@ -208,6 +209,41 @@ class Inbound:
     instructions: str = ""  # where the merchant pastes the URL, shown beside it
 
 
+# --- usage: calls an app's remote counts against a quota (e.g. Circle's monthly requests per community) ---------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Declares that an app's remote meters its calls: the core counts them per scope (the remote's account) and UTC
+    calendar month, in the database, shows them on the connection and the dashboard, and warns at 80% and 100% of
+    the quota. Two connections whose info names the same scope share one count. The plugin reports each call the
+    remote counts with ``count_calls()``; the core writes them once, at the end of each call into the plugin (an
+    action run, a verify, a refresh)."""
+
+    # scope(info) -> the account the remote counts calls for (e.g. Circle's community id), from what verify()
+    # returned; None when unknown (the calls are then not recorded).
+    scope: Callable[[Mapping[str, Any]], Any]
+    # quota(config) -> calls allowed per UTC calendar month, or None when there is none to warn about.
+    quota: Callable[[Mapping[str, Any]], int | None] = lambda config: None
+    label: str = "API requests"  # what is counted, for people: "Circle API requests"
+    # plan(config) -> the plan's name for people (e.g. "Business"), or None.
+    plan: Callable[[Mapping[str, Any]], str | None] = lambda config: None
+
+
+# The meter of the core call being served (an action run, a verify, a refresh), set by hookyard.usage around it.
+# A context variable: each thread (and asyncio task) sees its own; a plugin that calls its remote from a thread it
+# started itself must count from the thread that the core called it on.
+_meter: ContextVar[Any] = ContextVar("hookyard_usage_meter", default=None)
+
+
+def count_calls(n: int = 1) -> None:
+    """Reports ``n`` calls to the app's remote that its quota counts (e.g. every answer but a 5xx), made for the core
+    call being served. Cheap (no I/O): call it once per request. Outside a metered call it does nothing."""
+    meter = _meter.get()
+    if meter is not None:
+        meter.add(n)
+
+
 @dataclass(frozen=True)
 class App:
     key: str
@@ -216,6 +252,9 @@ class App:
     # verify(config) returns facts about the account (stored as the integration's info). Its reserved key
     # "warnings", a list of {"code": str, "message": str}, is for what works but deserves a look (e.g. a URL of
     # another account): shown as the integration's warnings, in the API and on its page, until the next verify.
+    # A verify that also takes a ``known`` keyword (verify(config, known=None)) is handed the info of the
+    # connection's last successful check (None when connecting), e.g. to try the auth scheme that worked last time
+    # first instead of paying for a refused call on every refresh.
     verify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
     actions: tuple[Action, ...]
     # refresh(config, info) returns option lists for action parameters: {"spaces": [{"id": 1, "name": "…"}]};
@@ -228,6 +267,7 @@ class App:
     # products(config, info, progress=None) yields pages (lists) of the store's products, {"id": …, "name": …}, for
     # POST /api/v1/integrations/{id}/products/import; each page is saved before the next is asked for.
     products: Callable[..., Iterable[list[Mapping[str, Any]]]] | None = None
+    usage: Usage | None = None  # the remote meters calls against a quota: count and show them (see Usage)
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def action(self, key: str) -> Action | None:

@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +16,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from . import inputs, logcap, runtime, snapshot
+from . import inputs, logcap, runtime, snapshot, usage
 from .contract import Deferred, Outcome, RunContext
 from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, enqueue_run, run_job_id
 from .models import Event, Integration, Product, Rule, Run, utcnow
@@ -130,8 +131,12 @@ def _execute(rt: Runtime, session: Session, run: Run) -> tuple[Outcome, dict | N
     # End the read transaction before the remote call: no database lock is held while the action waits
     # on the network (with SQLite, that lock would stall every other worker and the API).
     session.commit()
+    app = rt.registry.apps.get(prepared.integration.app)
     try:
-        outcome = prepared.action.run(prepared.context)
+        # The calls its remote counts against a quota are recorded when it returns (hookyard.usage), in a
+        # transaction of their own and before this one writes anything; a failure to count fails nothing.
+        with usage.metered(rt, app, prepared.context.info) if app is not None else nullcontext():
+            outcome = prepared.action.run(prepared.context)
     except Deferred:
         raise
     except Exception as exc:  # a plugin bug must not leave the run "running"

@@ -304,3 +304,17 @@ class PluginStateRecord(Base):
     key: Mapped[str] = mapped_column(String(200))
     value: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AppUsage(Base):
+    """Calls to an app's remote that count against its quota (contract.Usage), per scope (the remote's account, e.g.
+    a Circle community id) and UTC calendar month (``period``, "YYYY-MM"). Not per store: connections of two stores
+    to one community share one count, as the remote's quota does. Written by hookyard.usage with an atomic upsert."""
+
+    __tablename__ = "app_usage"
+    __table_args__ = (UniqueConstraint("app", "scope", "period", name="uq_app_usage"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(7))
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -31,6 +31,8 @@ def describe(schema: Schema | type[Schema]) -> list[dict]:
         choices = getattr(field.validators[0], "choices", None) if field.validators else None
         if choices is not None:
             item["choices"] = list(choices)
+            if isinstance(field.load_default, str):  # what an omitted choice becomes, e.g. Circle's plan
+                item["default"] = field.load_default
         if isinstance(field, fields.Nested):
             item["fields"] = describe(field.schema)
         if isinstance(field, fields.List) and isinstance(field.inner, fields.Nested):

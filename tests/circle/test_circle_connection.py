@@ -20,7 +20,9 @@ def test_connecting_verifies_with_one_call_and_masks_the_key(circle, fake_circle
     [call] = fake_circle.requests
     assert (call.method, call.path, call.headers["Authorization"]) == ("GET", "/community", f"Bearer {API_KEY}")
     shown = api.get(f"/api/v1/integrations/{iid}").json
-    assert shown["config"] == {"api_key": "********", "community_url": "https://test-community.circle.so"}
+    # plan: the default (business) is stored, so the quota it implies is what the connection shows.
+    assert shown["config"] == {"api_key": "********", "community_url": "https://test-community.circle.so",
+                               "plan": "business"}
     assert shown["status"] == "connected"
 
 
@@ -55,7 +57,8 @@ def test_a_community_that_wants_the_token_scheme_is_remembered(circle, fake_circ
     assert [r.headers["Authorization"].split()[0] for r in fake_circle.requests] == ["Bearer", "Token"]
     fake_circle.reset_requests()
     refresh(api, runtime, iid)
-    # Re-verifying tries Bearer first again (one call per refresh); the lists use what worked.
+    # Re-verifying tries the scheme that worked first: one call, no refused (and quota-counted) Bearer attempt.
+    assert [r.headers["Authorization"].split()[0] for r in fake_circle.requests_for("GET", "/community")] == ["Token"]
     lists = [r for r in fake_circle.requests if r.path != "/community"]
     assert lists and {r.headers["Authorization"].split()[0] for r in lists} == {"Token"}
 

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from flask import render_template
 from sqlalchemy import Integer, func, select
 
+from hookyard import connections, usage
 from hookyard.api.base import marketplace_id
 from hookyard.api.base import session as db
 from hookyard.api.base import rt
@@ -58,9 +59,27 @@ def dashboard():
     totals = {s: sum(d.runs.get(s, 0) for d in days) for s in OUTCOMES}
     quiet = not any(d.events for d in days) and not any(totals.values())
     return render_template("dashboard.html", days=days, chart=_chart(days), per_action=per_action,
+                           metered=_metered(),
                            first_steps=_first_steps() if quiet else None,
                            attention=attention, failed_recent=failed_recent, totals=totals,
                            events_total=sum(d.events for d in days), since=first)
+
+
+@dataclass
+class Metered:
+    integration: Integration
+    usage: dict
+    warning: dict | None  # quota_near or quota_exceeded
+
+
+def _metered() -> list[Metered]:
+    """Each connection whose remote meters calls (Circle's monthly quota), with this month's count."""
+    found = []
+    for integration in marketplace_integrations():
+        used = connections.usage_of(rt(), db(), integration)
+        if used is not None:
+            found.append(Metered(integration, used, next(iter(usage.warnings(used)), None)))
+    return found
 
 
 @dataclass

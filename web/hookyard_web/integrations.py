@@ -107,7 +107,9 @@ def integration(integration_id):
     last_import = db().scalar(select(Task).where(
         Task.marketplace_id == marketplace_id(), Task.kind == tasks.IMPORT_PRODUCTS, Task.target_id == item.id)
         .order_by(Task.id.desc()).limit(1)) if app and app.products else None
+    used = connections.usage_of(rt(), db(), item)
     return render_template("integration.html", integration=item, app=app, inbound_url=shown,
+                           usage=used, warnings=connections.warnings(item, used),
                            public_url=rt().settings.public_url, delivery_counts=counts,
                            under_way=_active_tasks().get(item.id, []), kinds=TASK_KINDS, last_import=last_import)
 

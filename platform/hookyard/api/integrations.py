@@ -20,8 +20,21 @@ blp = api_blueprint("integrations", "Connections to apps, e.g. a Circle communit
 
 class IntegrationWarningSchema(BaseSchema):
     code = fields.String(metadata={"description": "Stable, for programs: e.g. community_url_mismatch, "
-                                                  "refresh_failed."})
+                                                  "refresh_failed, quota_near, quota_exceeded, "
+                                                  "plan_without_admin_api."})
     message = fields.String(metadata={"description": "For people: what is wrong and what to do."})
+
+
+class IntegrationUsageSchema(BaseSchema):
+    label = fields.String(metadata={"description": "What is counted, e.g. \"Circle API requests\"."})
+    period = fields.String(metadata={"description": "The UTC calendar month counted, \"YYYY-MM\"."})
+    calls = fields.Integer(metadata={"description": "Calls the remote counted this month for the account, shared "
+                                                    "by every connection (of any store) to that account."})
+    quota = fields.Integer(allow_none=True, metadata={"description": "Calls the chosen plan allows per month; null "
+                                                                     "when it has none to watch."})
+    plan = fields.String(allow_none=True, metadata={"description": "The plan chosen on the connection, for people."})
+    scope = fields.String(allow_none=True, metadata={"description": "The remote's account counted (Circle: the "
+                                                                    "community id); null before a check named it."})
 
 
 class IntegrationSchema(BaseSchema):
@@ -34,7 +47,12 @@ class IntegrationSchema(BaseSchema):
                                                                  "community's name."})
     warnings = fields.List(fields.Nested(IntegrationWarningSchema), dump_only=True, metadata={
         "description": "What is worth knowing about a connection that works, e.g. a Circle community URL that is "
-                       "not the key's community, or a refresh that failed for a passing reason; [] when none."})
+                       "not the key's community, a refresh that failed for a passing reason, or a monthly quota "
+                       "near (quota_near) or used up (quota_exceeded); [] when none."})
+    usage = fields.Nested(IntegrationUsageSchema, dump_only=True, allow_none=True, metadata={
+        "description": "For apps whose remote meters calls (Circle's monthly request quota): this month's count; "
+                       "warnings has quota_near from 80% of the quota and quota_exceeded from 100%. Null for other "
+                       "apps."})
     status = fields.String(dump_only=True, metadata={"description": "connected | needs_attention"})
     status_reason = fields.String(dump_only=True, allow_none=True)
     verified_at = fields.DateTime(dump_only=True, allow_none=True)
@@ -65,9 +83,10 @@ OPTIONS_DOC = {"description": "Option lists by name, e.g. {\"spaces\": [{\"id\":
 
 
 def out(integration: Integration) -> dict:
+    used = connections.usage_of(rt(), session(), integration)
     return dict(id=integration.id, app=integration.app, name=integration.name,
                 config=connections.masked_config(rt(), integration), info=connections.facts(integration),
-                warnings=connections.warnings(integration), status=integration.status,
+                warnings=connections.warnings(integration, used), usage=used, status=integration.status,
                 status_reason=integration.status_reason, verified_at=integration.verified_at,
                 refreshed_at=integration.refreshed_at, inbound_url=_inbound_url(integration),
                 created_at=integration.created_at)

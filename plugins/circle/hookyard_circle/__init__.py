@@ -1,11 +1,11 @@
 """Circle (circle.so) for Hookyard: one app whose actions manage community members through the Admin API v2."""
 import base64
 
-from hookyard import App, hookimpl
+from hookyard import App, Usage, hookimpl
 
 from .actions import ACTIONS
 from .client import rate_limit
-from .connection import CircleConfig, refresh, verify
+from .connection import CircleConfig, plan_name, quota, refresh, verify
 
 # A plain ring, not Circle's trademark: enough for people to tell the app apart in the UI's app list.
 LOGO = "data:image/svg+xml;base64," + base64.b64encode(
@@ -16,6 +16,8 @@ CIRCLE = App(
     key="circle", name="Circle", config_schema=CircleConfig, verify=verify, refresh=refresh, actions=ACTIONS,
     description="Invite and remove members, manage spaces, space groups, event RSVPs and member tags.",
     logo_url=LOGO,
+    # Circle's monthly request quota is per community (circle-api.md §6.3): connections to one community share it.
+    usage=Usage(scope=lambda info: info.get("community_id"), quota=quota, plan=plan_name, label="Circle API requests"),
 )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import requests
 
+from hookyard import count_calls
+
 DEFAULT_BASE_URL = "https://app.circle.so/api/admin/v2"
 PER_PAGE = 100
 # "Missing record: space", "… member tag", and for an event "post" or "posts/event" (circle-api.md §9).
@@ -113,6 +115,11 @@ class Circle:
             body = response.json()
         except ValueError:
             body = {"message": response.text[:200]}
+        if response.status_code < 500:
+            # Circle's quota counts every answer but a 5xx (200, 201, 204, 400, 401, 403, 404, 405, 422, 429 are
+            # the ones it lists; an unlisted 4xx is counted too, so a warning comes early rather than late).
+            # Timeouts and refused connections got no answer: not counted.
+            count_calls()
         if not isinstance(body, dict):
             body = {"records": body}
         return Reply(response.status_code, body, _retry_after(response.headers.get("Retry-After")))

@@ -13,12 +13,39 @@ from hookyard import ConnectionFailed
 from .client import Circle, CircleRefused, Reply, base_url, timeout, verify_timeout
 
 
+# Circle's monthly request quota per community, by plan (circle-api.md §6.3): None where the plan has no Admin API
+# v2 at all. Circle Plus counts as enterprise (30,000). Circle Plus Platform (250,000) is no choice of its own yet:
+# it picks enterprise, whose smaller quota warns early rather than late.
+PLANS = {"basic": None, "professional": None, "business": 5_000, "enterprise": 30_000}
+PLAN_NAMES = {"basic": "Basic", "professional": "Professional", "business": "Business", "enterprise": "Enterprise"}
+# A connection saved before plans existed: the smallest plan with the Admin API, so its warnings come early.
+DEFAULT_PLAN = "business"
+
+
+def plan_of(config) -> str:
+    plan = config.get("plan") or DEFAULT_PLAN
+    return plan if plan in PLANS else DEFAULT_PLAN
+
+
+def quota(config) -> int | None:
+    return PLANS[plan_of(config)]
+
+
+def plan_name(config) -> str:
+    return PLAN_NAMES[plan_of(config)]
+
+
 class CircleConfig(Schema):
     api_key = fields.String(required=True, validate=validate.Length(min=8), metadata={
         "secret": True, "label": "API key",
         "description": "An Admin V2 token: Circle → Settings → Developers → Tokens."})
     community_url = fields.Url(required=True, schemes={"https", "http"}, metadata={
         "label": "Community URL", "description": "Circle → Settings → General, e.g. https://yours.circle.so"})
+    plan = fields.String(load_default=DEFAULT_PLAN, validate=validate.OneOf(
+        tuple(PLANS), error="Choose one of basic, professional, business, enterprise."), metadata={
+        "label": "Circle plan", "description": "The community's Circle plan, for its monthly API request quota: "
+        "business 5,000; enterprise 30,000 (also for Circle Plus; on Circle Plus Platform, 250,000, choose enterprise "
+        "and warnings come early). Basic and professional have no Admin API. Business when not given."})
 
 
 def explain(reply: Reply) -> ConnectionFailed:
@@ -50,6 +77,17 @@ def too_slow(seconds: float, exc: Exception | None = None) -> ConnectionFailed:
                             "changed. Try again in a minute.", timed_out=True)
 
 
+def plan_warning(config) -> dict | None:
+    """Basic and Professional have no Admin API v2: a key that works anyway means the plan chosen is not the
+    community's real one (or Circle changed its plans)."""
+    if quota(config) is not None:
+        return None
+    return {"code": "plan_without_admin_api",
+            "message": f"The {plan_name(config)} plan chosen on this connection has no Circle Admin API: it needs "
+                       "the Business plan or above. If the community is on Business or Enterprise, choose that plan "
+                       "here so its monthly request quota is watched."}
+
+
 def _get(api_key: str, scheme: str, path: str, deadline: float, budget: float) -> Reply:
     """One verify call, within what is left of the verify's budget (it runs inside a web request)."""
     left = deadline - time.monotonic()
@@ -66,13 +104,18 @@ def _get(api_key: str, scheme: str, path: str, deadline: float, budget: float) -
                                "check the server's network and try again.", transient=True) from exc
 
 
-def verify(config) -> dict:
+SCHEMES = ("Bearer", "Token")
+
+
+def verify(config, known=None) -> dict:
     """One call (two only when Circle wants the other auth scheme): GET /community, both within
-    CIRCLE_VERIFY_TIMEOUT seconds in all."""
+    CIRCLE_VERIFY_TIMEOUT seconds in all. ``known`` is what the last check learned: the scheme that worked then is
+    tried first, so a community on "Token" does not pay a refused (and counted) call on every refresh."""
     budget = verify_timeout()
     deadline = time.monotonic() + budget
     # Circle's quick start says "Bearer", its OpenAPI spec says "Token": both are seen working.
-    for scheme in ("Bearer", "Token"):
+    last = (known or {}).get("auth_scheme")
+    for scheme in sorted(SCHEMES, key=lambda s: s != last):
         reply = _get(config["api_key"], scheme, "/community", deadline, budget)
         if reply.status != 401:
             break
@@ -84,9 +127,14 @@ def verify(config) -> dict:
     matches = bool(slug) and host.startswith(f"{slug.lower()}.")
     info = {"auth_scheme": scheme, "community_id": reply.body.get("id"), "community_name": name,
             "community_url_matches": matches}
+    found = []
     if not matches:
         # A custom domain will not contain the slug either: worth a warning, not worth refusing.
-        info["warnings"] = [community_mismatch(name, slug, config["community_url"])]
+        found.append(community_mismatch(name, slug, config["community_url"]))
+    if plan_warning(config):
+        found.append(plan_warning(config))
+    if found:
+        info["warnings"] = found
     return info
 
 
