@@ -199,3 +199,13 @@ def save_screenshot(page, name: str) -> Path:
     # Animations frozen so the images in docs/ only change when the page does.
     page.screenshot(path=path, full_page=True, animations="disabled")
     return path
+
+
+def checked(page, name: str | None = None) -> None:
+    """The checks every page passes, after its screenshot when it has a name (before the keyboard walk moves the
+    focus): axe-core's accessibility rules, no sideways scrolling, every control reachable by Tab."""
+    if name:
+        save_screenshot(page, name)
+    check_accessibility(page, name or page.url)
+    assert_fits_viewport(page)
+    check_keyboard_reachable(page)

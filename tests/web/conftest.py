@@ -80,3 +80,16 @@ def page(new_page):
 @pytest.fixture
 def phone(new_page):
     return new_page(390, 844)
+
+
+@pytest.fixture
+def owner_page(page, runtime):
+    """The browser page, signed in as the store's owner."""
+    from playwright.sync_api import expect
+
+    from .test_web_flows import sign_in
+
+    add_user(runtime, "owner@example.com", "owner")
+    sign_in(page, "owner@example.com")
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    return page

@@ -21,7 +21,7 @@ from hookyard.models import Delivery, Integration, Product
 
 from ..samcart.fixtures import SAMCART_API_KEY
 from ..waiting import wait_for
-from .browser import assert_fits_viewport, check_accessibility, check_keyboard_reachable, save_screenshot
+from .browser import checked
 from .session import add_user
 from .test_web_flows import sign_in
 
@@ -32,15 +32,6 @@ OWNER_ONLY = ["Copy", "Rotate URL", "Create URL", "Import products", "Process ag
 
 def body(name: str) -> dict:
     return json.loads((BODIES / f"{name}.json").read_text())
-
-
-def checked(page, name: str | None = None) -> None:
-    """The checks every page passes (tests/web/browser.py), after its screenshot when it has a name."""
-    if name:
-        save_screenshot(page, name)  # before the keyboard walk moves the focus
-    check_accessibility(page, name or page.url)
-    assert_fits_viewport(page)
-    check_keyboard_reachable(page)
 
 
 def integration_id_of(page) -> int:
@@ -66,14 +57,6 @@ def process_here(runtime) -> list[str]:
         waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")
                                        .order_by(Delivery.id)))
     return [deliveries.process(delivery_id) for delivery_id in waiting]
-
-
-@pytest.fixture
-def owner_page(page, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    sign_in(page, "owner@example.com")
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-    return page
 
 
 @pytest.fixture

@@ -14,26 +14,9 @@ from ..circle.fixtures import CircleSetup
 from ..conftest import purchase
 from ..tasking import refresh
 from ..waiting import wait_for
-from .browser import assert_fits_viewport, check_accessibility, check_keyboard_reachable, save_screenshot
+from .browser import checked
 from .session import add_user
 from .test_web_flows import sign_in
-
-
-def checked(page, name: str | None = None) -> None:
-    """The checks every page passes (tests/web/browser.py), after its screenshot when it has a name."""
-    if name:
-        save_screenshot(page, name)  # before the keyboard walk moves the focus
-    check_accessibility(page, name or page.url)
-    assert_fits_viewport(page)
-    check_keyboard_reachable(page)
-
-
-@pytest.fixture
-def owner_page(page, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    sign_in(page, "owner@example.com")
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-    return page
 
 
 @pytest.fixture

@@ -12,26 +12,9 @@ from hookyard import usage
 
 from ..circle.fixtures import CircleSetup
 from ..tasking import refresh
-from .browser import assert_fits_viewport, check_accessibility, check_keyboard_reachable, save_screenshot
-from .session import add_user
-from .test_web_flows import sign_in
+from .browser import checked
 
 COMMUNITY = "4242"  # FakeCircle's community id
-
-
-def checked(page, name: str) -> None:
-    save_screenshot(page, name)  # before the keyboard walk moves the focus
-    check_accessibility(page, name)
-    assert_fits_viewport(page)
-    check_keyboard_reachable(page)
-
-
-@pytest.fixture
-def owner_page(page, runtime):
-    add_user(runtime, "owner@example.com", "owner")
-    sign_in(page, "owner@example.com")
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-    return page
 
 
 @pytest.fixture
