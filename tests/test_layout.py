@@ -28,3 +28,29 @@ def test_import_platform_from_the_repository_root_is_still_the_standard_library(
 def test_no_tests_or_conftest_under_the_source_root():
     found = [p for p in (ROOT / "platform").rglob("*.py") if p.name.startswith("test_") or p.name == "conftest.py"]
     assert found == []
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_web_ui_and_the_plugins_sit_on_the_request_scoped_core_not_on_the_api():
+    """Each layer imports only downward: the UI and the API both use hookyard.requestctx; neither imports the other,
+    and no plugin reaches into the API's internals."""
+    offenders = {}
+    for folder in ("web", "plugins"):
+        for path in (ROOT / folder).rglob("*.py"):
+            bad = sorted(m for m in _imports(path) if m == "hookyard.api" or m.startswith("hookyard.api."))
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+    api_files = (ROOT / "platform" / "hookyard" / "api").rglob("*.py")
+    assert not [p for p in api_files if any(m.startswith("hookyard_web") for m in _imports(p))]

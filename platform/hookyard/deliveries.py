@@ -31,7 +31,7 @@ from . import emit, inbound, inputs, runtime
 from .connections import full_config
 from .contract import App, InboundContext, Rejected, Unmapped
 from .jobqueue import CRASH_RETRY, FAILURE_TTL, REDIS_ERRORS, RESULT_TTL, not_waiting
-from .models import Delivery, Integration, PluginStateRecord, utcnow
+from .models import MAX_ID, Delivery, Integration, PluginStateRecord, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ STATE_LIMIT = 64 * 1024  # bytes of JSON per plugin state document
 MAX_STEPS = 500  # deliveries one job processes for its connection before leaving the rest to their own jobs
 SWEEP_BATCH = 200
 FINISHED = ("mapped", "duplicate", "unmapped")  # an earlier delivery in one of these states makes a redelivery
-MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns: a larger one names nothing (and would fail the query)
 
 
 class NotInbound(LookupError):

@@ -1,8 +1,10 @@
 """Liveness and readiness probes; no token, no marketplace."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
+
+from .requestctx import runtime
 
 bp = Blueprint("health", __name__)
 
@@ -14,7 +16,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    rt = current_app.extensions["hookyard"]
+    rt = runtime()
     checks = {}
     try:
         with rt.db.engine.connect() as conn:

@@ -3,12 +3,27 @@ from __future__ import annotations
 
 from datetime import timezone
 
+from marshmallow import fields, validate
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Event, Integration, Product, Rule, Run
+from .models import RUN_STATES, Event, Integration, Product, Rule, Run
+from .schema_policy import BaseSchema, id_field
 
 FILTERS = ("status", "trigger", "action", "product_id", "integration_id")
+
+
+class LogQuerySchema(BaseSchema):
+    """The search's query, as the API's query string and the web UI's filter form both send it."""
+
+    q = fields.String(metadata={"description": "Search email, product (id or name), trigger, action and reason."})
+    status = fields.String(validate=validate.OneOf(RUN_STATES))
+    trigger = fields.String()
+    action = fields.String()
+    product_id = id_field()
+    integration_id = id_field()
+    since = fields.DateTime(metadata={"description": "Created at or after (ISO 8601)."})
+    until = fields.DateTime(metadata={"description": "Created before (ISO 8601)."})
 
 
 def search(marketplace_id: int, filters: dict) -> Select:

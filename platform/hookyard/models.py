@@ -15,6 +15,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names nothing, and sent to the database it fails
+# the query (a 500 on SQLite and PostgreSQL alike) instead of finding nothing. Check ids against it before a lookup.
+MAX_ID = 2**31 - 1
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in Python on every backend (SQLite has no time zones)."""
 

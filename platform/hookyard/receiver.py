@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import deliveries, inbound
+from .requestctx import db_session, runtime
 
 bp = Blueprint("hooks", __name__, url_prefix=inbound.PATH_PREFIX)
 log = logging.getLogger(__name__)
-
-
-def _rt():
-    return current_app.extensions["hookyard"]
-
-
-def _session():
-    # The request's database session, under the same name as the API's, so the app's teardown closes it.
-    if "db_session" not in g:
-        g.db_session = _rt().db.sessions()
-    return g.db_session
 
 
 @bp.errorhandler(HTTPException)
@@ -37,7 +27,7 @@ def _as_json(error: HTTPException):
 
 
 def _connection(app: str, key: str):
-    integration = inbound.find(_session(), app, key)
+    integration = inbound.find(db_session(), app, key)
     if integration is None:
         abort(404, "No connection has this inbound URL: it was mistyped, rotated, or its connection was deleted. "
                    "Copy the URL again from the connection's page in Hookyard.")
@@ -48,13 +38,13 @@ def _connection(app: str, key: str):
 def receive(app: str, key: str):
     """Stores the delivery for the connection whose URL this is."""
     integration = _connection(app, key)
-    limit = _rt().settings.inbound_max_bytes
+    limit = runtime().settings.inbound_max_bytes
     if request.content_length is not None and request.content_length > limit:
         abort(413, f"The body is larger than {limit} bytes; nothing was stored.")
     raw = request.stream.read(limit + 1)  # also bounds a body sent without Content-Length (chunked)
     if len(raw) > limit:
         abort(413, f"The body is larger than {limit} bytes; nothing was stored.")
-    delivery, problem = deliveries.receive(_rt(), _session(), integration, raw, request.mimetype or "")
+    delivery, problem = deliveries.receive(runtime(), db_session(), integration, raw, request.mimetype or "")
     if problem is not None:
         log.warning("delivery %s for integration %s rejected: %s", delivery.id, integration.id, delivery.reason)
         # Stored all the same (the delivery log shows it as rejected), so the sender's log and the merchant's agree.

@@ -9,6 +9,8 @@ import time
 import redis
 from flask import Flask, current_app
 
+from . import requestctx
+
 log = logging.getLogger(__name__)
 
 HEADERS = {
@@ -67,7 +69,7 @@ class RateLimiter:
         now = time.monotonic()
         if now < self._paused_until:
             return None
-        runtime = current_app.extensions["hookyard"]
+        runtime = requestctx.runtime()
         # Hashed: keys stay short, and no email address or token material is written to Redis.
         digest = hashlib.sha256(subject.encode()).hexdigest()
         key = f"{runtime.settings.queue_name}:ratelimit:{scope}:{digest}"

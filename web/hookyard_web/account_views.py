@@ -11,8 +11,7 @@ from ua_parser import parse as parse_user_agent
 
 from hookyard import user_sessions
 from hookyard.accounts import authenticate, change_password, create_user, has_users
-from hookyard.api.base import rt
-from hookyard.api.base import session as db
+from hookyard.requestctx import runtime as rt, db_session as db
 from hookyard.security import over_limit
 from hookyard.tokens import DEFAULT_MARKETPLACE, get_or_create_marketplace, marketplace_names
 

@@ -12,8 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from hookyard import inbound, user_sessions
 from hookyard.accounts import has_users
-from hookyard.api.base import rt
-from hookyard.api.base import session as db
+from hookyard.requestctx import runtime as rt, db_session as db
 from hookyard.models import Marketplace, User, UserSession
 
 from .labels import trigger_label
@@ -106,7 +105,7 @@ def _csrf_ok() -> bool:
 def _guard():
     g.user = _signed_in_user()
     if g.user is not None:
-        g.marketplace = db().get(Marketplace, g.user.marketplace_id)  # scopes hookyard.api.base.owned()
+        g.marketplace = db().get(Marketplace, g.user.marketplace_id)  # scopes hookyard.requestctx.owned()
     if request.method not in SAFE_METHODS and not _csrf_ok():
         abort(400, description="This form has expired or is missing its security token. "
                                "Reload the page and submit it again.")

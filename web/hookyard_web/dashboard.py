@@ -8,9 +8,7 @@ from flask import render_template
 from sqlalchemy import Integer, func, select
 
 from hookyard import connections, usage
-from hookyard.api.base import marketplace_id
-from hookyard.api.base import session as db
-from hookyard.api.base import rt
+from hookyard.requestctx import store_id as marketplace_id, db_session as db, runtime as rt
 from hookyard.models import Event, Integration, Rule, Run, utcnow
 
 from .blueprint import bp

@@ -6,7 +6,7 @@ import json
 from marshmallow import ValidationError
 
 from hookyard import inputs
-from hookyard.api.base import MAX_ID
+from hookyard.models import MAX_ID
 from hookyard.schemadoc import describe
 
 

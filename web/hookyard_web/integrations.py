@@ -14,8 +14,7 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from hookyard import connections, inbound, tasks
-from hookyard.api.base import marketplace_id, owned, rt
-from hookyard.api.base import session as db
+from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import TASK_ACTIVE_STATES, Delivery, Integration, Rule, Task
 from hookyard.schemadoc import describe
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from hookyard import snapshot
-from hookyard.api.base import marketplace_id, rt
-from hookyard.api.base import session as db
+from hookyard.requestctx import store_id as marketplace_id, runtime as rt, db_session as db
 from hookyard.models import Integration, Product, Rule
 
 

@@ -10,9 +10,8 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from hookyard import logsearch, replay
-from hookyard.api.base import marketplace_id, owned, rt
-from hookyard.api.base import session as db
-from hookyard.api.logs import LogQuerySchema
+from hookyard.logsearch import LogQuerySchema
+from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import RUN_STATES, Product, Run
 
 from .blueprint import bp, done, owner_only

@@ -7,8 +7,7 @@ from sqlalchemy import func, select
 
 from hookyard import products as product_service
 from hookyard import rules as rule_service
-from hookyard.api.base import marketplace_id, owned
-from hookyard.api.base import session as db
+from hookyard.requestctx import store_id as marketplace_id, owned, db_session as db
 from hookyard.models import Product, Rule
 
 from .blueprint import bp, done, owner_only

@@ -7,8 +7,7 @@ from marshmallow import ValidationError
 
 from hookyard import connections
 from hookyard import rules as rule_service
-from hookyard.api.base import marketplace_id, owned, rt
-from hookyard.api.base import session as db
+from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import Integration, Product, Rule
 from hookyard.schemadoc import describe
 

@@ -7,8 +7,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from hookyard.accounts import create_user, remove_user
-from hookyard.api.base import marketplace, marketplace_id, owned
-from hookyard.api.base import session as db
+from hookyard.requestctx import store as marketplace, store_id as marketplace_id, owned, db_session as db
 from hookyard.models import ROLES, ApiToken, User
 from hookyard.tokens import create_token, revoke_token
 

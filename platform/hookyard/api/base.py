@@ -1,28 +1,15 @@
 """What every resource blueprint shares: the schema policy, the session, tenancy and the error helpers."""
 from __future__ import annotations
 
-from flask import current_app, g
 from flask_smorest import Blueprint, abort
 from flask_smorest.pagination import PaginationMetadataSchema
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from .. import inputs
-from ..runtime import Runtime
-
-
-class BaseSchema(Schema):
-    class Meta:
-        # Unknown fields in a request are a client bug worth a 422, not something to drop silently.
-        unknown = RAISE
-        ordered = True
-
-    @validates_schema
-    def _storable_values(self, data, **kwargs):
-        # Whatever the location (body, query string, headers) and however deep (a payload's email): text with
-        # NUL or a lone surrogate, out-of-range numbers, instants with no UTC equivalent and too much nesting
-        # are the client's mistake (422 at the field), where they would otherwise fail in the database (500).
-        inputs.check(data)
+from ..models import MAX_ID  # noqa: F401 (re-exported for the resource modules)
+from ..requestctx import db_session, owned, runtime, store, store_id  # noqa: F401 (owned: re-exported)
+from ..schema_policy import BaseSchema, id_field  # noqa: F401 (re-exported)
 
 
 # Text never holds NUL (see hookyard.inputs), and the document says so: clients and request generators know that
@@ -36,6 +23,8 @@ def text_without_nul(converter, field, ret, **kwargs) -> dict:
     if isinstance(field, fields.String) and "pattern" not in ret:
         return {"pattern": TEXT_PATTERN}
     return {}
+
+
 
 
 class JsonBodyParser(FlaskParser):
@@ -72,40 +61,8 @@ class ApiBlueprint(Blueprint):
         resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = PAGINATION_HEADER
 
 
-def rt() -> Runtime:
-    return current_app.extensions["hookyard"]
-
-
-def session():
-    if "db_session" not in g:
-        g.db_session = rt().db.sessions()
-    return g.db_session
-
-
-def marketplace():
-    return g.marketplace
-
-
-def marketplace_id() -> int:
-    return g.marketplace.id
-
-
-# Ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names nothing, and sent to the database it
-# fails the query (a 500 on SQLite and PostgreSQL alike) instead of finding nothing.
-MAX_ID = 2**31 - 1
-
-
-def id_field(**kwargs) -> fields.Integer:
-    """An id in a query string or a body: out of range is the client's mistake (422), documented as such."""
-    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
-def owned(model, object_id: int):
-    """The object when it exists and belongs to the caller's marketplace; 404 otherwise (either way)."""
-    obj = session().get(model, object_id) if 0 < object_id <= MAX_ID else None
-    if obj is None or obj.marketplace_id != marketplace_id():
-        abort(404, message=f"{model.__name__.lower()} {object_id} not found")
-    return obj
+# The request-scoped core under the names the resource modules use (hookyard.requestctx is the public home).
+rt, session, marketplace, marketplace_id = runtime, db_session, store, store_id
 
 
 def abort_invalid(exc: ValidationError, location: str = "json", message: str = "Invalid request."):

@@ -3,26 +3,16 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from .. import logsearch, replay
-from ..models import RUN_STATES, Run
+from ..logsearch import LogQuerySchema
+from ..models import Run
 from .auth import api_blueprint
-from .base import BaseSchema, id_field, marketplace_id, owned, page_of, rt, session
+from .base import BaseSchema, marketplace_id, owned, page_of, rt, session
 from .runs import LogEntryDetailSchema, LogEntrySchema
 
 blp = api_blueprint("logs", "The integration log")
-
-
-class LogQuerySchema(BaseSchema):
-    q = fields.String(metadata={"description": "Search email, product (id or name), trigger, action and reason."})
-    status = fields.String(validate=validate.OneOf(RUN_STATES))
-    trigger = fields.String()
-    action = fields.String()
-    product_id = id_field()
-    integration_id = id_field()
-    since = fields.DateTime(metadata={"description": "Created at or after (ISO 8601)."})
-    until = fields.DateTime(metadata={"description": "Created before (ISO 8601)."})
 
 
 @blp.route("")
