@@ -54,3 +54,53 @@ def test_the_web_ui_and_the_plugins_sit_on_the_request_scoped_core_not_on_the_ap
     assert offenders == {}
     api_files = (ROOT / "platform" / "hookyard" / "api").rglob("*.py")
     assert not [p for p in api_files if any(m.startswith("hookyard_web") for m in _imports(p))]
+
+
+def _core_graph() -> dict[str, set[str]]:
+    """Module-level imports between the core's modules (imports inside functions are deliberate late binding)."""
+    import ast
+
+    package = ROOT / "platform" / "hookyard"
+    graph = {}
+    for path in package.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here
+                    target = f"{base}.{node.module}" if node.module else base
+                    found.add(target)
+                    if not node.module:
+                        found.update(f"{base}.{alias.name}" for alias in node.names)
+                elif node.module and node.module.startswith("hookyard"):
+                    found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("hookyard"))
+        graph[name] = found
+    return {name: {t for t in targets if t in graph and t != name} for name, targets in graph.items()}
+
+
+def test_the_core_has_no_import_cycle():
+    """E.g. the worker process, the sweeper, the jobs and the enqueue policy each import only downward."""
+    graph = _core_graph()
+    assert {"hookyard.worker", "hookyard.sweeper", "hookyard.jobs", "hookyard.jobqueue"} <= set(graph)
+    state, cycles = {}, []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []

@@ -432,7 +432,7 @@ def worker(burst, fork):
     from sqlalchemy.orm import configure_mappers
 
     from . import runtime
-    from .jobqueue import work
+    from .worker import work
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Plugins load here, in the parent, so each forked job starts with them imported.

@@ -333,7 +333,7 @@ class StateStore:
 
 
 def sweep(rt: Runtime) -> int:
-    """Run by every worker with hookyard.jobs.sweep: a delivery still ``received`` after a sweep interval whose job
+    """Run by every worker with hookyard.sweeper.sweep: a delivery still ``received`` after a sweep interval whose job
     is not in Redis (Redis was down when it arrived, or restarted empty) is queued again."""
     due = utcnow() - timedelta(seconds=rt.settings.sweep_interval)
     requeued = 0

@@ -1,16 +1,17 @@
-"""Enqueueing with one policy: JSON serializer, deterministic job ids, timeouts, TTLs and a retry."""
+"""Enqueueing with one policy: JSON serializer, deterministic job ids, timeouts, TTLs and a retry; the first
+dispatch of a run and every later one (a retry, a deferral, a re-dispatch by the sweeper). The worker process is
+hookyard.worker."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import InvalidJobOperation, NoSuchJobError, StopRequested
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from rq.worker import RoundRobinWorker, SimpleWorker
 from rq.serializers import JSONSerializer
+from sqlalchemy.orm import Session
 
 from .models import Run
 from .runtime import Runtime
@@ -21,6 +22,7 @@ FAILURE_TTL = 7 * 24 * 3600
 # RQ's own retry only covers a crash of our job function itself (a bug, a lost database);
 # outcomes that plugins call retryable are rescheduled by hookyard.jobs with backoff.
 CRASH_RETRY = Retry(max=3, interval=[10, 60, 300])
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def run_job_id(event_id: int, rule_id: int, dispatch: int = 1) -> str:
@@ -82,70 +84,14 @@ def enqueue_run(rt: Runtime, run: Run) -> None:
         queue.enqueue("hookyard.jobs.run_rule", run.id, **options)
 
 
-class Sweeping:
-    """Sweeps with RQ's maintenance, which every worker runs between jobs and while idle."""
-
-    def run_maintenance_tasks(self):
-        super().run_maintenance_tasks()
-        from .jobs import sweep
-        from .scheduler_locks import reclaim
-
-        try:
-            reclaim(self)  # a killed worker's scheduler locks, which RQ would leave idle for a minute or more
-        except REDIS_ERRORS as exc:
-            log.warning("could not check the scheduler locks (%s)", exc.__class__.__name__)
-        sweep()
-        if self._shutdown_requested_date is not None:
-            # A SIGTERM that came during maintenance was swallowed by it (RQ raises StopRequested wherever the
-            # main thread is); without this the worker would block on its queues and never stop.
-            raise StopRequested()
-
-
-class ForkingWorker(Sweeping, RoundRobinWorker):
-    pass
-
-
-class NonForkingWorker(Sweeping, SimpleWorker):
-    reorder_queues = RoundRobinWorker.reorder_queues
-
-
-def make_worker(rt: Runtime, fork: bool):
-    """Forking isolates each job in a child; not forking runs several times faster (warm caches and
-    connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
-    interval = rt.settings.sweep_interval
-    return (ForkingWorker if fork else NonForkingWorker)(
-        shard_queues(rt), connection=rt.redis, serializer=JSONSerializer, maintenance_interval=interval,
-        # An idle worker waits on the queues for worker_ttl - 15 s between maintenance runs.
-        worker_ttl=interval + 15, job_monitoring_interval=max(1, min(30, (interval + 15) // 3)))
-
-
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-
-def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
-    """Runs a worker until it is asked to stop. RQ's worker quits when Redis goes away while it finishes
-    a job; this waits for Redis to come back and starts a fresh one, so an outage needs no restart by
-    hand (and does not end `make run`, where one process exiting stops them all)."""
-    while True:
-        worker = make_worker(rt, fork)
-        try:
-            worker.work(with_scheduler=True, burst=burst)
-        except REDIS_ERRORS as exc:  # its teardown could not reach Redis either
-            log.error("the worker lost Redis (%s)", exc.__class__.__name__)
-        # RQ notes a SIGTERM/SIGINT here whether the worker was busy or idle when it came.
-        if burst or worker._shutdown_requested_date is not None:
-            return
-        log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
-        _wait_for_redis(rt)
-
-
-def _wait_for_redis(rt: Runtime, first_wait: float = 0.5, longest_wait: float = 10.0) -> None:
-    wait = first_wait
-    while True:
-        try:
-            rt.redis.ping()
-            return
-        except REDIS_ERRORS as exc:
-            log.warning("Redis is unreachable (%s); trying again in %.1f s", exc.__class__.__name__, wait)
-            time.sleep(wait)  # nothing to wait on but time: Redis itself is what is missing
-            wait = min(wait * 2, longest_wait)
+def dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
+    """The run's next job, under a new id (its dispatch count): a retry, a deferral or a sweeper's re-dispatch never
+    overwrites the job record of the one before. Committed first, so the job never runs ahead of its run; with Redis
+    down the run stays queued and the sweeper dispatches it once Redis is back."""
+    run.dispatches += 1
+    run.job_id = run_job_id(run.event_id, run.rule_id, run.dispatches)
+    session.commit()
+    try:
+        enqueue_run(rt, run)
+    except REDIS_ERRORS as exc:
+        log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)

@@ -1,5 +1,6 @@
-"""The jobs the worker runs: ``run_rule`` for each (event, rule), taking only the run's id, and
-``sweep``, which finds runs whose worker died or whose job never reached Redis."""
+"""The job the worker runs for each (event, rule): ``run_rule``, taking only the run's id; what an attempt's
+outcome does to its run (``record_outcome``: finished, or retried with backoff). The sweeper, which recovers runs
+nothing would finish, is hookyard.sweeper."""
 from __future__ import annotations
 
 import logging
@@ -8,17 +9,15 @@ import random
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.serializers import JSONSerializer
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import inputs, logcap, runtime, snapshot, usage
 from .contract import Deferred, Outcome, RunContext
-from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, enqueue_run, run_job_id
+from .jobqueue import REDIS_ERRORS, dispatch_again
 from .models import Event, Integration, Product, Rule, Run, utcnow
 from .pacing import pacer
 from .runtime import Runtime
@@ -52,7 +51,7 @@ def run_rule(run_id: int) -> str:
         run = session.get(Run, run_id)
         if isinstance(outcome, Deferred):
             return _defer(rt, session, run, outcome)
-        return _record(rt, session, run, outcome, started, utcnow(), ran)
+        return record_outcome(rt, session, run, outcome, started, utcnow(), ran)
 
 
 def _claim(session: Session, run_id: int) -> datetime | None:
@@ -237,16 +236,6 @@ def _defer(rt: Runtime, session: Session, run: Run, deferred: Deferred) -> str:
     return "deferred"
 
 
-def dispatch_again(rt: Runtime, session: Session, run: Run) -> None:
-    run.dispatches += 1
-    run.job_id = run_job_id(run.event_id, run.rule_id, run.dispatches)
-    session.commit()
-    try:
-        enqueue_run(rt, run)
-    except REDIS_ERRORS as exc:
-        log.error("run %s could not be rescheduled: Redis unreachable (%s)", run.id, exc.__class__.__name__)
-
-
 def attempts_since_replay(run: Run) -> int:
     """Attempts that count against the retry budget: a replay (hookyard.replay) starts a fresh one."""
     for entry in reversed(run.history or []):
@@ -255,7 +244,7 @@ def attempts_since_replay(run: Run) -> int:
     return run.attempts
 
 
-def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished,
+def record_outcome(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished,
             ran: dict | None = None) -> str:
     outcome = replace(outcome, reason=inputs.storable(outcome.reason))
     entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
@@ -287,138 +276,3 @@ def _record(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, 
     session.commit()
     log.info("run %s %s (attempt %s): %s", run.id, run.status, run.attempts, run.reason or "")
     return run.status
-
-
-# --- the sweeper ---------------------------------------------------------------------------------
-
-SWEEP_BATCH = 500
-
-
-def sweep() -> dict:
-    """Recovers runs that nothing would finish. Every worker runs it at start and with RQ's maintenance
-    (hookyard.jobqueue), so recovery needs neither RQ's scheduler nor a surviving worker. Safe to run
-    anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
-    rt = runtime.current()
-    try:
-        # Imported here: hookyard.tasks and hookyard.deliveries build on this module.
-        from .deliveries import sweep as sweep_deliveries
-        from .tasks import sweep as sweep_tasks
-
-        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt),
-                "tasks": sweep_tasks(rt), "deliveries": sweep_deliveries(rt)}
-    except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
-        log.exception("sweep failed")
-        return {}
-    finally:
-        rt.db.dispose()  # a forking worker's parent must not hand a pooled connection to its next job
-
-
-def _recover_stuck(rt: Runtime) -> int:
-    """A "running" attempt whose lease lapsed lost its worker (killed, crashed); one still running past its
-    job timeout is hung. Either way that attempt failed, and the run is retried."""
-    now = utcnow()
-    timeout_cutoff = now - timedelta(seconds=rt.settings.job_timeout + rt.settings.stuck_grace)
-    recovered = 0
-    with rt.db.session() as session:
-        candidates = list(session.execute(select(Run.id, Run.started_at).where(
-            Run.status == "running", Run.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
-            .order_by(Run.started_at).limit(SWEEP_BATCH)))
-        alive = _leases_alive(rt, [run_id for run_id, _ in candidates])
-        for (run_id, started_at), has_lease in zip(candidates, alive, strict=True):
-            if has_lease and started_at >= timeout_cutoff:
-                continue  # its worker is alive and within the job timeout
-            taken = session.execute(update(Run).where(Run.id == run_id, Run.status == "running",
-                                                      Run.started_at == started_at)
-                                    .values(started_at=utcnow()).execution_options(synchronize_session=False))
-            session.commit()
-            if taken.rowcount != 1:
-                continue  # it finished, or another sweeper took it
-            run = session.get(Run, run_id)
-            why = ("its lease lapsed: the worker running it stopped (killed or crashed)" if not has_lease
-                   else f"it was still running {utcnow() - started_at} after it began, past the job timeout")
-            log.warning("run %s: giving up attempt %s, %s", run_id, run.attempts, why)
-            outcome = Outcome.failed(f"the attempt was given up: {why}", retryable=True)
-            _record(rt, session, run, outcome, started_at, utcnow())
-            recovered += 1
-    return recovered
-
-
-def _leases_alive(rt: Runtime, run_ids: list[int]) -> list[bool]:
-    if not run_ids:
-        return []
-    try:
-        pipe = rt.redis.pipeline(transaction=False)
-        for run_id in run_ids:
-            pipe.exists(lease_key(rt, run_id))
-        return [bool(n) for n in pipe.execute()]
-    except REDIS_ERRORS:
-        return [True] * len(run_ids)  # unknown: leave them to the job timeout
-
-
-def _redispatch_lost(rt: Runtime) -> int:
-    """A queued run whose job nothing will run is enqueued again (see _lost). Several sweepers may find the same
-    run: the job may vanish between their reads, and the run's atomic claim keeps a doubled job harmless."""
-    from rq.job import Job
-
-    now = utcnow()
-    due = now - timedelta(seconds=rt.settings.sweep_interval)
-    redispatched = 0
-    with rt.db.session() as session:
-        queued = list(session.scalars(select(Run).where(
-            Run.status == "queued", func.coalesce(Run.not_before, Run.created_at) < due).order_by(Run.id)
-            .limit(SWEEP_BATCH)))
-        if not queued:
-            return 0
-        jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
-        for run, job in zip(queued, jobs, strict=True):
-            why = _lost(rt, run, job, now)
-            if why is None:
-                continue
-            log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id, why)
-            if job is not None:
-                try:
-                    job.delete()
-                except (InvalidJobOperation, NoSuchJobError):
-                    pass  # another sweeper deleted it first
-            run.not_before = None
-            dispatch_again(rt, session, run)
-            redispatched += 1
-    return redispatched
-
-
-def _lost(rt: Runtime, run: Run, job, now: datetime) -> str | None:
-    """Why nothing will run this queued run's job, or None when something will:
-    - not in Redis: Redis was down when it was enqueued, or restarted without persistence;
-    - scheduled but overdue: no scheduler runs (its lock died with a killed worker);
-    - started, yet the run was never claimed: the worker that took it died first (claiming takes milliseconds,
-      or a wait for SQLite's write lock); RQ would only give it up after the job timeout;
-    - finished, failed or stopped without running the run."""
-    if job is None:
-        return "not in Redis"
-    status = job.get_status(refresh=False)
-    due = now - timedelta(seconds=rt.settings.sweep_interval)
-    if status == "scheduled" and run.not_before and run.not_before < due:
-        return "overdue"
-    if status == "started":
-        began = job.started_at
-        if began is not None and began.tzinfo is None:
-            began = began.replace(tzinfo=timezone.utc)
-        dead_after = timedelta(seconds=rt.settings.lease_ttl + rt.settings.sweep_interval)
-        return f"started at {began.isoformat()} but never claimed" if began and began < now - dead_after else None
-    return None if status in LIVE_JOB_STATES else f"{status} without running it"
-
-
-def _prune_events(rt: Runtime) -> int:
-    """Forgets events older than HOOKYARD_EVENT_RETENTION_DAYS whose log entries are gone (trimmed by the
-    cap) or that matched no rule; with them go their dedupe and idempotency keys. An event the log still
-    shows is kept, so an entry's payload and Retry keep working."""
-    cutoff = utcnow() - timedelta(days=rt.settings.event_retention_days)
-    with rt.db.session() as session:
-        expired = (select(Event.id).where(Event.received_at < cutoff, ~exists().where(Run.event_id == Event.id))
-                   .limit(SWEEP_BATCH * 10))
-        result = session.execute(delete(Event).where(Event.id.in_(expired.scalar_subquery()))
-                                 .execution_options(synchronize_session=False))
-        session.commit()
-    if result.rowcount:
-        log.info("pruned %s events older than %s days", result.rowcount, rt.settings.event_retention_days)
-    return result.rowcount or 0

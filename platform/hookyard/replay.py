@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from . import logcap, logsearch
-from .jobs import dispatch_again
+from .jobqueue import dispatch_again
 from .models import Run, utcnow
 from .runtime import Runtime
 

@@ -238,7 +238,7 @@ def give_up_if_dead(rt: Runtime, session: Session, task: Task) -> bool:
 
 
 def sweep(rt: Runtime) -> dict:
-    """Run by every worker with hookyard.jobs.sweep: dead running tasks fail, queued ones whose job is lost are
+    """Run by every worker with hookyard.sweeper.sweep: dead running tasks fail, queued ones whose job is lost are
     queued again, and tasks finished more than KEEP_FINISHED ago are pruned. Each change is a conditional update,
     so overlapping sweeps are harmless."""
     now = utcnow()

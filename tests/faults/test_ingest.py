@@ -97,7 +97,7 @@ def test_old_events_without_log_entries_are_pruned_and_their_keys_with_them(setu
     from datetime import timedelta
 
     from hookyard import runtime as runtime_module
-    from hookyard.jobs import sweep
+    from hookyard.sweeper import sweep
     from hookyard.models import utcnow
 
     setup.rule(setup.integration(), trigger="samcart.product_refunded")  # purchases match no rule

@@ -1,0 +1,81 @@
+"""The worker process: RQ's worker over the shard queues, round robin, forking or not, sweeping with RQ's
+maintenance (hookyard.sweeper) and taking over a dead worker's scheduler locks (hookyard.scheduler_locks); and the
+loop that outlives a Redis outage."""
+from __future__ import annotations
+
+import logging
+import time
+
+from rq.exceptions import StopRequested
+from rq.serializers import JSONSerializer
+from rq.worker import RoundRobinWorker, SimpleWorker
+
+from .jobqueue import REDIS_ERRORS, shard_queues
+from .runtime import Runtime
+from .scheduler_locks import reclaim
+from .sweeper import sweep
+
+log = logging.getLogger(__name__)
+
+
+class Sweeping:
+    """Sweeps with RQ's maintenance, which every worker runs between jobs and while idle."""
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        try:
+            reclaim(self)  # a killed worker's scheduler locks, which RQ would leave idle for a minute or more
+        except REDIS_ERRORS as exc:
+            log.warning("could not check the scheduler locks (%s)", exc.__class__.__name__)
+        sweep()
+        if self._shutdown_requested_date is not None:
+            # A SIGTERM that came during maintenance was swallowed by it (RQ raises StopRequested wherever the
+            # main thread is); without this the worker would block on its queues and never stop.
+            raise StopRequested()
+
+
+class ForkingWorker(Sweeping, RoundRobinWorker):
+    pass
+
+
+class NonForkingWorker(Sweeping, SimpleWorker):
+    reorder_queues = RoundRobinWorker.reorder_queues
+
+
+def make_worker(rt: Runtime, fork: bool):
+    """Forking isolates each job in a child; not forking runs several times faster (warm caches and
+    connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
+    interval = rt.settings.sweep_interval
+    return (ForkingWorker if fork else NonForkingWorker)(
+        shard_queues(rt), connection=rt.redis, serializer=JSONSerializer, maintenance_interval=interval,
+        # An idle worker waits on the queues for worker_ttl - 15 s between maintenance runs.
+        worker_ttl=interval + 15, job_monitoring_interval=max(1, min(30, (interval + 15) // 3)))
+
+
+def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
+    """Runs a worker until it is asked to stop. RQ's worker quits when Redis goes away while it finishes
+    a job; this waits for Redis to come back and starts a fresh one, so an outage needs no restart by
+    hand (and does not end `make run`, where one process exiting stops them all)."""
+    while True:
+        worker = make_worker(rt, fork)
+        try:
+            worker.work(with_scheduler=True, burst=burst)
+        except REDIS_ERRORS as exc:  # its teardown could not reach Redis either
+            log.error("the worker lost Redis (%s)", exc.__class__.__name__)
+        # RQ notes a SIGTERM/SIGINT here whether the worker was busy or idle when it came.
+        if burst or worker._shutdown_requested_date is not None:
+            return
+        log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
+        _wait_for_redis(rt)
+
+
+def _wait_for_redis(rt: Runtime, first_wait: float = 0.5, longest_wait: float = 10.0) -> None:
+    wait = first_wait
+    while True:
+        try:
+            rt.redis.ping()
+            return
+        except REDIS_ERRORS as exc:
+            log.warning("Redis is unreachable (%s); trying again in %.1f s", exc.__class__.__name__, wait)
+            time.sleep(wait)  # nothing to wait on but time: Redis itself is what is missing
+            wait = min(wait * 2, longest_wait)
