@@ -1,9 +1,11 @@
 """The plugin host: entry points, the disable list, check_pending, duplicate keys, introspection."""
+import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType
 
 import pluggy
 import pytest
@@ -14,11 +16,13 @@ from hookyard.plugins import PluginError, build_plugin_manager, load_registry
 
 
 def trigger(key):
-    return TriggerType(key=key, label=key, category="Test", description="", payload_schema=Schema)
+    # Not product_scoped: a product-scoped trigger's schema must load product.id (tests/test_typed_fields.py).
+    return TriggerType(key=key, label=key, category="Test", description="", payload_schema=Schema,
+                       product_scoped=False)
 
 
 def plugin(name, **hooks):
-    ns = SimpleNamespace(__name__=name)
+    ns = ModuleType(name)  # hashable, as pluggy needs a plugin object to be
     for hook_name, fn in hooks.items():
         setattr(ns, hook_name, hookimpl(fn))
     return ns
@@ -68,11 +72,13 @@ def test_registering_the_wrong_type_is_an_error(plugin_site):
 def test_plugins_endpoint_lists_version_hooks_triggers_and_apps(api):
     plugins = {p["name"]: p for p in api.get("/api/v1/plugins").json}
     assert plugins["samcart"]["version"] == "0.1.0"
-    assert plugins["samcart"]["hooks"] == ["register_apps", "register_commands", "register_trigger_types"]
+    assert plugins["samcart"]["hooks"] == ["register_apps", "register_commands", "register_settings",
+                                           "register_trigger_types"]
     assert len(plugins["samcart"]["trigger_types"]) == 17 and plugins["samcart"]["apps"] == ["samcart"]
     assert plugins["samcart"]["commands"] == ["samcart"]
     assert plugins["recorder"] == {"name": "recorder", "version": "0.0.1", "hooks": ["register_apps"],
-                                   "trigger_types": [], "apps": ["inbox", "recorder"], "commands": [], "blueprints": []}
+                                   "trigger_types": [], "apps": ["inbox", "recorder"], "commands": [], "blueprints": [],
+                                   "settings": []}
 
 
 def test_plugins_cli_lists_the_same(plugin_site):
@@ -87,15 +93,30 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
 def test_every_hook_has_a_docstring():
-    assert HOOKS == ["register_apps", "register_blueprints", "register_commands", "register_trigger_types"]
+    assert HOOKS == ["register_apps", "register_blueprints", "register_commands", "register_settings",
+                     "register_trigger_types"]
     for name in HOOKS:
         assert getattr(hookspecs, name).__doc__, name
 
 
+PLUGINS_DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_is_documented_for_plugin_authors(hook):
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
-    assert f"### {hook}" in docs, f"docs/plugins.md has no section for the {hook} hook"
+    docs = PLUGINS_DOC.read_text()
+    assert f"### {hook}\n" in docs, f"docs/plugins.md has no section for the {hook} hook"
+    # The section, up to the next heading of level 2 or 3, shows the hook's whole signature, the hookspec's.
+    section = re.split(r"^#{2,3} ", docs.split(f"### {hook}\n", 1)[1], maxsplit=1, flags=re.MULTILINE)[0]
+    shown = re.search(r"^\*\*Signature:\*\* `([^`]+)`", section, flags=re.MULTILINE)
+    assert shown, f"docs/plugins.md's {hook} section has no **Signature:** `{hook}(...)` line"
+    spec = f"{hook}{inspect.signature(getattr(hookspecs, hook))}"
+    assert shown.group(1) == spec, f"docs/plugins.md shows {shown.group(1)}; the hookspec is {spec}"
+
+
+def test_the_hook_reference_documents_no_hook_that_is_not_one():
+    documented = re.findall(r"^### (register_\w+)", PLUGINS_DOC.read_text(), flags=re.MULTILINE)
+    assert sorted(documented) == HOOKS
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -179,6 +200,23 @@ def test_hook_register_blueprints(plugin_site, settings):
         load_registry(disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages)),
                                              twin])
     assert "plugin 'pages'" in str(refused.value) and "plugin 'twin'" in str(refused.value)
+
+
+def test_hook_register_settings(plugin_site, monkeypatch):
+    """A plugin's settings are listed under it (defaults, never values) and read through its PluginSettings;
+    anything else registered is refused. tests/test_plugin_settings.py has the rest."""
+    from hookyard import PluginSettings, Setting
+
+    settings = PluginSettings(Setting("SHOP_PAGE_SIZE", int, 50, "Records per page."))
+    monkeypatch.setenv("SHOP_PAGE_SIZE", "20")
+    registry = load_registry(disabled=set(), extra=[plugin("shop", register_settings=lambda register: register(
+        settings))])
+    assert registry.owner("setting", "SHOP_PAGE_SIZE") == "shop" and settings["SHOP_PAGE_SIZE"] == 20
+    assert next(p for p in registry.plugins() if p.name == "shop").settings == [dict(
+        name="SHOP_PAGE_SIZE", type="int", default=50, description="Records per page.", secret=False)]
+    with pytest.raises(PluginError, match=r"expected PluginSettings\(Setting\(...\), ...\)"):
+        load_registry(disabled=set(), extra=[plugin("loose", register_settings=lambda register: register(
+            Setting("LOOSE_X", str, "", "A lone setting.")))])
 
 
 def test_an_app_with_two_actions_of_one_key_is_refused(plugin_site):

@@ -8,6 +8,8 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
 
 from marshmallow import Schema
 
+from .fields import is_secret
+
 # Payload schemas load to a dict; the core reads these conventional keys from it (all optional
 # except where a trigger is product-scoped): customer.email, product.id, product.name, occurred_at.
 
@@ -244,11 +246,30 @@ def count_calls(n: int = 1) -> None:
         meter.add(n)
 
 
+# --- settings: what the server's operator sets for a plugin, in the environment (CIRCLE_TIMEOUT=…) -------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One deployment setting of a plugin: an environment variable, declared with its type, default and description
+    in a ``hookyard.PluginSettings`` that the plugin registers (``register_settings``) and reads its values through.
+    Listed by ``hookyard plugins --settings`` and ``GET /api/v1/plugins`` with its default, never its value."""
+
+    name: str  # the variable, with the plugin's own prefix: CIRCLE_… (or HOOKYARD_CIRCLE_…) for the plugin "circle"
+    type: type  # str, int, float (finite), bool (1/0, true/false, yes/no, on/off) or list (comma-separated strings)
+    default: Any  # a value of that type (None: no value), read when the variable is unset or blank
+    description: str
+    secret: bool = False  # its value is never echoed, not even in the message that refuses it
+    # parse(value) -> what the plugin reads, from the value of ``type`` (e.g. "1800/300" -> (1800, 300.0)); raises
+    # ValueError("must be more than 0") to refuse it. The default goes through it too.
+    parse: Callable[[Any], Any] | None = None
+
+
 @dataclass(frozen=True)
 class App:
     key: str
     name: str
-    config_schema: type[Schema]  # mark secret fields with metadata={"secret": True}
+    config_schema: type[Schema]  # secret fields are hookyard.fields.Secret() (or the deprecated metadata secret)
     # verify(config) returns facts about the account (stored as the integration's info). Its reserved key
     # "warnings", a list of {"code": str, "message": str}, is for what works but deserves a look (e.g. a URL of
     # another account): shown as the integration's warnings, in the API and on its page, until the next verify.
@@ -261,6 +282,9 @@ class App:
     # info is what verify() just returned. It runs in the worker; one that also takes a ``progress`` keyword
     # (refresh(config, info, progress=None)) is handed a Progress callback to report how far it got.
     refresh: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, list]] | None = None
+    # The names of the lists refresh() returns, e.g. ("spaces", "events"): an Option naming any other is refused at
+    # startup (a misspelt list would otherwise turn its validation off). Empty: not declared, not checked.
+    option_lists: tuple[str, ...] = ()
     description: str = ""
     logo_url: str | None = None
     inbound: Inbound | None = None
@@ -277,4 +301,4 @@ class App:
 
     @property
     def secret_fields(self) -> tuple[str, ...]:
-        return tuple(name for name, f in self.config_schema().fields.items() if f.metadata.get("secret"))
+        return tuple(name for name, f in self.config_schema().fields.items() if is_secret(f))

@@ -2,6 +2,11 @@
 
 Receiving ``register`` (instead of returning lists) lets the host record which plugin registered
 which key, so a duplicate key fails fast naming both plugins.
+
+pluggy calls the implementations, one plugin at a time, with keyword arguments: an implementation may leave
+``register`` out (it is then called without it) but may not add arguments. Hook wrappers (``wrapper=True``,
+``hookwrapper=True``) are refused at load. Each hook is called once per process, when its plugins load, and
+its return value is ignored. docs/plugins.md shows each signature; a test keeps it equal to the one here.
 """
 import pluggy
 
@@ -29,3 +34,10 @@ def register_blueprints(register):
 def register_commands(register):
     """Register command-line commands under ``hookyard``: ``register(click_command_or_group)``, e.g. a group named
     after the plugin (``hookyard samcart import-products``). Names may not repeat a core command's."""
+
+
+@hookspec
+def register_settings(register):
+    """Declare the plugin's settings (environment variables with its own prefix): ``register(PluginSettings(
+    Setting(name, type, default, description), ...))``, then read them as ``SETTINGS[name]``. Values are checked
+    when the plugins load; ``hookyard plugins --settings`` lists them with their defaults, never their values."""

@@ -5,6 +5,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from .fields import option_list
 from .models import Integration, Product, Rule
 from .runtime import Runtime
 
@@ -49,7 +50,7 @@ def _check_options(schema, params: dict, integration: Integration) -> dict:
     """A parameter that names an option list must hold an id from the integration's last refresh."""
     errors = {}
     for name, field in schema.fields.items():
-        list_name = field.metadata.get("options")
+        list_name = option_list(field)
         if not list_name or name not in params or list_name not in (integration.options or {}):
             continue
         known = {str(o.get("id")) for o in integration.options[list_name]}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from .fields import option_list, value_field
+
 _TYPES = [
     (fields.Email, "email"), (fields.Url, "url"), (fields.String, "string"), (fields.Integer, "integer"),
     (fields.Float, "number"), (fields.Decimal, "number"), (fields.Boolean, "boolean"),
@@ -12,6 +14,7 @@ _TYPES = [
 
 
 def _type_name(field) -> str:
+    field = value_field(field)  # an Option is described by the type of its value
     for cls, name in _TYPES:
         if isinstance(field, cls):
             return name
@@ -28,6 +31,8 @@ def describe(schema: Schema | type[Schema]) -> list[dict]:
         for key in ("label", "description", "secret", "options", "multiline"):
             if key in field.metadata:
                 item[key] = field.metadata[key]
+        if option_list(field):  # also a List of Options, whose list name is on its inner field
+            item["options"] = option_list(field)
         choices = getattr(field.validators[0], "choices", None) if field.validators else None
         if choices is not None:
             item["choices"] = list(choices)

@@ -27,6 +27,14 @@ class FieldDoc(BaseSchema):
     nested_fields = fields.List(fields.Dict(), attribute="fields", data_key="fields")
 
 
+class SettingDoc(BaseSchema):
+    name = fields.String(metadata={"description": "The environment variable, with the plugin's own prefix."})
+    type = fields.String(metadata={"description": "str, int, float, bool or list[str] (comma-separated)."})
+    default = fields.Raw(allow_none=True, metadata={"description": "Used when the variable is unset or blank."})
+    description = fields.String()
+    secret = fields.Boolean(metadata={"description": "Its value is never echoed. No setting's value is listed."})
+
+
 class PluginSchema(BaseSchema):
     name = fields.String()
     version = fields.String(allow_none=True)
@@ -35,6 +43,9 @@ class PluginSchema(BaseSchema):
     apps = fields.List(fields.String())
     commands = fields.List(fields.String(), metadata={"description": "Commands added to the `hookyard` CLI."})
     blueprints = fields.List(fields.String(), metadata={"description": "Flask blueprints (pages, endpoints)."})
+    settings = fields.List(fields.Nested(SettingDoc), metadata={
+        "description": "The settings it declares (hookyard plugins --settings): defaults and descriptions, never "
+                       "the values."})
 
 
 class TriggerSchema(BaseSchema):
@@ -87,7 +98,7 @@ def app_doc(a) -> dict:
 class Plugins(MethodView):
     @plugins_blp.response(200, PluginSchema(many=True))
     def get(self):
-        """List installed plugins with their version, hooks, trigger types and apps"""
+        """List installed plugins with their version, hooks, trigger types, apps and settings"""
         return [vars(p) for p in rt().registry.plugins()]
 
 

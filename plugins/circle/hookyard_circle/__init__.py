@@ -4,8 +4,8 @@ import base64
 from hookyard import App, Usage, hookimpl
 
 from .actions import ACTIONS
-from .client import rate_limit
 from .connection import CircleConfig, plan_name, quota, refresh, verify
+from .settings import SETTINGS
 
 # A plain ring, not Circle's trademark: enough for people to tell the app apart in the UI's app list.
 LOGO = "data:image/svg+xml;base64," + base64.b64encode(
@@ -14,6 +14,7 @@ LOGO = "data:image/svg+xml;base64," + base64.b64encode(
 
 CIRCLE = App(
     key="circle", name="Circle", config_schema=CircleConfig, verify=verify, refresh=refresh, actions=ACTIONS,
+    option_lists=("spaces", "space_groups", "events", "member_tags"),
     description="Invite and remove members, manage spaces, space groups, event RSVPs and member tags.",
     logo_url=LOGO,
     # Circle's monthly request quota is per community (circle-api.md §6.3): connections to one community share it.
@@ -23,5 +24,9 @@ CIRCLE = App(
 
 @hookimpl
 def register_apps(register):
-    rate_limit()  # a bad CIRCLE_RATE_LIMIT stops the server at start, not each run later
     register(CIRCLE)
+
+
+@hookimpl
+def register_settings(register):
+    register(SETTINGS)  # checked when the plugins load: a bad CIRCLE_RATE_LIMIT stops the server at start

@@ -9,6 +9,7 @@ import requests
 from marshmallow import Schema, fields
 
 from hookyard import Action, Outcome
+from hookyard.fields import Option
 
 from .client import Circle, Reply
 
@@ -115,11 +116,11 @@ def find_member(circle: Circle, email: str) -> dict | None:
 # --- invite / remove -----------------------------------------------------------------------------
 
 class InviteParams(Schema):
-    space_ids = fields.List(fields.Integer(), load_default=list, metadata={"options": "spaces", "label": "Spaces"})
-    space_group_ids = fields.List(fields.Integer(), load_default=list,
-                                  metadata={"options": "space_groups", "label": "Space groups"})
-    member_tag_ids = fields.List(fields.Integer(), load_default=list,
-                                 metadata={"options": "member_tags", "label": "Member tags"})
+    space_ids = fields.List(Option("spaces", fields.Integer()), load_default=list, metadata={"label": "Spaces"})
+    space_group_ids = fields.List(Option("space_groups", fields.Integer()), load_default=list,
+                                  metadata={"label": "Space groups"})
+    member_tag_ids = fields.List(Option("member_tags", fields.Integer()), load_default=list,
+                                 metadata={"label": "Member tags"})
     skip_invitation = fields.Boolean(load_default=False, metadata={
         "label": "Skip the invitation email", "description": "Add the member without Circle's invitation email."})
 
@@ -227,7 +228,7 @@ def removed(reply: Reply, kind: str, value, done: str, absent: str) -> Outcome:
 
 
 class SpaceParams(Schema):
-    space_id = fields.Integer(required=True, metadata={"options": "spaces", "label": "Space"})
+    space_id = Option("spaces", fields.Integer(), required=True, metadata={"label": "Space"})
 
 
 def add_to_space_reply(circle: Circle, email: str, space_id) -> Reply:
@@ -255,7 +256,7 @@ def remove_member_from_space(ctx, circle):
 
 
 class SpaceGroupParams(Schema):
-    space_group_id = fields.Integer(required=True, metadata={"options": "space_groups", "label": "Space group"})
+    space_group_id = Option("space_groups", fields.Integer(), required=True, metadata={"label": "Space group"})
 
 
 @with_calls
@@ -276,7 +277,7 @@ def remove_member_from_space_group(ctx, circle):
 
 
 class EventParams(Schema):
-    event_id = fields.Integer(required=True, metadata={"options": "events", "label": "Event"})
+    event_id = Option("events", fields.Integer(), required=True, metadata={"label": "Event"})
 
 
 @with_calls
@@ -297,7 +298,7 @@ def unrsvp_member_from_event(ctx, circle):
 
 
 class TagParams(Schema):
-    member_tag_id = fields.Integer(required=True, metadata={"options": "member_tags", "label": "Member tag"})
+    member_tag_id = Option("member_tags", fields.Integer(), required=True, metadata={"label": "Member tag"})
 
 
 @with_calls

@@ -2,7 +2,6 @@
 replies parsed defensively (Circle's success and error bodies are not uniform)."""
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
@@ -10,7 +9,8 @@ import requests
 
 from hookyard import count_calls
 
-DEFAULT_BASE_URL = "https://app.circle.so/api/admin/v2"
+from .settings import SETTINGS
+
 PER_PAGE = 100
 # "Missing record: space", "… member tag", and for an event "post" or "posts/event" (circle-api.md §9).
 _MISSING = re.compile(r"Missing record:\s*([a-z][a-z /_]*)", re.I)
@@ -18,40 +18,24 @@ _MISSING = re.compile(r"Missing record:\s*([a-z][a-z /_]*)", re.I)
 
 def base_url() -> str:
     # A deployment setting (tests and staging point it at the fake), never a per-connection field.
-    return os.environ.get("CIRCLE_API_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-
-
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
-    return value
+    return SETTINGS["CIRCLE_API_BASE_URL"]
 
 
 def timeout() -> tuple[float, float]:
     """(connect, read) seconds for one call made in the worker (actions, a refresh)."""
-    return (_seconds("CIRCLE_CONNECT_TIMEOUT", 5.0), _seconds("CIRCLE_TIMEOUT", 30.0))
+    return SETTINGS["CIRCLE_CONNECT_TIMEOUT"], SETTINGS["CIRCLE_TIMEOUT"]
 
 
 def verify_timeout() -> float:
     """Seconds a whole verify may take, all its calls together. It runs inside a web request (connecting or editing
     a connection), so it must end well within the web worker's timeout (HOOKYARD_WEB_TIMEOUT, 30 s by default)
     however slowly Circle answers: past it the request answers 504 and the web worker is free again."""
-    return _seconds("CIRCLE_VERIFY_TIMEOUT", 10.0)
+    return SETTINGS["CIRCLE_VERIFY_TIMEOUT"]
 
 
 def rate_limit() -> tuple[int, float]:
-    """CIRCLE_RATE_LIMIT as "requests/seconds"; the default leaves 10% of Circle's 2,000 per 5 minutes spare."""
-    raw = os.environ.get("CIRCLE_RATE_LIMIT", "1800/300")
-    try:
-        limit, window = raw.split("/")
-        return int(limit), float(window)
-    except ValueError:
-        raise SystemExit(f"CIRCLE_RATE_LIMIT must look like 1800/300 (requests/seconds), got {raw!r}") from None
+    """CIRCLE_RATE_LIMIT as (requests, seconds)."""
+    return SETTINGS["CIRCLE_RATE_LIMIT"]
 
 
 @dataclass

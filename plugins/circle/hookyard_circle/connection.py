@@ -9,6 +9,7 @@ import requests
 from marshmallow import Schema, fields, validate
 
 from hookyard import ConnectionFailed
+from hookyard.fields import Secret
 
 from .client import Circle, CircleRefused, Reply, base_url, timeout, verify_timeout
 
@@ -36,8 +37,8 @@ def plan_name(config) -> str:
 
 
 class CircleConfig(Schema):
-    api_key = fields.String(required=True, validate=validate.Length(min=8), metadata={
-        "secret": True, "label": "API key",
+    api_key = Secret(required=True, validate=validate.Length(min=8), metadata={
+        "label": "API key",
         "description": "An Admin V2 token: Circle → Settings → Developers → Tokens."})
     community_url = fields.Url(required=True, schemes={"https", "http"}, metadata={
         "label": "Community URL", "description": "Circle → Settings → General, e.g. https://yours.circle.so"})

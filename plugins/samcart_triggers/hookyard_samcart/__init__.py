@@ -5,8 +5,9 @@ from datetime import timedelta
 from hookyard import App, TriggerType, hookimpl
 
 from .connection import SamCartConfig, products, verify
-from .inbound import INBOUND, redelivery_window
+from .inbound import INBOUND
 from .payload import SamCartPayload, dedupe_key
+from .settings import SETTINGS
 
 ECOMMERCE, COURSES = "eCommerce", "Courses"
 PROSPECT_DELAY = timedelta(hours=2)
@@ -80,8 +81,12 @@ SAMCART = App(
 
 @hookimpl
 def register_apps(register):
-    redelivery_window()  # a bad HOOKYARD_SAMCART_REDELIVERY_WINDOW stops the server at start, not each delivery
     register(SAMCART)
+
+
+@hookimpl
+def register_settings(register):
+    register(SETTINGS)  # checked when the plugins load: a bad value stops the server at start, not each delivery
 
 
 @hookimpl

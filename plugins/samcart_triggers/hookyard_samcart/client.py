@@ -4,7 +4,6 @@ act on. Read-only: SamCart's own spec has GET operations only."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -15,7 +14,8 @@ import requests
 
 from hookyard import ConnectionFailed
 
-DEFAULT_BASE_URL = "https://api.samcart.com/v1"
+from .settings import SETTINGS
+
 PAGE_LIMIT = 100  # §9: the default and the maximum
 RETRIES = 3       # 429s answered by waiting, per call
 # SamCart says a 429 carries "a header with the seconds to wait" but not which (§9). These are read in this order;
@@ -28,34 +28,23 @@ _EPOCH_FLOOR = 1_000_000_000
 
 def base_url() -> str:
     # A deployment setting (tests and staging point it at the fake), read at each call: never a connection field.
-    return os.environ.get("SAMCART_API_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-
-
-def _seconds(name: str, default: float, *, allow_zero: bool = False) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not (value >= 0 if allow_zero else value > 0) or math.isinf(value):
-        raise ValueError(f"{name} must be {'0 or more' if allow_zero else 'more than 0'} seconds, got {raw!r}")
-    return value
+    return SETTINGS["SAMCART_API_BASE_URL"]
 
 
 def timeout() -> tuple[float, float]:
     """(connect, read) seconds for one call."""
-    return (_seconds("SAMCART_CONNECT_TIMEOUT", 5.0), _seconds("SAMCART_TIMEOUT", 10.0))
+    return SETTINGS["SAMCART_CONNECT_TIMEOUT"], SETTINGS["SAMCART_TIMEOUT"]
 
 
 def verify_timeout() -> float:
     """Seconds the key check may take in all. It runs inside a web request (connecting or editing a connection),
     so it must end well within HOOKYARD_WEB_TIMEOUT (30 s by default), however slowly SamCart answers."""
-    return _seconds("SAMCART_VERIFY_TIMEOUT", 10.0)
+    return SETTINGS["SAMCART_VERIFY_TIMEOUT"]
 
 
 def rate_limit_wait() -> float:
     """Seconds one call may spend waiting out 429s in all, before it gives up (transient, with retry_after)."""
-    return _seconds("SAMCART_RATE_LIMIT_WAIT", 30.0, allow_zero=True)
+    return SETTINGS["SAMCART_RATE_LIMIT_WAIT"]
 
 
 def wait_hint(headers) -> float | None:

@@ -1,31 +1,19 @@
 """The SamCart app's inbound URL: SamCart's Notify URL posts here, and each delivery becomes events (mapping.py)."""
 from __future__ import annotations
 
-import os
-import re
 from datetime import timedelta
 
 from hookyard import Inbound, Unmapped
 
 from . import mapping, notify
 from .connection import subscription_status
-
-WINDOW_ENV = "HOOKYARD_SAMCART_REDELIVERY_WINDOW"
-DEFAULT_WINDOW = timedelta(hours=1)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+from .settings import SETTINGS
 
 
 def redelivery_window() -> timedelta:
     """HOOKYARD_SAMCART_REDELIVERY_WINDOW: seconds, or a number with s, m, h or d (default 1h). A body that carries
     no charge id, rebill id or timestamp is a redelivery only when the same body came within this window."""
-    raw = os.environ.get(WINDOW_ENV, "").strip()
-    if not raw:
-        return DEFAULT_WINDOW
-    match = _DURATION.match(raw.lower())
-    if not match:
-        raise SystemExit(f"{WINDOW_ENV} must be a duration such as 3600, 90m or 1h; got {raw!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return SETTINGS["HOOKYARD_SAMCART_REDELIVERY_WINDOW"]
 
 
 def handle(ctx):
