@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-PLUGINS := plugins/samcart_triggers plugins/circle web
+PLUGINS := plugins/samcart_triggers plugins/circle plugins/webhook web
 PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
 
-.PHONY: run test screenshots openapi bench clean
+.PHONY: run test lint screenshots openapi bench clean
 
 run: $(STAMP)
 	$(BIN)/hookyard run
@@ -16,6 +16,11 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	@$(BIN)/python -m tests.needs $(PYTEST_ARGS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (ruff.toml): lint, and the formatting every file is kept in (`.venv/bin/ruff format .` applies it).
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The browser tests, writing their page screenshots into the docs.
 screenshots: $(TEST_STAMP)

@@ -148,11 +148,30 @@ def _marketplace(session, name: str | None):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins(as_json):
-    """List installed plugins with their hooks, trigger types and apps."""
+@click.option("--settings", "settings_only", is_flag=True,
+              help="List the plugins' settings (environment variables) with their types, defaults and descriptions, "
+                   "never their values.")
+def plugins(as_json, settings_only):
+    """List installed plugins with their hooks, trigger types and apps (or, with --settings, their settings)."""
     from .plugins import load_registry
 
     infos = [vars(p) for p in load_registry().plugins()]
+    if settings_only:
+        listed = [dict(plugin=p["name"], **s) for p in infos for s in p["settings"]]
+        if as_json:
+            click.echo(json.dumps(listed, indent=2))
+            return
+        for p in infos:
+            if not p["settings"]:
+                continue
+            click.echo(p["name"])
+            for s in p["settings"]:
+                default = "none" if s["default"] is None else "empty" if s["default"] in ("", []) \
+                    else json.dumps(s["default"])
+                secret = ", secret" if s["secret"] else ""
+                click.echo(f"  {s['name']} ({s['type']}{secret}; default {default})")
+                click.echo(f"      {s['description']}")
+        return
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
@@ -165,6 +184,8 @@ def plugins(as_json):
             click.echo(f"  apps: {', '.join(p['apps'])}")
         if p["blueprints"]:
             click.echo(f"  blueprints: {', '.join(p['blueprints'])}")
+        if p["settings"]:
+            click.echo(f"  settings: {', '.join(s['name'] for s in p['settings'])} (hookyard plugins --settings)")
 
 
 @main.group()
@@ -471,6 +492,22 @@ def openapi_document() -> str:
     with app.app_context():
         spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
     return json.dumps(spec, indent=2, sort_keys=True)
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--directory", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Where to create the hookyard-NAME folder.")
+def new_plugin(name, directory):
+    """Create a plugin distribution, hookyard-NAME/: one trigger, one app with one action, tests, README."""
+    from .scaffold import ScaffoldError, new_plugin as scaffold
+
+    try:
+        root = scaffold(name, directory)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {root}")
+    click.echo(f"next: pip install -e '{root}[test]' && python -m pytest {root / 'tests'}   (docs/plugins/tutorial.md)")
 
 
 @main.command()

@@ -141,8 +141,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.server.fake._handle(self)
 
-    # Every method reaches the fake, which answers a wrong one as its API would (404, 405...).
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+    # Every method reaches the fake, which answers a wrong one as its API would (404, 405...). A HEAD (what a
+    # connection's reachability check sends) is answered as the fake answers it, without the body (see send()).
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
     def log_message(self, format, *args):
         if self.server.fake.log_requests:
@@ -160,7 +161,8 @@ def send(handler: BaseHTTPRequestHandler, reply: Reply):
     for name, value in reply.headers.items():
         handler.send_header(name, value)
     handler.end_headers()
-    handler.wfile.write(payload)
+    if handler.command != "HEAD":  # a body after a HEAD's answer would be read as the next answer (keep-alive)
+        handler.wfile.write(payload)
 
 
 def gateway_page(status: int) -> str:
