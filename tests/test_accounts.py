@@ -7,8 +7,15 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from hookyard import user_sessions
-from hookyard.accounts import (authenticate, change_password, check_password, create_user, password_problem,
-                               remove_user, set_password)
+from hookyard.accounts import (
+    authenticate,
+    change_password,
+    check_password,
+    create_user,
+    password_problem,
+    remove_user,
+    set_password,
+)
 from hookyard.models import User, UserSession
 from hookyard.tokens import get_or_create_marketplace
 

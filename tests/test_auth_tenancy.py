@@ -32,6 +32,7 @@ def test_readyz_says_which_dependency_is_down(runtime, app):
 
 def test_revoked_tokens_stop_working(api, runtime):
     from datetime import datetime, timezone
+
     from hookyard.models import ApiToken
     assert api.get("/api/v1/rules").status_code == 200
     with runtime.db.session() as s:

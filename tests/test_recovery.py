@@ -9,8 +9,8 @@ from hookyard.models import Marketplace
 from hookyard.runtime import Runtime
 
 from .conftest import purchase
-from .test_e2e import wait_status
 from .processes import kill_tree
+from .test_e2e import wait_status
 from .waiting import wait_for
 
 pytestmark = pytest.mark.e2e

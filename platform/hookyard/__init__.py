@@ -7,8 +7,24 @@ Plugin authors need only what this module exports::
 """
 import pluggy
 
-from .contract import (Action, App, Cancelled, ConnectionFailed, Deferred, Inbound, InboundContext, InboundEvent,
-                       Outcome, Rejected, RunContext, Setting, TriggerType, Unmapped, Usage, count_calls)
+from .contract import (
+                       Action,
+                       App,
+                       Cancelled,
+                       ConnectionFailed,
+                       Deferred,
+                       Inbound,
+                       InboundContext,
+                       InboundEvent,
+                       Outcome,
+                       Rejected,
+                       RunContext,
+                       Setting,
+                       TriggerType,
+                       Unmapped,
+                       Usage,
+                       count_calls,
+)
 from .fields import Option, Secret
 from .plugin_settings import PluginSettings
 

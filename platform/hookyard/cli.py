@@ -481,9 +481,9 @@ def openapi_write(path):
 
 def openapi_document() -> str:
     from .app import create_app
-    from .runtime import Runtime
     from .db import Database
     from .plugins import load_registry
+    from .runtime import Runtime
 
     settings = Settings.from_env(env={"SECRET_KEY": "openapi", "HOOKYARD_INSTANCE_PATH": "/nonexistent"},
                                  database_url="sqlite://")
@@ -500,7 +500,8 @@ def openapi_document() -> str:
               help="Where to create the hookyard-NAME folder.")
 def new_plugin(name, directory):
     """Create a plugin distribution, hookyard-NAME/: one trigger, one app with one action, tests, README."""
-    from .scaffold import ScaffoldError, new_plugin as scaffold
+    from .scaffold import ScaffoldError
+    from .scaffold import new_plugin as scaffold
 
     try:
         root = scaffold(name, directory)

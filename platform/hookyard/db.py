@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from pathlib import Path
 
 from sqlalchemy import create_engine, event

@@ -23,6 +23,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def current_heads(database_url: str) -> tuple:
     from alembic.runtime.migration import MigrationContext
+
     from .db import make_engine
 
     engine = make_engine(database_url)

@@ -29,11 +29,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import GenerationConfig
 from schemathesis.core.failures import FailureGroup, ServerError
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.specs.openapi.checks import (allow_header_conformance, content_type_conformance,
-                                               missing_required_header, negative_data_rejection,
-                                               positive_data_acceptance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance,
-                                               unsupported_method)
+from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
+    content_type_conformance,
+    missing_required_header,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
 
 from hookyard.models import Run
 

@@ -97,8 +97,8 @@ def test_old_events_without_log_entries_are_pruned_and_their_keys_with_them(setu
     from datetime import timedelta
 
     from hookyard import runtime as runtime_module
-    from hookyard.sweeper import sweep
     from hookyard.models import utcnow
+    from hookyard.sweeper import sweep
 
     setup.rule(setup.integration(), trigger="samcart.product_refunded")  # purchases match no rule
     old = api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": order(order_id=1)}).json["id"]

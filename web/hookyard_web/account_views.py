@@ -11,7 +11,8 @@ from ua_parser import parse as parse_user_agent
 
 from hookyard import user_sessions
 from hookyard.accounts import authenticate, change_password, create_user, has_users
-from hookyard.requestctx import runtime as rt, db_session as db
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import runtime as rt
 from hookyard.security import over_limit
 from hookyard.tokens import DEFAULT_MARKETPLACE, get_or_create_marketplace, marketplace_names
 

@@ -12,8 +12,9 @@ from werkzeug.exceptions import HTTPException
 
 from hookyard import inbound, user_sessions
 from hookyard.accounts import has_users
-from hookyard.requestctx import runtime as rt, db_session as db
 from hookyard.models import Marketplace, User, UserSession
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import runtime as rt
 
 from .labels import trigger_label
 

@@ -8,8 +8,10 @@ from flask import render_template
 from sqlalchemy import Integer, func, select
 
 from hookyard import connections, usage
-from hookyard.requestctx import store_id as marketplace_id, db_session as db, runtime as rt
 from hookyard.models import Event, Integration, Rule, Run, utcnow
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 
 from .blueprint import bp
 from .labels import action_label, marketplace_integrations

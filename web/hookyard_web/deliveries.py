@@ -10,8 +10,11 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from sqlalchemy import func, select
 
 from hookyard import deliveries as delivery_service
-from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import DELIVERY_STATES, Delivery, Event, Integration, Run
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 
 from .blueprint import bp, done, owner_only
 from .labels import trigger_label

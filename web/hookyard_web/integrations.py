@@ -14,8 +14,11 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from hookyard import connections, inbound, tasks
-from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import TASK_ACTIVE_STATES, Delivery, Integration, Rule, Task
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only

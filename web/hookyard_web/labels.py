@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from hookyard import snapshot
-from hookyard.requestctx import store_id as marketplace_id, runtime as rt, db_session as db
 from hookyard.models import Integration, Product, Rule
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 
 
 def marketplace_integrations() -> list[Integration]:

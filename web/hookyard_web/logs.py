@@ -11,8 +11,11 @@ from sqlalchemy import func, select
 
 from hookyard import logsearch, replay
 from hookyard.logsearch import LogQuerySchema
-from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import RUN_STATES, Product, Run
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 
 from .blueprint import bp, done, owner_only
 from .forms import flat_errors

@@ -7,8 +7,10 @@ from sqlalchemy import func, select
 
 from hookyard import products as product_service
 from hookyard import rules as rule_service
-from hookyard.requestctx import store_id as marketplace_id, owned, db_session as db
 from hookyard.models import Product, Rule
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import store_id as marketplace_id
 
 from .blueprint import bp, done, owner_only
 from .forms import flat_errors, present

@@ -7,8 +7,11 @@ from marshmallow import ValidationError
 
 from hookyard import connections
 from hookyard import rules as rule_service
-from hookyard.requestctx import store_id as marketplace_id, owned, runtime as rt, db_session as db
 from hookyard.models import Integration, Product, Rule
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import runtime as rt
+from hookyard.requestctx import store_id as marketplace_id
 from hookyard.schemadoc import describe
 
 from .blueprint import bp, done, owner_only

@@ -7,8 +7,11 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from hookyard.accounts import create_user, remove_user
-from hookyard.requestctx import store as marketplace, store_id as marketplace_id, owned, db_session as db
 from hookyard.models import ROLES, ApiToken, User
+from hookyard.requestctx import db_session as db
+from hookyard.requestctx import owned
+from hookyard.requestctx import store as marketplace
+from hookyard.requestctx import store_id as marketplace_id
 from hookyard.tokens import create_token, revoke_token
 
 from .blueprint import bp, done, owner_only

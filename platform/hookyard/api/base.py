@@ -11,7 +11,6 @@ from ..models import MAX_ID  # noqa: F401 (re-exported for the resource modules)
 from ..requestctx import db_session, owned, runtime, store, store_id  # noqa: F401 (owned: re-exported)
 from ..schema_policy import BaseSchema, id_field  # noqa: F401 (re-exported)
 
-
 # Text never holds NUL (see hookyard.inputs), and the document says so: clients and request generators know that
 # "\x00" is refused rather than discovering it from a 422. (A lone surrogate has no pattern: patterns match
 # characters, and it is not one.)

@@ -13,7 +13,7 @@ from .. import backpressure, inputs
 from ..emit import UnknownTrigger, emit
 from ..models import Event, Run
 from .auth import api_blueprint
-from .base import BaseSchema, page_of, abort_invalid, marketplace, marketplace_id, owned, rt, session
+from .base import BaseSchema, abort_invalid, marketplace, marketplace_id, owned, page_of, rt, session
 from .runs import LogEntrySchema
 
 blp = api_blueprint("events", "Emit triggers")

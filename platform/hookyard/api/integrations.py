@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import abort
-from werkzeug.http import http_date
 from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
+from werkzeug.http import http_date
 
 from .. import connections, inbound, tasks
 from ..models import Integration

@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from .. import products as product_service
 from ..models import Product
 from .auth import api_blueprint
-from .base import BaseSchema, page_of, marketplace_id, owned, session
+from .base import BaseSchema, marketplace_id, owned, page_of, session
 
 blp = api_blueprint("products", "Store products")
 

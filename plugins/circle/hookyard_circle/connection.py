@@ -13,7 +13,6 @@ from hookyard.fields import Secret
 
 from .client import Circle, CircleRefused, Reply, base_url, timeout, verify_timeout
 
-
 # Circle's monthly request quota per community, by plan (circle-api.md §6.3): None where the plan has no Admin API
 # v2 at all. Circle Plus counts as enterprise (30,000). Circle Plus Platform (250,000) is no choice of its own yet:
 # it picks enterprise, whose smaller quota warns early rather than late.
