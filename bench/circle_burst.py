@@ -7,6 +7,7 @@ budget allows (the ratio), the 429s the fake sent, failed runs, and Circle calls
 
     .venv/bin/python bench/circle_burst.py [--events 2000] [--workers 2] [--limit 111 --window 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,15 @@ def main():
     fake = FakeCircle(api_key=API_KEY).start()
     fake.rate_limit(args.limit, args.window)
     os.environ["CIRCLE_API_BASE_URL"] = fake.base_url
-    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}", SECRET_KEY="bench",
-               HOOKYARD_INSTANCE_PATH=str(tmp), CIRCLE_RATE_LIMIT=f"{budget}/{args.window:g}",
-               HOOKYARD_LOG_CAP=str(max(1000, args.events)))  # keep every run so all outcomes are counted
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}",
+        SECRET_KEY="bench",
+        HOOKYARD_INSTANCE_PATH=str(tmp),
+        CIRCLE_RATE_LIMIT=f"{budget}/{args.window:g}",
+        HOOKYARD_LOG_CAP=str(max(1000, args.events)),
+    )  # keep every run so all outcomes are counted
     settings = Settings.from_env(env=env)
     upgrade(settings.database_url)
     rt = build_runtime(settings)
@@ -62,11 +69,21 @@ def main():
             fake.add_member(f"buyer{i}@example.com")
         with rt.db.session() as s:
             store = get_or_create_marketplace(s, "bench")
-            integration = create_integration(rt, s, store.id, "circle", "Community",
-                                             {"api_key": API_KEY, "community_url": "https://bench.circle.so"})
+            integration = create_integration(
+                rt, s, store.id, "circle", "Community", {"api_key": API_KEY, "community_url": "https://bench.circle.so"}
+            )
             from hookyard.models import Rule
-            s.add(Rule(marketplace_id=store.id, trigger="samcart.product_purchased", integration_id=integration.id,
-                       action="add_member_to_space_group", params={"space_group_id": group}, enabled=True))
+
+            s.add(
+                Rule(
+                    marketplace_id=store.id,
+                    trigger="samcart.product_purchased",
+                    integration_id=integration.id,
+                    action="add_member_to_space_group",
+                    params={"space_group_id": group},
+                    enabled=True,
+                )
+            )
             s.commit()
         fake.reset_requests()
         hookyard = str(Path(sys.executable).parent / "hookyard")
@@ -75,13 +92,21 @@ def main():
             command = [hookyard, "worker"] + (["--no-fork"] if args.no_fork else [])
             workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
 
-        print(f"{args.events} purchases, {args.workers} {'non-forking ' if args.no_fork else ''}workers, fake limit {args.limit}/{args.window:g} s, "
-              f"budget {budget}/{args.window:g} s", flush=True)
+        print(
+            f"{args.events} purchases, {args.workers} {'non-forking ' if args.no_fork else ''}workers, fake limit {args.limit}/{args.window:g} s, "
+            f"budget {budget}/{args.window:g} s",
+            flush=True,
+        )
         start = time.monotonic()
         with rt.db.session() as s:
             for i in range(args.events):
-                emit(rt, s, store, "samcart.product_purchased",
-                     {"customer": {"email": f"buyer{i}@example.com"}, "product": {"id": "444"}})
+                emit(
+                    rt,
+                    s,
+                    store,
+                    "samcart.product_purchased",
+                    {"customer": {"email": f"buyer{i}@example.com"}, "product": {"id": "444"}},
+                )
         emitted = time.monotonic() - start
         while True:
             with rt.db.session() as s:
@@ -100,11 +125,15 @@ def main():
         sent_429 = sum(1 for r in fake.requests if r.status == 429)
         print(f"emitted in {emitted:.1f} s; all runs finished in {elapsed:.1f} s")
         print(f"floor at the budget: {floor:.1f} s; completion / floor: x{elapsed / floor:.2f}")
-        print(f"429s received: {sent_429}; requests at the fake: {len(fake.requests)} "
-              f"({len(fake.requests) / args.events:.2f} per purchase)")
+        print(
+            f"429s received: {sent_429}; requests at the fake: {len(fake.requests)} "
+            f"({len(fake.requests) / args.events:.2f} per purchase)"
+        )
         print(f"runs: {sum(statuses.values())}, by status: {statuses}")
-        print(f"Circle calls per action (add_member_to_space_group): mean {statistics.mean(calls):.2f}, "
-              f"max {max(calls)}; attempts per run: max {max(attempts)}")
+        print(
+            f"Circle calls per action (add_member_to_space_group): mean {statistics.mean(calls):.2f}, "
+            f"max {max(calls)}; attempts per run: max {max(attempts)}"
+        )
     finally:
         for w in workers:
             w.terminate()

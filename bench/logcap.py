@@ -7,6 +7,7 @@ Prints each checkpoint's median cost as a ratio against the 2,000-entry baseline
 
     .venv/bin/python bench/logcap.py [--total 1000000] [--database-url sqlite:///...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,22 @@ SAMPLES = 200
 def write(session, mp_id, event_id, count):
     first = logcap.reserve_log_seqs(session, mp_id, count)
     now = datetime.now(timezone.utc)
-    session.add_all(Run(marketplace_id=mp_id, event_id=event_id, rule_id=seq, log_seq=seq, trigger="t", action="a",
-                        status="succeeded", job_id=f"j{seq}", history=[], created_at=now, finished_at=now)
-                    for seq in range(first, first + count))
+    session.add_all(
+        Run(
+            marketplace_id=mp_id,
+            event_id=event_id,
+            rule_id=seq,
+            log_seq=seq,
+            trigger="t",
+            action="a",
+            status="succeeded",
+            job_id=f"j{seq}",
+            history=[],
+            created_at=now,
+            finished_at=now,
+        )
+        for seq in range(first, first + count)
+    )
     session.flush()
     logcap.trim(session, mp_id, CAP)
     session.commit()
@@ -50,8 +64,9 @@ def main():
         mp = Marketplace(name=f"bench-{time.time_ns()}", log_seq=0)
         s.add(mp)
         s.flush()
-        event = Event(marketplace_id=mp.id, trigger="t", payload={}, raw_payload={},
-                      occurred_at=datetime.now(timezone.utc))
+        event = Event(
+            marketplace_id=mp.id, trigger="t", payload={}, raw_payload={}, occurred_at=datetime.now(timezone.utc)
+        )
         s.add(event)
         s.commit()
         mp_id, event_id = mp.id, event.id
@@ -71,8 +86,11 @@ def main():
                 emitted += 1
             rows = s.scalar(select(func.count()).select_from(Run).where(Run.marketplace_id == mp_id))
             results.append((checkpoint, statistics.median(timings), rows))
-            print(f"  {checkpoint:>10,} emitted: {statistics.median(timings) * 1e3:7.3f} ms per insert+trim, "
-                  f"{rows:,} entries kept", flush=True)
+            print(
+                f"  {checkpoint:>10,} emitted: {statistics.median(timings) * 1e3:7.3f} ms per insert+trim, "
+                f"{rows:,} entries kept",
+                flush=True,
+            )
 
     # The baseline is the first checkpoint past the cap: before it, a trim has nothing to delete.
     base = next((median for checkpoint, median, _ in results if checkpoint > CAP), results[0][1])

@@ -1,5 +1,6 @@
 """Shared fixtures: a real Redis, a migrated database (SQLite, and PostgreSQL when one is given),
 the test plugins installed as real distributions, the app, API clients and worker processes."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,22 @@ def plugin_site(tmp_path_factory) -> Path:
     """The test app and the example third-party plugin, pip-installed as their own distributions into
     a directory that this process and every server or worker process it starts has on its path."""
     site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(site), *map(str, TEST_PLUGINS)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            *map(str, TEST_PLUGINS),
+        ],
+        check=True,
+    )
     sys.path.insert(0, str(site))
     yield site
     sys.path.remove(str(site))
@@ -66,6 +81,7 @@ def database_url(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hookyard.db'}"
     else:
         from hookyard.settings import normalise_database_url
+
         url = normalise_database_url(POSTGRES_URL)
     upgrade(url)
     return url
@@ -73,9 +89,12 @@ def database_url(request, tmp_path_factory):
 
 @pytest.fixture
 def settings(database_url, redis_url, tmp_path) -> Settings:
-    return Settings.from_env(env={"SECRET_KEY": "test-secret-key", "HOOKYARD_INSTANCE_PATH": str(tmp_path)},
-                             database_url=database_url, redis_url=redis_url,
-                             queue_name=f"hookyard-test-{os.getpid()}")
+    return Settings.from_env(
+        env={"SECRET_KEY": "test-secret-key", "HOOKYARD_INSTANCE_PATH": str(tmp_path)},
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_name=f"hookyard-test-{os.getpid()}",
+    )
 
 
 @pytest.fixture
@@ -120,6 +139,7 @@ class ApiClient:
         def call(path, **kwargs):
             headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
             return getattr(self._client, method)(path, headers=headers, **kwargs)
+
         return call
 
 
@@ -131,6 +151,7 @@ def make_client(app, runtime):
             token = create_token(session, mp, "tests")
             session.commit()
             return ApiClient(app, token, mp.id)
+
     return make
 
 
@@ -148,9 +169,14 @@ def recorder():
 
 def worker_env(settings: Settings, plugin_site: Path, **extra) -> dict:
     env = dict(os.environ)
-    env.update(DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url, SECRET_KEY=settings.secret_key,
-               HOOKYARD_QUEUE=settings.queue_name, HOOKYARD_INSTANCE_PATH=str(settings.instance_path),
-               PYTHONPATH=os.pathsep.join([str(plugin_site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        SECRET_KEY=settings.secret_key,
+        HOOKYARD_QUEUE=settings.queue_name,
+        HOOKYARD_INSTANCE_PATH=str(settings.instance_path),
+        PYTHONPATH=os.pathsep.join([str(plugin_site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -164,14 +190,21 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
         log_path = tmp_path / f"worker-{len(procs)}.log"
         log = open(log_path, "wb")
         # Its own session, so a test can kill the worker together with the job it forked.
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "hookyard"), "worker"],
-                                env=worker_env(settings, plugin_site, **extra_env), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "hookyard"), "worker"],
+            env=worker_env(settings, plugin_site, **extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append((proc, log, log_path))
         # Ready when it has registered itself with RQ (in the Redis it was given).
         redis_conn = Redis.from_url(extra_env["REDIS_URL"]) if "REDIS_URL" in extra_env else runtime.redis
-        wait_for(lambda: proc.poll() is not None or _worker_registered(redis_conn, proc.pid), timeout=30,
-                 message="the worker did not register with Redis")
+        wait_for(
+            lambda: proc.poll() is not None or _worker_registered(redis_conn, proc.pid),
+            timeout=30,
+            message="the worker did not register with Redis",
+        )
         assert proc.poll() is None, log_path.read_text()
         return proc
 
@@ -209,8 +242,11 @@ def _worker_registered(redis_conn, pid: int) -> bool:
 
 
 def purchase(email="ada@example.com", product_id="1001", **extra) -> dict:
-    return {"customer": {"email": email, "first_name": "Ada"}, "product": {"id": product_id, "name": "Community"},
-            **extra}
+    return {
+        "customer": {"email": email, "first_name": "Ada"},
+        "product": {"id": product_id, "name": "Community"},
+        **extra,
+    }
 
 
 class Setup:
@@ -221,8 +257,11 @@ class Setup:
 
     def integration(self, name="Recorder"):
         from .recorder import TOKEN
-        r = self.api.post("/api/v1/integrations", json={"app": "recorder", "name": name,
-                                                         "config": {"endpoint": self.recorder.url, "token": TOKEN}})
+
+        r = self.api.post(
+            "/api/v1/integrations",
+            json={"app": "recorder", "name": name, "config": {"endpoint": self.recorder.url, "token": TOKEN}},
+        )
         assert r.status_code == 201, r.json
         return r.json["id"]
 
@@ -231,12 +270,28 @@ class Setup:
         assert r.status_code == 201, r.json
         return r.json["id"]
 
-    def rule(self, integration_id, product_id=None, trigger="samcart.product_purchased", channel="general",
-             enabled=True, action="record", app_params=None):
+    def rule(
+        self,
+        integration_id,
+        product_id=None,
+        trigger="samcart.product_purchased",
+        channel="general",
+        enabled=True,
+        action="record",
+        app_params=None,
+    ):
         params = app_params if app_params is not None else {"channel": channel}
-        r = self.api.post("/api/v1/rules", json={"product_id": product_id, "trigger": trigger,
-                                                  "integration_id": integration_id, "action": action,
-                                                  "params": params, "enabled": enabled})
+        r = self.api.post(
+            "/api/v1/rules",
+            json={
+                "product_id": product_id,
+                "trigger": trigger,
+                "integration_id": integration_id,
+                "action": action,
+                "params": params,
+                "enabled": enabled,
+            },
+        )
         assert r.status_code == 201, r.json
         return r.json["id"]
 
@@ -270,5 +325,7 @@ def pytest_terminal_summary(terminalreporter):
     if POSTGRES_URL:
         terminalreporter.write_line("PostgreSQL suite: ran (HOOKYARD_TEST_POSTGRES_URL is set).")
     else:
-        terminalreporter.write_line("PostgreSQL suite: skipped; to run it too, set HOOKYARD_TEST_POSTGRES_URL="
-                                    "postgresql://user@host:5432/dbname (a database the tests may fill; CI runs both).")
+        terminalreporter.write_line(
+            "PostgreSQL suite: skipped; to run it too, set HOOKYARD_TEST_POSTGRES_URL="
+            "postgresql://user@host:5432/dbname (a database the tests may fill; CI runs both)."
+        )

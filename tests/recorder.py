@@ -1,4 +1,5 @@
 """A real HTTP server that records what the test app's actions send it and answers as told."""
+
 from __future__ import annotations
 
 import json

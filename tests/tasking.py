@@ -1,5 +1,6 @@
 """Running a task's job in the test's own process, as the worker would (the first tier of RQ testing: the job
 function called directly), for tests that only need a refresh done. tests/test_tasks.py runs them on real workers."""
+
 from __future__ import annotations
 
 from hookyard import runtime as runtime_module

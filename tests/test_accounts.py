@@ -1,5 +1,6 @@
 """The accounts core that the web UI and the CLI both call: the one password policy, password changes and removing
 people (each ending sessions), on every database the suite runs on."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,26 +23,37 @@ from hookyard.tokens import get_or_create_marketplace
 GOOD = "correct horse battery staple"
 
 
-@pytest.mark.parametrize("password, why", [
-    (" " * 10, "A password cannot be only spaces."),
-    ("\t \n" * 4, "A password cannot be only spaces."),
-    ("a" * 10, "A password cannot be one character repeated"),
-    ("7" * 40, "A password cannot be one character repeated"),
-    ("password123", "This password is too easy to guess. This is a very common password."),
-    ("qwertyuiop", "This is a top-100 common password."),
-    ("Password123!", "This is similar to a commonly used password."),
-    ("abcabcabcabc", "Repeats like"),
-    ("short", "Use 10 to 1024 characters."),
-    ("x" * 1025, "Use 10 to 1024 characters."),
-    ("lone \ud800 surrogate", "not valid text"),
-])
+@pytest.mark.parametrize(
+    "password, why",
+    [
+        (" " * 10, "A password cannot be only spaces."),
+        ("\t \n" * 4, "A password cannot be only spaces."),
+        ("a" * 10, "A password cannot be one character repeated"),
+        ("7" * 40, "A password cannot be one character repeated"),
+        ("password123", "This password is too easy to guess. This is a very common password."),
+        ("qwertyuiop", "This is a top-100 common password."),
+        ("Password123!", "This is similar to a commonly used password."),
+        ("abcabcabcabc", "Repeats like"),
+        ("short", "Use 10 to 1024 characters."),
+        ("x" * 1025, "Use 10 to 1024 characters."),
+        ("lone \ud800 surrogate", "not valid text"),
+    ],
+)
 def test_the_policy_refuses_weak_passwords_and_says_why(password, why):
     problem = password_problem(password)
     assert problem is not None and why in problem, problem
 
 
-@pytest.mark.parametrize("password", [GOOD, "plum tractor lantern ocean", "Tr0ub4dor&3x-mule", "é" * 3 + "ßwq7-Lkm!Zp",
-                                      "a passphrase much longer than zxcvbn reads " * 20])
+@pytest.mark.parametrize(
+    "password",
+    [
+        GOOD,
+        "plum tractor lantern ocean",
+        "Tr0ub4dor&3x-mule",
+        "é" * 3 + "ßwq7-Lkm!Zp",
+        "a passphrase much longer than zxcvbn reads " * 20,
+    ],
+)
 def test_a_good_passphrase_is_accepted(password):
     assert password_problem(password) is None
 
@@ -64,9 +76,15 @@ def people(runtime):
     """A store with two owners and a viewer, and another store with its owner; each signed in once."""
     with runtime.db.session() as session:
         shop, other = get_or_create_marketplace(session, "shop"), get_or_create_marketplace(session, "other")
-        made = {email: create_user(session, mp, {"email": email, "password": GOOD, "role": role})
-                for email, mp, role in [("ada@example.com", shop, "owner"), ("bob@example.com", shop, "owner"),
-                                        ("vic@example.com", shop, "viewer"), ("zed@example.com", other, "owner")]}
+        made = {
+            email: create_user(session, mp, {"email": email, "password": GOOD, "role": role})
+            for email, mp, role in [
+                ("ada@example.com", shop, "owner"),
+                ("bob@example.com", shop, "owner"),
+                ("vic@example.com", shop, "viewer"),
+                ("zed@example.com", other, "owner"),
+            ]
+        }
         for user in made.values():
             user_sessions.start(session, user)
         session.commit()
@@ -74,8 +92,9 @@ def people(runtime):
 
 
 def live(session, user_id):
-    return session.scalars(select(UserSession).where(UserSession.user_id == user_id,
-                                                     UserSession.revoked_at.is_(None))).all()
+    return session.scalars(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    ).all()
 
 
 def test_a_password_change_ends_the_other_sessions_and_keeps_the_one_given(runtime, people):
@@ -122,9 +141,13 @@ def test_removing_people_keeps_an_owner_and_stays_inside_the_store(runtime, peop
         remove_user(session, shop_id, people["bob@example.com"])
         with pytest.raises(ValidationError) as refused:
             remove_user(session, shop_id, people["ada@example.com"])
-        assert refused.value.messages == {"user": ["ada@example.com is the store's only owner; add another owner first."]}
+        assert refused.value.messages == {
+            "user": ["ada@example.com is the store's only owner; add another owner first."]
+        }
         session.commit()
         assert [u.email for u in session.scalars(select(User).order_by(User.email))] == [
-            "ada@example.com", "zed@example.com"]
+            "ada@example.com",
+            "zed@example.com",
+        ]
         for gone in ("vic@example.com", "bob@example.com"):
             assert session.scalars(select(UserSession).where(UserSession.user_id == people[gone])).all() == []

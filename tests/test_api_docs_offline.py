@@ -1,5 +1,6 @@
 """/api/docs works with no network: the page and every file it loads come from this server (the pinned
 swagger-ui-bundle package), under a CSP that allows nothing else. tests/web/test_web_api_docs.py renders it."""
+
 import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit

@@ -1,4 +1,5 @@
 """Emitting events: validation, matching rules through the index, idempotency, nothing half-written."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -59,6 +60,7 @@ def test_same_idempotency_key_twice_gives_one_event_and_one_run(setup, api, runt
     assert again == {**first, "status": "duplicate"}
     assert counts(runtime)[:2] == (1, 1)
     from hookyard.jobqueue import queued_count
+
     assert queued_count(runtime) == 1
 
 
@@ -69,22 +71,39 @@ def test_event_detail_shows_its_runs(setup, api):
     assert r.status_code == 200
     assert r.json["email"] == "ada@example.com"
     assert [run["status"] for run in r.json["runs"]] == ["queued"]
-    assert set(r.json["runs"][0]) >= {"id", "event_id", "rule_id", "trigger", "action", "integration_id",
-                                      "product_id", "email", "status", "reason", "attempts", "created_at",
-                                      "finished_at"}
+    assert set(r.json["runs"][0]) >= {
+        "id",
+        "event_id",
+        "rule_id",
+        "trigger",
+        "action",
+        "integration_id",
+        "product_id",
+        "email",
+        "status",
+        "reason",
+        "attempts",
+        "created_at",
+        "finished_at",
+    }
 
 
-@pytest.mark.parametrize("body, where", [
-    ({}, ["trigger"]),
-    ({"trigger": "samcart.product_purchased"}, ["payload"]),
-    ({"trigger": 5, "payload": {}}, ["trigger"]),
-    ({"trigger": "samcart.product_purchased", "payload": "text"}, ["payload"]),
-    ({"trigger": "samcart.nope", "payload": purchase()}, ["trigger"]),
-    ({"trigger": "samcart.product_purchased", "payload": {"product": {"id": "1"}}}, ["payload", "customer"]),
-    ({"trigger": "samcart.product_purchased", "payload": {"customer": {"email": 42}, "product": {"id": "1"}}},
-     ["payload", "customer", "email"]),
-    ({"trigger": "samcart.product_purchased", "payload": purchase(), "extra": True}, ["extra"]),
-])
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ({}, ["trigger"]),
+        ({"trigger": "samcart.product_purchased"}, ["payload"]),
+        ({"trigger": 5, "payload": {}}, ["trigger"]),
+        ({"trigger": "samcart.product_purchased", "payload": "text"}, ["payload"]),
+        ({"trigger": "samcart.nope", "payload": purchase()}, ["trigger"]),
+        ({"trigger": "samcart.product_purchased", "payload": {"product": {"id": "1"}}}, ["payload", "customer"]),
+        (
+            {"trigger": "samcart.product_purchased", "payload": {"customer": {"email": 42}, "product": {"id": "1"}}},
+            ["payload", "customer", "email"],
+        ),
+        ({"trigger": "samcart.product_purchased", "payload": purchase(), "extra": True}, ["extra"]),
+    ],
+)
 def test_bad_bodies_get_422_with_field_errors_and_write_nothing(api, runtime, body, where):
     r = api.post("/api/v1/events", json=body)
     assert r.status_code == 422, r.json
@@ -104,8 +123,11 @@ def test_malformed_json_is_a_400_not_a_500(api, runtime):
 
 
 def test_oversized_idempotency_key_is_refused(api, runtime):
-    r = api.post("/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": purchase()},
-                 headers={"Idempotency-Key": "k" * 256})
+    r = api.post(
+        "/api/v1/events",
+        json={"trigger": "samcart.product_purchased", "payload": purchase()},
+        headers={"Idempotency-Key": "k" * 256},
+    )
     assert r.status_code == 422
     assert counts(runtime) == (0, 0, 0)
 
@@ -131,19 +153,29 @@ def test_rule_matching_is_one_query_on_the_rules_index(setup, runtime):
         assert len(stmt_text) == 1
         statement, params = stmt_text[0]
         if runtime.db.engine.dialect.name == "sqlite":
-            plan = " ".join(str(row[-1]) for row in s.connection().exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, params))
+            plan = " ".join(
+                str(row[-1]) for row in s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+            )
             assert "ix_rules_match" in plan and "SCAN rules" not in plan, plan
 
 
 def test_concurrent_first_sales_of_a_new_product_create_it_once(setup, api):
     from concurrent.futures import ThreadPoolExecutor
+
     setup.rule(setup.integration())
     emails = [f"rush{i}@example.com" for i in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        codes = list(pool.map(lambda e: api.post("/api/v1/events", json={
-            "trigger": "samcart.product_purchased", "payload": purchase(email=e, product_id="new-9")}).status_code,
-            emails))
+        codes = list(
+            pool.map(
+                lambda e: (
+                    api.post(
+                        "/api/v1/events",
+                        json={"trigger": "samcart.product_purchased", "payload": purchase(email=e, product_id="new-9")},
+                    ).status_code
+                ),
+                emails,
+            )
+        )
     assert codes == [202] * 8
     products = [p for p in api.get("/api/v1/products").json if p["external_id"] == "new-9"]
     assert len(products) == 1

@@ -1,4 +1,5 @@
 """Integrations: verified before saving, secrets write-only, refresh, options, delete disables rules."""
+
 import logging
 
 from sqlalchemy import func, select
@@ -35,8 +36,10 @@ def test_a_rejected_credential_is_a_422_naming_the_field_and_saves_nothing(api, 
 
 
 def test_unreachable_host_is_a_clear_422(api, runtime):
-    r = api.post("/api/v1/integrations", json={"app": "recorder", "name": "x",
-                                               "config": {"endpoint": "http://127.0.0.1:9", "token": "t"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={"app": "recorder", "name": "x", "config": {"endpoint": "http://127.0.0.1:9", "token": "t"}},
+    )
     assert r.status_code == 422
     assert "unreachable" in r.json["message"]
 
@@ -56,9 +59,12 @@ def test_secrets_never_come_back_and_never_reach_the_log(api, recorder, runtime,
     caplog.set_level(logging.DEBUG)
     created = api.post("/api/v1/integrations", json=body(recorder)).json
     task = refresh(api, runtime, created["id"])  # the worker's side of a refresh logs nothing secret either
-    responses = [api.get("/api/v1/integrations"), api.get(f"/api/v1/integrations/{created['id']}"),
-                 api.patch(f"/api/v1/integrations/{created['id']}", json={"name": "Renamed"}),
-                 api.get(f"/api/v1/tasks/{task['id']}")]
+    responses = [
+        api.get("/api/v1/integrations"),
+        api.get(f"/api/v1/integrations/{created['id']}"),
+        api.patch(f"/api/v1/integrations/{created['id']}", json={"name": "Renamed"}),
+        api.get(f"/api/v1/tasks/{task['id']}"),
+    ]
     for r in responses:
         assert r.status_code == 200, r.json
         assert TOKEN not in r.get_data(as_text=True)
@@ -84,6 +90,7 @@ def test_refresh_loads_options_and_options_are_served_from_the_cache(api, record
     assert ("GET", "/options") not in recorder.requests
     assert api.get(f"/api/v1/integrations/{iid}/options").json["id"] == r.json["id"]  # the same task
     from .tasking import run_task_here
+
     run_task_here(runtime, r.json["id"])
     r = api.get(f"/api/v1/integrations/{iid}/options")
     assert r.status_code == 200
@@ -109,9 +116,11 @@ def test_a_failed_refresh_marks_the_connection_as_needing_attention(api, recorde
     assert shown["status"] == "needs_attention" and shown["status_reason"] == "The recorder rejected this token."
 
 
-def test_verify_warnings_are_shown_apart_from_info_and_malformed_ones_dropped(api, recorder, runtime, monkeypatch,
-                                                                             caplog):
+def test_verify_warnings_are_shown_apart_from_info_and_malformed_ones_dropped(
+    api, recorder, runtime, monkeypatch, caplog
+):
     from dataclasses import replace
+
     app = runtime.registry.apps["recorder"]
     warned = {"account": "test", "warnings": [{"code": "odd", "message": "Worth a look."}, {"code": 1}, "text"]}
     monkeypatch.setitem(runtime.registry.apps, "recorder", replace(app, verify=lambda config: dict(warned)))

@@ -1,4 +1,5 @@
 """Rules and products: validated references, filters, edits."""
+
 import pytest
 
 from .tasking import refresh
@@ -18,25 +19,37 @@ def test_rule_create_show_filter_edit_delete(setup, api):
     assert api.get("/api/v1/rules?scope=everything").status_code == 422
 
     r = api.patch(f"/api/v1/rules/{global_rule}", json={"enabled": False, "params": {"channel": "general"}})
-    assert r.status_code == 200 and r.json["enabled"] is False and r.json["params"] == {"channel": "general", "note": ""}
+    assert (
+        r.status_code == 200 and r.json["enabled"] is False and r.json["params"] == {"channel": "general", "note": ""}
+    )
     assert api.delete(f"/api/v1/rules/{global_rule}").status_code == 204
     assert api.get(f"/api/v1/rules/{global_rule}").status_code == 404
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"trigger": "samcart.nope"}, "trigger"),
-    ({"product_id": 99999}, "product_id"),
-    ({"integration_id": 99999}, "integration_id"),
-    ({"action": "explode"}, "action"),
-    ({"params": {}}, "params"),
-    ({"params": {"channel": "does-not-exist"}}, "params"),
-    ({"params": {"channel": "general", "colour": "red"}}, "params"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"trigger": "samcart.nope"}, "trigger"),
+        ({"product_id": 99999}, "product_id"),
+        ({"integration_id": 99999}, "integration_id"),
+        ({"action": "explode"}, "action"),
+        ({"params": {}}, "params"),
+        ({"params": {"channel": "does-not-exist"}}, "params"),
+        ({"params": {"channel": "general", "colour": "red"}}, "params"),
+    ],
+)
 def test_invalid_rules_are_422_naming_the_field(setup, api, runtime, change, field):
     iid = setup.integration()
     refresh(api, runtime, iid)  # the channel list is known
-    rule = {"product_id": None, "trigger": "samcart.product_purchased", "integration_id": iid, "action": "record",
-            "params": {"channel": "general"}, "enabled": True, **change}
+    rule = {
+        "product_id": None,
+        "trigger": "samcart.product_purchased",
+        "integration_id": iid,
+        "action": "record",
+        "params": {"channel": "general"},
+        "enabled": True,
+        **change,
+    }
     r = api.post("/api/v1/rules", json=rule)
     assert r.status_code == 422, r.json
     assert field in r.json["errors"]["json"]
@@ -46,8 +59,16 @@ def test_invalid_rules_are_422_naming_the_field(setup, api, runtime, change, fie
 def test_a_stale_option_id_names_the_parameter(setup, api, runtime):
     iid = setup.integration()
     refresh(api, runtime, iid)
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": iid, "action": "record", "params": {"channel": "gone"}})
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": iid,
+            "action": "record",
+            "params": {"channel": "gone"},
+        },
+    )
     assert "gone not found in the integration's channels" in r.json["errors"]["json"]["params"]["channel"][0]
 
 

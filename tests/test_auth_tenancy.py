@@ -1,4 +1,5 @@
 """Every /api/v1 route needs a token of the marketplace that owns the object; others get 404."""
+
 import pytest
 
 from .conftest import purchase
@@ -23,9 +24,12 @@ def test_health_routes_need_no_token(app):
 def test_readyz_says_which_dependency_is_down(runtime, app):
     from hookyard.app import create_app
     from hookyard.runtime import Runtime
-    down = Runtime(settings=runtime.settings.__class__(**{**vars(runtime.settings),
-                                                          "redis_url": "redis://127.0.0.1:9/0"}),
-                   db=runtime.db, registry=runtime.registry)
+
+    down = Runtime(
+        settings=runtime.settings.__class__(**{**vars(runtime.settings), "redis_url": "redis://127.0.0.1:9/0"}),
+        db=runtime.db,
+        registry=runtime.registry,
+    )
     r = create_app(runtime=down).test_client().get("/readyz")
     assert r.status_code == 503 and r.json["checks"]["redis"].startswith("unreachable")
 
@@ -34,6 +38,7 @@ def test_revoked_tokens_stop_working(api, runtime):
     from datetime import datetime, timezone
 
     from hookyard.models import ApiToken
+
     assert api.get("/api/v1/rules").status_code == 200
     with runtime.db.session() as s:
         for t in s.query(ApiToken):
@@ -57,14 +62,19 @@ def test_another_marketplaces_objects_are_404_and_unchanged(two_stores, runtime)
     iid, pid, rid, eid = (two_stores[k] for k in ("integration", "product", "rule", "event"))
     log_id = owner.get("/api/v1/logs").json[0]["id"]
     attempts = [
-        other.get(f"/api/v1/integrations/{iid}"), other.patch(f"/api/v1/integrations/{iid}", json={"name": "x"}),
-        other.post(f"/api/v1/integrations/{iid}/refresh"), other.get(f"/api/v1/integrations/{iid}/options"),
+        other.get(f"/api/v1/integrations/{iid}"),
+        other.patch(f"/api/v1/integrations/{iid}", json={"name": "x"}),
+        other.post(f"/api/v1/integrations/{iid}/refresh"),
+        other.get(f"/api/v1/integrations/{iid}/options"),
         other.delete(f"/api/v1/integrations/{iid}"),
-        other.get(f"/api/v1/products/{pid}"), other.patch(f"/api/v1/products/{pid}", json={"name": "x"}),
+        other.get(f"/api/v1/products/{pid}"),
+        other.patch(f"/api/v1/products/{pid}", json={"name": "x"}),
         other.delete(f"/api/v1/products/{pid}"),
-        other.get(f"/api/v1/rules/{rid}"), other.patch(f"/api/v1/rules/{rid}", json={"enabled": False}),
+        other.get(f"/api/v1/rules/{rid}"),
+        other.patch(f"/api/v1/rules/{rid}", json={"enabled": False}),
         other.delete(f"/api/v1/rules/{rid}"),
-        other.get(f"/api/v1/events/{eid}"), other.get(f"/api/v1/logs/{log_id}"),
+        other.get(f"/api/v1/events/{eid}"),
+        other.get(f"/api/v1/logs/{log_id}"),
     ]
     assert [r.status_code for r in attempts] == [404] * len(attempts)
     # and the lists show nothing of the first store
@@ -76,9 +86,16 @@ def test_another_marketplaces_objects_are_404_and_unchanged(two_stores, runtime)
 
 def test_rules_cannot_reference_another_marketplaces_objects(two_stores):
     other = two_stores["other"]
-    r = other.post("/api/v1/rules", json={"product_id": two_stores["product"], "trigger": "samcart.product_purchased",
-                                          "integration_id": two_stores["integration"], "action": "record",
-                                          "params": {"channel": "general"}})
+    r = other.post(
+        "/api/v1/rules",
+        json={
+            "product_id": two_stores["product"],
+            "trigger": "samcart.product_purchased",
+            "integration_id": two_stores["integration"],
+            "action": "record",
+            "params": {"channel": "general"},
+        },
+    )
     assert r.status_code == 422
     assert set(r.json["errors"]["json"]) == {"product_id", "integration_id"}
 

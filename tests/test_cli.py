@@ -1,4 +1,5 @@
 """The `hookyard` command as operators run it: real processes, real ports."""
+
 import os
 import signal
 import subprocess
@@ -40,16 +41,23 @@ def test_tokens_create_list_and_revoke_against_the_test_database(settings, runti
     token = run_cli("tokens", "create", "--marketplace", "cli-store", "--name", "zapier", env=env).stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     assert app.test_client().get("/api/v1/rules", headers=headers).status_code == 200
-    reader = run_cli("tokens", "create", "--marketplace", "cli-store", "--name", "reports", "--role", "viewer",
-                     env=env).stdout.strip()
+    reader = run_cli(
+        "tokens", "create", "--marketplace", "cli-store", "--name", "reports", "--role", "viewer", env=env
+    ).stdout.strip()
     assert app.test_client().get("/api/v1/rules", headers={"Authorization": f"Bearer {reader}"}).status_code == 200
-    assert app.test_client().post("/api/v1/products", json={"external_id": "1", "name": "x"},
-                                  headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+    assert (
+        app.test_client()
+        .post("/api/v1/products", json={"external_id": "1", "name": "x"}, headers={"Authorization": f"Bearer {reader}"})
+        .status_code
+        == 403
+    )
     assert run_cli("tokens", "create", "--marketplace", "cli-store", "--role", "admin", env=env).returncode != 0
     listed = run_cli("tokens", "list", "--marketplace", "cli-store", env=env).stdout
     rows = [row.split("\t") for row in listed.splitlines()]
     assert [(marketplace, name, state, role) for _, marketplace, _, name, state, role in rows] == [
-        ("cli-store", "zapier", "active", "owner"), ("cli-store", "reports", "active", "viewer")]
+        ("cli-store", "zapier", "active", "owner"),
+        ("cli-store", "reports", "active", "viewer"),
+    ]
     assert token not in listed and reader not in listed
     token_id = rows[0][0]
     assert run_cli("tokens", "revoke", token_id, env=env).returncode == 0
@@ -60,14 +68,27 @@ def test_tokens_create_list_and_revoke_against_the_test_database(settings, runti
 def test_users_create_makes_an_account_that_signs_in(settings, runtime):
     from hookyard.accounts import authenticate
 
-    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key,
-               HOOKYARD_PASSWORD="a long enough password")
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        SECRET_KEY=settings.secret_key,
+        HOOKYARD_PASSWORD="a long enough password",
+    )
     made = run_cli("users", "create", "--marketplace", "cli-store", "--email", "Ops@Example.com", env=env)
     assert made.returncode == 0 and "created owner ops@example.com" in made.stdout, made.stderr
     again = run_cli("users", "create", "--marketplace", "cli-store", "--email", "ops@example.com", env=env)
     assert again.returncode != 0 and "already exists" in again.stderr
-    weak = run_cli("users", "create", "--marketplace", "cli-store", "--email", "v@example.com", "--role", "viewer",
-                   env={**env, "HOOKYARD_PASSWORD": "short"})
+    weak = run_cli(
+        "users",
+        "create",
+        "--marketplace",
+        "cli-store",
+        "--email",
+        "v@example.com",
+        "--role",
+        "viewer",
+        env={**env, "HOOKYARD_PASSWORD": "short"},
+    )
     assert weak.returncode != 0 and "password: Use 10 to 1024 characters." in weak.stderr
     with runtime.db.session() as session:
         user = authenticate(session, "ops@example.com", "a long enough password")
@@ -91,10 +112,13 @@ def test_users_passwd_list_and_remove_end_sessions_and_keep_an_owner(settings, r
             user_sessions.start(session, user, "Safari")
         session.commit()
 
-    listed = [row.split("\t") for row in run_cli("users", "list", "--marketplace", "cli-store", env=env).stdout.splitlines()]
+    listed = [
+        row.split("\t") for row in run_cli("users", "list", "--marketplace", "cli-store", env=env).stdout.splitlines()
+    ]
     assert [(mp, email, role, seen, live) for _, mp, email, role, seen, live in listed] == [
         ("cli-store", "ops@example.com", "owner", "never", "2 session(s)"),
-        ("cli-store", "vic@example.com", "viewer", "never", "2 session(s)")]
+        ("cli-store", "vic@example.com", "viewer", "never", "2 session(s)"),
+    ]
 
     weak = run_cli("users", "passwd", "vic@example.com", "--password", "aaaaaaaaaa", env=env)
     assert weak.returncode != 0 and "password: A password cannot be one character repeated" in weak.stderr
@@ -102,8 +126,14 @@ def test_users_passwd_list_and_remove_end_sessions_and_keep_an_owner(settings, r
     assert common.returncode != 0 and "This is a very common password." in common.stderr
     assert run_cli("users", "passwd", "nobody@example.com", "--password", "x", env=env).returncode != 0
     # Prompted (twice) when not given, as an operator at a terminal would type it.
-    typed = subprocess.run([HOOKYARD, "users", "passwd", "Vic@Example.com"], env=env, capture_output=True, text=True,
-                           timeout=120, input="plum tractor lantern ocean\nplum tractor lantern ocean\n")
+    typed = subprocess.run(
+        [HOOKYARD, "users", "passwd", "Vic@Example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input="plum tractor lantern ocean\nplum tractor lantern ocean\n",
+    )
     assert typed.returncode == 0, typed.stderr
     assert "password changed for vic@example.com; 2 session(s) signed out" in typed.stdout
     assert "plum tractor lantern ocean" not in typed.stdout + typed.stderr
@@ -129,14 +159,15 @@ def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plu
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY")}
     env.update(HOOKYARD_INSTANCE_PATH=str(tmp_path / "instance"), PORT=str(port), WEB_CONCURRENCY="1")
     log = open(tmp_path / "run.log", "wb")
-    proc = subprocess.Popen([HOOKYARD, "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([HOOKYARD, "run"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+
         def ready():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
             except requests.RequestException:  # not listening yet, or a slow first answer on a busy machine
                 return proc.poll() is not None
+
         wait_for(ready, timeout=60, message="/readyz did not answer 200")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()
         output = (tmp_path / "run.log").read_text()
@@ -154,8 +185,12 @@ def test_run_starts_redis_web_and_worker_and_ctrl_c_stops_them_all(tmp_path, plu
 def test_without_marketplace_tokens_and_users_use_the_installs_one_store(settings, runtime):
     from hookyard.models import Marketplace
 
-    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key,
-               HOOKYARD_PASSWORD="a long enough password")
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        SECRET_KEY=settings.secret_key,
+        HOOKYARD_PASSWORD="a long enough password",
+    )
     first = run_cli("tokens", "create", env=env)  # a new install: the default store, the setup page's too
     assert first.returncode == 0 and first.stderr == "owner token for the store 'My store':\n", first.stderr
     assert run_cli("tokens", "create", "--role", "viewer", env=env).returncode == 0
@@ -165,8 +200,9 @@ def test_without_marketplace_tokens_and_users_use_the_installs_one_store(setting
     assert run_cli("tokens", "create", "--marketplace", "Second shop", env=env).returncode == 0
     ambiguous = run_cli("tokens", "create", env=env)
     assert (ambiguous.returncode, ambiguous.stdout) == (1, "")
-    assert ambiguous.stderr == ("Error: this install has several stores (My store, Second shop): choose one with "
-                                "--marketplace NAME.\n")
+    assert ambiguous.stderr == (
+        "Error: this install has several stores (My store, Second shop): choose one with --marketplace NAME.\n"
+    )
     assert "several stores" in run_cli("users", "create", "--email", "x@example.com", env=env).stderr
     too_long = run_cli("tokens", "create", "--marketplace", "x" * 201, env=env)
     assert too_long.returncode == 1 and "up to 200 characters" in too_long.stderr and "Traceback" not in too_long.stderr
@@ -183,15 +219,30 @@ def test_the_readme_token_and_the_first_run_page_land_in_the_same_store(settings
 
     env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=settings.secret_key)
     token = run_cli("tokens", "create", env=env).stdout.strip()
-    sent = app.test_client().post("/api/v1/events", headers={"Authorization": f"Bearer {token}"}, json={
-        "trigger": "samcart.product_purchased",
-        "payload": {"customer": {"email": "ada@example.com"}, "product": {"id": "444", "name": "Community"}}})
+    sent = app.test_client().post(
+        "/api/v1/events",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "trigger": "samcart.product_purchased",
+            "payload": {"customer": {"email": "ada@example.com"}, "product": {"id": "444", "name": "Community"}},
+        },
+    )
     assert sent.status_code in (200, 201, 202), sent.text
     web = WebClient(app)
     page = web.get("/setup")
     assert 'value="My store"' in page.text and "Your store already exists here" in page.text
-    assert web.post("/setup", {"marketplace": "Ada's Courses", "email": "me@example.com", "password": PASSWORD,
-                               "password_confirm": PASSWORD}).status_code == 302
+    assert (
+        web.post(
+            "/setup",
+            {
+                "marketplace": "Ada's Courses",
+                "email": "me@example.com",
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+            },
+        ).status_code
+        == 302
+    )
     with runtime.db.session() as session:
         store = session.query(Marketplace).one()
         assert store.name == "Ada's Courses"
@@ -209,8 +260,13 @@ def test_the_first_run_page_offers_the_default_store_on_a_new_install(runtime, a
     web = WebClient(app)
     page = web.get("/setup")
     assert 'value="My store"' in page.text and "Your store already exists" not in page.text
-    assert web.post("/setup", {"marketplace": "My store", "email": "me@example.com", "password": PASSWORD,
-                               "password_confirm": PASSWORD}).status_code == 302
+    assert (
+        web.post(
+            "/setup",
+            {"marketplace": "My store", "email": "me@example.com", "password": PASSWORD, "password_confirm": PASSWORD},
+        ).status_code
+        == 302
+    )
     env = dict(os.environ, DATABASE_URL=runtime.settings.database_url, SECRET_KEY=runtime.settings.secret_key)
     made = run_cli("tokens", "create", env=env)  # the README's command, after the browser
     assert made.returncode == 0 and made.stderr == "owner token for the store 'My store':\n", made.stderr

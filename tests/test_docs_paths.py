@@ -1,5 +1,6 @@
 """The docs name only what the repository has: every path written in backticks in README.md and docs/ that starts
 at one of the repository's top folders exists (a renamed or deleted module fails here, not in a reader's hands)."""
+
 import re
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """End to end: the REST API, a real Redis, real `hookyard worker` processes and the recorder app."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,7 @@ def wait_status(api, event_id, statuses=("succeeded", "skipped", "failed"), time
     def done():
         runs = api.get(f"/api/v1/events/{event_id}").json["runs"]
         return runs if runs and all(r["status"] in statuses for r in runs) else None
+
     return wait_for(done, timeout=timeout, message=f"event {event_id}'s runs did not finish")
 
 
@@ -51,8 +53,9 @@ def test_permanent_failures_and_skips_are_not_retried(setup, api, recorder, star
     recorder.answer("skip@example.com", (409, "already a member"))
     bad = setup.emit(purchase(email="bad@example.com"))
     skip = setup.emit(purchase(email="skip@example.com"))
-    assert [(r["status"], r["reason"], r["attempts"]) for r in wait_status(api, bad["id"])] == \
-        [("failed", "no such channel", 1)]
+    assert [(r["status"], r["reason"], r["attempts"]) for r in wait_status(api, bad["id"])] == [
+        ("failed", "no such channel", 1)
+    ]
     assert [(r["status"], r["reason"]) for r in wait_status(api, skip["id"])] == [("skipped", "already a member")]
     assert len(recorder.calls) == 2
 
@@ -84,14 +87,17 @@ def test_prospect_is_skipped_when_the_same_email_bought_the_same_product_meanwhi
     setup.rule(iid, trigger="samcart.prospect_created")
     now = datetime.now(timezone.utc)
     # Created 2 h ago less 2 s: the run goes through the RQ scheduler, due 2 s from now.
-    prospect = setup.emit(purchase(email="cart@example.com", occurred_at=(now - timedelta(hours=2) +
-                                                                           timedelta(seconds=2)).isoformat()),
-                          trigger="samcart.prospect_created")
+    prospect = setup.emit(
+        purchase(email="cart@example.com", occurred_at=(now - timedelta(hours=2) + timedelta(seconds=2)).isoformat()),
+        trigger="samcart.prospect_created",
+    )
     [queued] = api.get(f"/api/v1/events/{prospect['id']}").json["runs"]
     assert queued["status"] == "queued" and queued["not_before"]
     setup.emit(purchase(email="cart@example.com"))  # they bought after all
-    abandoned = setup.emit(purchase(email="gone@example.com", occurred_at=(now - timedelta(hours=3)).isoformat()),
-                           trigger="samcart.prospect_created")
+    abandoned = setup.emit(
+        purchase(email="gone@example.com", occurred_at=(now - timedelta(hours=3)).isoformat()),
+        trigger="samcart.prospect_created",
+    )
     [skipped] = wait_status(api, prospect["id"])
     assert skipped["status"] == "skipped"
     assert "cart@example.com had a samcart.product_purchased for the same product" in skipped["reason"]
@@ -104,12 +110,21 @@ def test_a_third_party_plugin_installed_with_pip_runs_from_a_rule(api, recorder,
     plugins = {p["name"]: p for p in api.get("/api/v1/plugins").json}
     assert plugins["hello"]["version"] == "0.1.0" and plugins["hello"]["apps"] == ["hello"]
     start_worker()
-    r = api.post("/api/v1/integrations", json={"app": "hello", "name": "Greeter",
-                                               "config": {"url": recorder.url + "/hook", "secret": "s3cret"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={"app": "hello", "name": "Greeter", "config": {"url": recorder.url + "/hook", "secret": "s3cret"}},
+    )
     assert r.status_code == 201, r.json
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": r.json["id"], "action": "greet",
-                                        "params": {"greeting": "Welcome"}})
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": r.json["id"],
+            "action": "greet",
+            "params": {"greeting": "Welcome"},
+        },
+    )
     assert r.status_code == 201, r.json
     event = api.post("/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": purchase()}).json
     [run] = wait_status(api, event["id"])

@@ -1,5 +1,6 @@
 """hookyard.testing, the pytest plugin for plugin authors: its fixtures work on the real core, next to this project's
 own fixtures of the same purpose (app, api, runtime, recorder) without colliding with them."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,9 +26,16 @@ def hookyard_registry(plugin_site):
 def hello_rule(client, url: str) -> int:
     integration = client.post("/api/v1/integrations", json={"app": "hello", "name": "Greeter", "config": {"url": url}})
     assert integration.status_code == 201, integration.json
-    rule = client.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                               "integration_id": integration.json["id"], "action": "greet",
-                                               "params": {"greeting": "Welcome"}})
+    rule = client.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": integration.json["id"],
+            "action": "greet",
+            "params": {"greeting": "Welcome"},
+        },
+    )
     assert rule.status_code == 201, rule.json
     return rule.json["id"]
 
@@ -47,11 +55,13 @@ def test_the_client_acts_for_its_store_with_a_token(hookyard_client, hookyard_ap
     assert hookyard_client.get("/api/v1/rules").json == []
 
 
-def test_run_events_runs_an_emitted_events_rule_in_this_process(hookyard_client, hookyard_recorder,
-                                                                 hookyard_run_events):
+def test_run_events_runs_an_emitted_events_rule_in_this_process(
+    hookyard_client, hookyard_recorder, hookyard_run_events
+):
     rule_id = hello_rule(hookyard_client, hookyard_recorder.url + "/hook")
-    emitted = hookyard_client.post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                                            "payload": purchase()})
+    emitted = hookyard_client.post(
+        "/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": purchase()}
+    )
     assert emitted.status_code == 202 and emitted.json["matched_rules"] == 1
 
     (run,) = hookyard_run_events()
@@ -84,14 +94,17 @@ def test_the_recorder_answers_as_scripted(hookyard_recorder):
 
     assert (first.status_code, first.text, first.headers["X-Answer"]) == (201, "made", "1")
     assert (second.status_code, third.status_code, third.text) == (429, 200, "ok")
-    assert [(r.method, r.path) for r in hookyard_recorder.requests] == [("PUT", "/a?b=1"), ("GET", "/c"),
-                                                                         ("DELETE", "/d")]
+    assert [(r.method, r.path) for r in hookyard_recorder.requests] == [
+        ("PUT", "/a?b=1"),
+        ("GET", "/c"),
+        ("DELETE", "/d"),
+    ]
     assert hookyard_recorder.requests[0].json == {"k": "v"} and hookyard_recorder.requests[1].json is None
 
 
-def test_the_projects_own_fixtures_of_the_same_purpose_still_work_beside_them(app, api, runtime, recorder,
-                                                                             hookyard_app, hookyard_client,
-                                                                             hookyard_runtime, hookyard_recorder):
+def test_the_projects_own_fixtures_of_the_same_purpose_still_work_beside_them(
+    app, api, runtime, recorder, hookyard_app, hookyard_client, hookyard_runtime, hookyard_recorder
+):
     assert app is not hookyard_app and runtime is not hookyard_runtime and recorder is not hookyard_recorder
     assert runtime.settings.database_url != hookyard_runtime.settings.database_url
     assert api.get("/api/v1/rules").status_code == 200 and hookyard_client.get("/api/v1/rules").status_code == 200

@@ -1,5 +1,6 @@
 """Inbound URLs and the delivery log (hookyard.inbound, hookyard.deliveries, hookyard.receiver), through the test
 plugin's "inbox" app: its body says what to make of it, so every outcome of a delivery can be driven."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,7 @@ def post(app, integration, body=None, **kwargs):
 def process_all(runtime):
     """What the worker does with each queued delivery job (hookyard.deliveries.process), here in the test."""
     with runtime.db.session() as session:
-        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")
-                                       .order_by(Delivery.id)))
+        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received").order_by(Delivery.id)))
     return [deliveries.process(delivery_id) for delivery_id in waiting]
 
 
@@ -56,15 +56,20 @@ def test_a_connection_gets_an_unguessable_absolute_inbound_url(api, inbox, app, 
     assert len(key) == 43  # 256 bits, URL-safe base64
     with runtime.db.session() as session:
         from hookyard.models import Integration
+
         row = session.get(Integration, inbox["id"])
         assert key not in (row.inbound_key or "") and row.inbound_key_hash != key  # sealed, and looked up by hash
     # Built from HOOKYARD_PUBLIC_URL when it is set: the address the store can reach.
     from dataclasses import replace
+
     runtime.settings = replace(runtime.settings, public_url="https://hooks.example.com/base")
-    assert api.get(f"/api/v1/integrations/{inbox['id']}").json["inbound_url"] == \
-        f"https://hooks.example.com/base/hooks/inbox/{key}"
+    assert (
+        api.get(f"/api/v1/integrations/{inbox['id']}").json["inbound_url"]
+        == f"https://hooks.example.com/base/hooks/inbox/{key}"
+    )
     # Apps that receive nothing have none.
     from tests.recorder import TOKEN  # noqa: F401 (the recorder app needs a server; its absence is enough here)
+
     assert all(i["inbound_url"] is None for i in api.get("/api/v1/integrations").json if i["app"] != "inbox")
 
 
@@ -81,12 +86,20 @@ def test_viewers_see_the_url_masked(make_client, inbox, runtime, app):
     assert key not in shown and shown.endswith(key[:4] + "…")
 
 
-def test_a_delivery_is_stored_then_turned_into_events_through_the_emit_path(api, app, inbox, runtime, in_process,
-                                                                           setup):
+def test_a_delivery_is_stored_then_turned_into_events_through_the_emit_path(
+    api, app, inbox, runtime, in_process, setup
+):
     integration_id = setup.integration()
     setup.rule(integration_id)
-    r = post(app, inbox, {"events": [{"trigger": BUY, "payload": purchase(), "note": "a purchase"}],
-                          "secret": "s3cret", "extra": {"kept": True}})
+    r = post(
+        app,
+        inbox,
+        {
+            "events": [{"trigger": BUY, "payload": purchase(), "note": "a purchase"}],
+            "secret": "s3cret",
+            "extra": {"kept": True},
+        },
+    )
     assert r.status_code == 200 and r.json["status"] == "received"
     [waiting] = listed(api, inbox)
     assert waiting["status"] == "received" and waiting["events"] == []
@@ -134,8 +147,7 @@ def test_the_same_identity_is_a_redelivery_at_any_time(api, app, inbox, runtime,
     runtime.clock = lambda: clock[0]
     post(app, inbox, {"delivery_id": "charge-1", "events": [{"trigger": BUY, "payload": purchase()}]})
     clock[0] += timedelta(days=30)
-    post(app, inbox, {"delivery_id": "charge-1", "events": [{"trigger": BUY, "payload": purchase()}],
-                      "resent": True})
+    post(app, inbox, {"delivery_id": "charge-1", "events": [{"trigger": BUY, "payload": purchase()}], "resent": True})
     post(app, inbox, {"delivery_id": "charge-2", "events": [{"trigger": BUY, "payload": purchase(product="2")}]})
     assert process_all(runtime) == ["mapped", "duplicate", "mapped"]
 
@@ -149,17 +161,24 @@ def test_events_that_existed_already_make_the_delivery_a_duplicate(api, app, inb
     assert delivery["events"][0]["duplicate"] is True and "received before" in delivery["reason"]
 
 
-@pytest.mark.parametrize("body, status, reason", [
-    ({"kind": "unknown"}, "unmapped", "unknown kind 'unknown'"),
-    ({"kind": "reject"}, "rejected", "asked to reject it"),
-    ({"kind": "boom"}, "failed", "The Inbox plugin failed while handling it (RuntimeError)"),
-    ({"events": [{"trigger": BUY, "payload": {"customer": {"email": "not an email"}, "product": {"id": "1"}}}]},
-     "rejected", "Its samcart.product_purchased event is not valid"),
-    ({"events": [{"trigger": "nope.nothing", "payload": {}}]}, "rejected", "unknown trigger 'nope.nothing'"),
-    ({"events": []}, "mapped", "It made no event. the body listed no events"),
-])
-def test_every_outcome_is_kept_with_a_readable_reason_and_nothing_half_written(api, app, inbox, runtime, in_process,
-                                                                               body, status, reason):
+@pytest.mark.parametrize(
+    "body, status, reason",
+    [
+        ({"kind": "unknown"}, "unmapped", "unknown kind 'unknown'"),
+        ({"kind": "reject"}, "rejected", "asked to reject it"),
+        ({"kind": "boom"}, "failed", "The Inbox plugin failed while handling it (RuntimeError)"),
+        (
+            {"events": [{"trigger": BUY, "payload": {"customer": {"email": "not an email"}, "product": {"id": "1"}}}]},
+            "rejected",
+            "Its samcart.product_purchased event is not valid",
+        ),
+        ({"events": [{"trigger": "nope.nothing", "payload": {}}]}, "rejected", "unknown trigger 'nope.nothing'"),
+        ({"events": []}, "mapped", "It made no event. the body listed no events"),
+    ],
+)
+def test_every_outcome_is_kept_with_a_readable_reason_and_nothing_half_written(
+    api, app, inbox, runtime, in_process, body, status, reason
+):
     # State written before the failure is undone with it.
     body = {**body, "count": "n"} if status != "mapped" else body
     assert post(app, inbox, body).status_code == 200
@@ -211,8 +230,12 @@ def test_a_wrong_or_rotated_url_answers_404_and_stores_nothing(api, app, inbox, 
 
 
 def test_form_bodies_are_read_and_unreadable_ones_are_kept_as_rejected(api, app, inbox, runtime, in_process):
-    r = post(app, inbox, data="kind=unknown&customer%5Bemail%5D=ada%40example.com&secret=x",
-             content_type="application/x-www-form-urlencoded")
+    r = post(
+        app,
+        inbox,
+        data="kind=unknown&customer%5Bemail%5D=ada%40example.com&secret=x",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert r.status_code == 200
     r = post(app, inbox, data=b"<xml>not json</xml>", content_type="application/xml")
     assert r.status_code == 400 and "neither JSON nor a form" in r.json["message"]
@@ -269,6 +292,7 @@ def test_a_delivery_whose_job_was_lost_is_queued_again_by_the_sweep(api, app, in
     assert deliveries.sweep(runtime) == 0  # queued now: not again
     from rq import Queue
     from rq.serializers import JSONSerializer
+
     shard = inbox["id"] % runtime.settings.queue_shards
     queue = Queue(f"{runtime.settings.queue_name}-{shard}", connection=runtime.redis, serializer=JSONSerializer)
     [job] = queue.get_jobs()
@@ -297,19 +321,22 @@ def test_deleting_the_connection_deletes_its_deliveries_and_its_url(api, app, in
         assert session.scalar(select(func.count(Run.id))) == 0
 
 
-@pytest.mark.parametrize("raw, content_type", [
-    (b"\xff\xfe\x00garbage", "application/json"),
-    (b'{"a": "\\u0000"}', "application/json"),
-    (b'{"a": "\\ud800"}', "application/json"),
-    (b'{"n": 1' + b"0" * 5000 + b"}", "application/json"),
-    (b"[" * 900 + b"]" * 900, "application/json"),
-    (b'{"a": ' * 100 + b"1" + b"}" * 100, "application/json"),
-    (b"a=%00&b=1", "application/x-www-form-urlencoded"),
-    (b"a[b][c][d]=1&a[b]=2&a[]=3", "application/x-www-form-urlencoded"),
-    (b"%ff%fe=1", "application/x-www-form-urlencoded"),
-    (b"", "application/json"),
-    (b"just text", ""),
-])
+@pytest.mark.parametrize(
+    "raw, content_type",
+    [
+        (b"\xff\xfe\x00garbage", "application/json"),
+        (b'{"a": "\\u0000"}', "application/json"),
+        (b'{"a": "\\ud800"}', "application/json"),
+        (b'{"n": 1' + b"0" * 5000 + b"}", "application/json"),
+        (b"[" * 900 + b"]" * 900, "application/json"),
+        (b'{"a": ' * 100 + b"1" + b"}" * 100, "application/json"),
+        (b"a=%00&b=1", "application/x-www-form-urlencoded"),
+        (b"a[b][c][d]=1&a[b]=2&a[]=3", "application/x-www-form-urlencoded"),
+        (b"%ff%fe=1", "application/x-www-form-urlencoded"),
+        (b"", "application/json"),
+        (b"just text", ""),
+    ],
+)
 def test_hostile_bodies_get_a_4xx_or_are_stored_never_a_500(app, inbox, runtime, in_process, raw, content_type):
     r = post(app, inbox, data=raw, content_type=content_type)
     assert r.status_code in (200, 400, 422), (r.status_code, r.data[:200])

@@ -1,6 +1,7 @@
 """Where the `hookyard` command finds its instance, run as an operator runs it (real processes, in folders of their
 own): HOOKYARD_INSTANCE_PATH, else the nearest instance/ folder upward, else a clear error; never a file left
 where it was run, never a traceback for an operator's mistake."""
+
 import importlib.metadata
 import os
 import subprocess
@@ -21,8 +22,15 @@ CONFIG = ("HOOKYARD_INSTANCE_PATH", "DATABASE_URL", "SECRET_KEY", "REDIS_URL", "
 
 def hookyard(*args, cwd, **env):
     bare = {k: v for k, v in os.environ.items() if k not in CONFIG}
-    return subprocess.run([HOOKYARD, *args], cwd=cwd, env={**bare, **env}, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
+    return subprocess.run(
+        [HOOKYARD, *args],
+        cwd=cwd,
+        env={**bare, **env},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 def files(root: Path) -> set[str]:
@@ -47,17 +55,29 @@ def project(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("command", [["tokens", "list"], ["tokens", "create"], ["tokens", "revoke", "1"],
-                                     ["users", "list"], ["users", "remove", "a@example.com"], ["keys", "rotate"],
-                                     ["worker", "--burst"],
-                                     # Told before a password is asked for (twice), and for a plugin's command too.
-                                     ["users", "create", "--email", "a@example.com"], ["users", "passwd", "a@example.com"],
-                                     ["samcart", "import-products", "--marketplace", "My store"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tokens", "list"],
+        ["tokens", "create"],
+        ["tokens", "revoke", "1"],
+        ["users", "list"],
+        ["users", "remove", "a@example.com"],
+        ["keys", "rotate"],
+        ["worker", "--burst"],
+        # Told before a password is asked for (twice), and for a plugin's command too.
+        ["users", "create", "--email", "a@example.com"],
+        ["users", "passwd", "a@example.com"],
+        ["samcart", "import-products", "--marketplace", "My store"],
+    ],
+)
 def test_outside_a_project_a_command_says_what_it_looked_for_and_creates_nothing(nowhere, command):
     r = hookyard(*command, cwd=nowhere)
     assert r.returncode == 1, r
-    assert r.stderr.startswith("Error: no Hookyard instance found: HOOKYARD_INSTANCE_PATH is not set and there is "
-                               f"no instance/ folder in {nowhere} or any folder above it."), r.stderr
+    assert r.stderr.startswith(
+        "Error: no Hookyard instance found: HOOKYARD_INSTANCE_PATH is not set and there is "
+        f"no instance/ folder in {nowhere} or any folder above it."
+    ), r.stderr
     assert "set HOOKYARD_INSTANCE_PATH to the instance folder" in r.stderr and "Traceback" not in r.stderr
     assert files(nowhere.parents[1]) == {"somewhere", "somewhere/else"}
 
@@ -69,8 +89,10 @@ def test_inside_a_project_the_nearest_instance_is_used_from_any_subfolder_and_no
     for cwd in (project, deeper):
         r = hookyard("tokens", "list", cwd=cwd)
         assert (r.returncode, r.stdout) == (1, ""), r
-        assert r.stderr == (f"Error: the database {database} does not exist yet: run `hookyard db upgrade` (from the "
-                            "same folder, or with the same HOOKYARD_INSTANCE_PATH or DATABASE_URL) to create it.\n")
+        assert r.stderr == (
+            f"Error: the database {database} does not exist yet: run `hookyard db upgrade` (from the "
+            "same folder, or with the same HOOKYARD_INSTANCE_PATH or DATABASE_URL) to create it.\n"
+        )
     assert files(project) == before  # neither a database nor a secret key
 
     # What the old `tokens list` left behind: an empty database file (and a key). Named, not a traceback.
@@ -78,8 +100,9 @@ def test_inside_a_project_the_nearest_instance_is_used_from_any_subfolder_and_no
     before = files(project)
     r = hookyard("users", "list", cwd=deeper)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r
-    assert r.stderr.startswith(f"Error: the database {database} is not initialised (it has no Hookyard tables): "
-                               "run `hookyard db upgrade`"), r.stderr
+    assert r.stderr.startswith(
+        f"Error: the database {database} is not initialised (it has no Hookyard tables): run `hookyard db upgrade`"
+    ), r.stderr
     assert files(project) == before
 
     # Set up from a subfolder: the instance found upward is the one set up, nothing lands where it ran.
@@ -114,27 +137,35 @@ def test_a_database_behind_the_code_names_the_command_that_brings_it_up_to_date(
     assert hookyard("db", "upgrade", "--revision", first, cwd=project).returncode == 0
     r = hookyard("tokens", "create", cwd=project)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r
-    assert r.stderr.startswith(f"Error: the database {project / 'instance' / 'hookyard.db'} is at revision {first} "
-                               f"and this Hookyard needs {script.get_current_head()}: run `hookyard db upgrade`")
+    assert r.stderr.startswith(
+        f"Error: the database {project / 'instance' / 'hookyard.db'} is at revision {first} "
+        f"and this Hookyard needs {script.get_current_head()}: run `hookyard db upgrade`"
+    )
 
 
 def test_operator_mistakes_are_one_error_line(nowhere, project):
     port = free_port()  # nothing listens there
-    unreachable = hookyard("tokens", "list", cwd=nowhere,
-                           DATABASE_URL=f"postgresql://ops:hunter2-secret@127.0.0.1:{port}/hookyard")
+    unreachable = hookyard(
+        "tokens", "list", cwd=nowhere, DATABASE_URL=f"postgresql://ops:hunter2-secret@127.0.0.1:{port}/hookyard"
+    )
     assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr, unreachable
-    assert unreachable.stderr.startswith(f"Error: cannot open the database postgresql+psycopg://ops:***@127.0.0.1:"
-                                         f"{port}/hookyard: ")
+    assert unreachable.stderr.startswith(
+        f"Error: cannot open the database postgresql+psycopg://ops:***@127.0.0.1:{port}/hookyard: "
+    )
     assert "hunter2" not in unreachable.stderr
     malformed = hookyard("tokens", "list", cwd=project, HOOKYARD_LOG_CAP="lots")
-    assert (malformed.returncode, malformed.stderr) == (1, "Error: HOOKYARD_LOG_CAP must be a whole number, got "
-                                                           "'lots'\n")
+    assert (malformed.returncode, malformed.stderr) == (
+        1,
+        "Error: HOOKYARD_LOG_CAP must be a whole number, got 'lots'\n",
+    )
     not_a_url = hookyard("users", "list", cwd=nowhere, DATABASE_URL="my database")
     assert not_a_url.returncode == 1 and not_a_url.stderr.startswith("Error: DATABASE_URL is not a database URL")
     assert files(nowhere) == set() and files(project / "instance") == set()
     no_such = hookyard("db", "upgrade", "--revision", "nope", cwd=project)
-    assert (no_such.returncode, no_such.stderr) == (1, "Error: cannot upgrade the database: Can't locate revision "
-                                                       "identified by 'nope'\n")
+    assert (no_such.returncode, no_such.stderr) == (
+        1,
+        "Error: cannot upgrade the database: Can't locate revision identified by 'nope'\n",
+    )
 
 
 def test_version(nowhere):
@@ -158,6 +189,10 @@ def test_the_nearest_instance_folder_upward_is_found(tmp_path):
     (tmp_path / "outer" / "instance").mkdir(parents=True)
     (tmp_path / "outer" / "inner" / "instance").mkdir(parents=True)
     (tmp_path / "outer" / "inner" / "src").mkdir()
-    assert find_instance(env={}, start=tmp_path / "outer" / "inner" / "src") == tmp_path / "outer" / "inner" / "instance"
+    assert (
+        find_instance(env={}, start=tmp_path / "outer" / "inner" / "src") == tmp_path / "outer" / "inner" / "instance"
+    )
     assert find_instance(env={}, start=tmp_path / "outer") == tmp_path / "outer" / "instance"
-    assert find_instance(env={"HOOKYARD_INSTANCE_PATH": str(tmp_path / "x")}, start=tmp_path / "outer") == tmp_path / "x"
+    assert (
+        find_instance(env={"HOOKYARD_INSTANCE_PATH": str(tmp_path / "x")}, start=tmp_path / "outer") == tmp_path / "x"
+    )

@@ -1,4 +1,5 @@
 """Rotating SECRET_KEY: secrets stay readable throughout, and `hookyard keys rotate` moves them to the new key."""
+
 import dataclasses
 import os
 
@@ -25,8 +26,9 @@ def keyed(settings, runtime):
     made = []
 
     def make(key, *old_keys):
-        rt = build_runtime(dataclasses.replace(settings, secret_key=key, old_secret_keys=old_keys),
-                           registry=runtime.registry)
+        rt = build_runtime(
+            dataclasses.replace(settings, secret_key=key, old_secret_keys=old_keys), registry=runtime.registry
+        )
         made.append(rt)
         return rt
 
@@ -36,8 +38,13 @@ def keyed(settings, runtime):
 
 
 def rotate(settings, key, *old_keys, dry_run=False):
-    env = dict(os.environ, DATABASE_URL=settings.database_url, SECRET_KEY=key,
-               HOOKYARD_OLD_SECRET_KEYS=",".join(old_keys), HOOKYARD_INSTANCE_PATH=str(settings.instance_path))
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        SECRET_KEY=key,
+        HOOKYARD_OLD_SECRET_KEYS=",".join(old_keys),
+        HOOKYARD_INSTANCE_PATH=str(settings.instance_path),
+    )
     r = run_cli("keys", "rotate", *(["--dry-run"] if dry_run else []), env=env)
     assert TOKEN not in r.stdout + r.stderr
     return r
@@ -48,8 +55,7 @@ def stored(rt, integration_id):
         return session.get(Integration, integration_id)
 
 
-def test_secrets_saved_under_the_old_key_keep_working_and_rotate_moves_them_to_the_new_one(
-        setup, api, settings, keyed):
+def test_secrets_saved_under_the_old_key_keep_working_and_rotate_moves_them_to_the_new_one(setup, api, settings, keyed):
     old_key = settings.secret_key
     ids = [setup.integration("One"), setup.integration("Two")]
     # Deployed with the new key and the old one as a fallback: a refresh sends the stored token to the recorder,
@@ -92,7 +98,8 @@ def test_dry_run_counts_and_writes_nothing(setup, settings, runtime):
 
 
 def test_secrets_under_a_key_not_given_fail_the_run_by_id_and_the_rest_are_still_rotated(
-        setup, settings, runtime, keyed):
+    setup, settings, runtime, keyed
+):
     readable, lost = setup.integration("Readable"), setup.integration("Lost")
     with runtime.db.session() as session:
         lost_token = SecretBox("a-key-nobody-has").seal({"token": TOKEN})

@@ -1,4 +1,5 @@
 """Guards for the source layout: `platform/` is a source root and must never shadow the stdlib."""
+
 import platform
 import subprocess
 import sys
@@ -20,8 +21,13 @@ def test_import_platform_is_the_standard_library():
 
 def test_import_platform_from_the_repository_root_is_still_the_standard_library():
     # The trap bites when the repository root comes first on sys.path, as it does for `python -c` here.
-    out = subprocess.run([sys.executable, "-c", "import platform, redis, rq; print(platform.__file__)"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "import platform, redis, rq; print(platform.__file__)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert not Path(out).resolve().is_relative_to(ROOT)
 
 
@@ -95,7 +101,7 @@ def test_the_core_has_no_import_cycle():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = "done"

@@ -1,5 +1,6 @@
 """The embedded Redis (hookyard.localredis) and `hookyard run`'s order of stopping: Ctrl-C stops web and worker
 first and Redis last, quietly."""
+
 import os
 import signal
 import subprocess
@@ -33,14 +34,17 @@ def test_ctrl_c_on_run_stops_web_and_worker_before_redis_without_a_traceback(tmp
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         # Its own process group, as a terminal gives `make run`: killpg below is what Ctrl-C does.
-        proc = subprocess.Popen([HOOKYARD, "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [HOOKYARD, "run"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
+
             def ready():
                 try:
                     return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
                 except requests.RequestException:
                     return proc.poll() is not None
+
             wait_for(ready, timeout=60, message="/readyz did not answer 200")
             assert proc.poll() is None, log_path.read_text()
             children = descendants(proc.pid)
@@ -62,6 +66,7 @@ def test_the_folder_records_its_binary_and_the_bundled_one_is_preferred(tmp_path
     proc, url = localredis.start(tmp_path / "redis")
     try:
         from redis import Redis
+
         Redis.from_url(url).set("kept", "1")
     finally:
         localredis.stop(proc)
@@ -76,6 +81,7 @@ def test_the_folder_records_its_binary_and_the_bundled_one_is_preferred(tmp_path
     proc, url = localredis.start(tmp_path / "redis")
     try:
         from redis import Redis
+
         assert Redis.from_url(url).get("kept") == b"1"  # the same binary read back what it wrote
     finally:
         localredis.stop(proc)

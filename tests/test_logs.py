@@ -1,4 +1,5 @@
 """The log: capped per marketplace, newest first, searchable and filterable."""
+
 from sqlalchemy import func, select
 
 from hookyard.emit import emit
@@ -14,11 +15,13 @@ def run_all_queued(runtime):
     return [run_rule(i) for i in ids]
 
 
-def test_after_1500_runs_the_log_holds_the_newest_1000_and_none_of_another_stores(setup, make_client, runtime,
-                                                                                 in_process):
+def test_after_1500_runs_the_log_holds_the_newest_1000_and_none_of_another_stores(
+    setup, make_client, runtime, in_process
+):
     setup.rule(setup.integration())
     other = make_client("store-b")
     from .conftest import Setup
+
     other_setup = Setup(other, setup.recorder)
     other_setup.rule(other_setup.integration())
     other_setup.emit(purchase(email="other@example.com"))
@@ -41,6 +44,7 @@ def test_after_1500_runs_the_log_holds_the_newest_1000_and_none_of_another_store
 
 def test_unfinished_entries_survive_trimming_until_they_finish(setup, runtime, in_process):
     from dataclasses import replace
+
     runtime.settings = replace(runtime.settings, log_cap=3)
     setup.rule(setup.integration())
     first = setup.emit(purchase(email="first@example.com"))
@@ -50,8 +54,11 @@ def test_unfinished_entries_survive_trimming_until_they_finish(setup, runtime, i
         assert s.scalar(select(func.count()).select_from(Run)) == 6
     run_all_queued(runtime)
     with runtime.db.session() as s:
-        assert sorted(s.scalars(select(Run.email))) == ["later2@example.com", "later3@example.com",
-                                                       "later4@example.com"]
+        assert sorted(s.scalars(select(Run.email))) == [
+            "later2@example.com",
+            "later3@example.com",
+            "later4@example.com",
+        ]
     assert setup.api.get(f"/api/v1/events/{first['id']}").json["runs"] == []
 
 
@@ -95,6 +102,7 @@ def test_search_filters_and_detail(setup, api, runtime, in_process):
 def test_the_cap_counts_entries_even_when_runs_finish_out_of_order(setup, runtime, in_process):
     """Finishing renumbers an entry; the cap still keeps exactly N entries, not N numbers."""
     from dataclasses import replace
+
     runtime.settings = replace(runtime.settings, log_cap=4)
     setup.rule(setup.integration())
     for i in range(8):
@@ -108,9 +116,11 @@ def test_the_cap_counts_entries_even_when_runs_finish_out_of_order(setup, runtim
     assert kept == ["b3@example.com", "b2@example.com", "b1@example.com", "b0@example.com"]
 
 
-def test_a_failed_entry_is_retried_with_the_rules_current_parameters_and_a_fresh_budget(setup, api, runtime,
-                                                                                        in_process):
+def test_a_failed_entry_is_retried_with_the_rules_current_parameters_and_a_fresh_budget(
+    setup, api, runtime, in_process
+):
     from dataclasses import replace
+
     runtime.settings = replace(runtime.settings, retry_max_attempts=2, retry_base_delay=0.01, retry_max_delay=0.01)
     rule = setup.rule(setup.integration(), channel="general")
     setup.recorder.answer("ada@example.com", (503, "down"), (503, "down"), (503, "still down"))
@@ -127,8 +137,13 @@ def test_a_failed_entry_is_retried_with_the_rules_current_parameters_and_a_fresh
 
     detail = api.get(f"/api/v1/logs/{entry['id']}").json
     assert (detail["status"], detail["attempts"]) == ("succeeded", 4)  # two more attempts: a fresh budget
-    assert [h.get("status", "replay") for h in detail["history"]] == ["failed", "failed", "replay", "failed",
-                                                                      "succeeded"]
+    assert [h.get("status", "replay") for h in detail["history"]] == [
+        "failed",
+        "failed",
+        "replay",
+        "failed",
+        "succeeded",
+    ]
     assert (detail["history"][2]["replayed_by"], detail["history"][2]["after_attempt"]) == ("the API", 2)
     calls = setup.recorder.calls_for("ada@example.com")
     assert [c["params"]["channel"] for c in calls] == ["general", "general", "vip", "vip"]  # the rule as it is now
@@ -137,11 +152,11 @@ def test_a_failed_entry_is_retried_with_the_rules_current_parameters_and_a_fresh
     assert refused.status_code == 409 and "only failed entries" in refused.json["message"].lower()
 
 
-def test_every_failed_entry_matching_a_filter_is_retried_and_nothing_else(setup, api, make_client, runtime,
-                                                                         in_process):
+def test_every_failed_entry_matching_a_filter_is_retried_and_nothing_else(setup, api, make_client, runtime, in_process):
     setup.rule(setup.integration())
     other = make_client("store-b")
     from .conftest import Setup
+
     other_setup = Setup(other, setup.recorder)
     other_setup.rule(other_setup.integration())
     for email in ("bob@example.com", "cy@example.com", "other@example.com"):

@@ -1,5 +1,6 @@
 """The migrations build exactly the schema the models describe, on every database the suite runs on, and
 upgrade existing databases without losing a row."""
+
 import json
 import os
 from datetime import datetime, timezone
@@ -63,25 +64,89 @@ def test_upgrading_keeps_every_row_and_never_hands_out_an_id_still_referenced(sc
     t = meta.tables
     now = datetime.now(timezone.utc)
     with engine.begin() as conn:
-        conn.execute(t["marketplaces"].insert(), [dict(id=1, name="a", log_seq=2, log_floor=0, created_at=now),
-                                                  dict(id=2, name="b", log_seq=0, log_floor=0, created_at=now)])
-        conn.execute(t["integrations"].insert(), [dict(id=1, marketplace_id=1, app="recorder", name="Circle",
-                                                       config={}, info={}, options={}, status="connected",
-                                                       created_at=now, updated_at=now)])
-        conn.execute(t["products"].insert(), [
-            dict(id=1, marketplace_id=1, external_id="555", name="Alpha", auto_created=False, created_at=now),
-            dict(id=2, marketplace_id=2, external_id="556", name="Zebra", auto_created=False, created_at=now)])
-        conn.execute(t["rules"].insert(), [dict(id=1, marketplace_id=1, trigger="samcart.product_purchased",
-                                                integration_id=1, action="record", params={"channel": "vip"},
-                                                enabled=True, created_at=now, updated_at=now)])
-        conn.execute(t["events"].insert(), [dict(id=1, marketplace_id=1, trigger="samcart.product_purchased",
-                                                 duplicates=0, product_id=1, payload={}, raw_payload={},
-                                                 occurred_at=now, received_at=now, matched_rules=2)])
-        run = dict(marketplace_id=1, event_id=1, trigger="samcart.product_purchased", app="recorder",
-                   action="record", status="failed", attempts=1, dispatches=1, history=[], created_at=now)
-        conn.execute(t["runs"].insert(), [
-            dict(run, id=1, rule_id=9, log_seq=1, integration_id=1, product_id=1, job_id="a"),
-            dict(run, id=2, rule_id=1, log_seq=2, integration_id=1, product_id=2, job_id="b")])
+        conn.execute(
+            t["marketplaces"].insert(),
+            [
+                dict(id=1, name="a", log_seq=2, log_floor=0, created_at=now),
+                dict(id=2, name="b", log_seq=0, log_floor=0, created_at=now),
+            ],
+        )
+        conn.execute(
+            t["integrations"].insert(),
+            [
+                dict(
+                    id=1,
+                    marketplace_id=1,
+                    app="recorder",
+                    name="Circle",
+                    config={},
+                    info={},
+                    options={},
+                    status="connected",
+                    created_at=now,
+                    updated_at=now,
+                )
+            ],
+        )
+        conn.execute(
+            t["products"].insert(),
+            [
+                dict(id=1, marketplace_id=1, external_id="555", name="Alpha", auto_created=False, created_at=now),
+                dict(id=2, marketplace_id=2, external_id="556", name="Zebra", auto_created=False, created_at=now),
+            ],
+        )
+        conn.execute(
+            t["rules"].insert(),
+            [
+                dict(
+                    id=1,
+                    marketplace_id=1,
+                    trigger="samcart.product_purchased",
+                    integration_id=1,
+                    action="record",
+                    params={"channel": "vip"},
+                    enabled=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ],
+        )
+        conn.execute(
+            t["events"].insert(),
+            [
+                dict(
+                    id=1,
+                    marketplace_id=1,
+                    trigger="samcart.product_purchased",
+                    duplicates=0,
+                    product_id=1,
+                    payload={},
+                    raw_payload={},
+                    occurred_at=now,
+                    received_at=now,
+                    matched_rules=2,
+                )
+            ],
+        )
+        run = dict(
+            marketplace_id=1,
+            event_id=1,
+            trigger="samcart.product_purchased",
+            app="recorder",
+            action="record",
+            status="failed",
+            attempts=1,
+            dispatches=1,
+            history=[],
+            created_at=now,
+        )
+        conn.execute(
+            t["runs"].insert(),
+            [
+                dict(run, id=1, rule_id=9, log_seq=1, integration_id=1, product_id=1, job_id="a"),
+                dict(run, id=2, rule_id=1, log_seq=2, integration_id=1, product_id=2, job_id="b"),
+            ],
+        )
     engine.dispose()
 
     upgrade(url)
@@ -90,13 +155,20 @@ def test_upgrading_keeps_every_row_and_never_hands_out_an_id_still_referenced(sc
         with engine.begin() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 2
             assert conn.execute(text("SELECT COUNT(*) FROM events")).scalar() == 1
-            rule_id = conn.execute(text(
-                "INSERT INTO rules (marketplace_id, trigger, integration_id, action, params, enabled, created_at,"
-                " updated_at) VALUES (2, 't', NULL, 'record', '{}', true, :now, :now) RETURNING id"),
-                {"now": now}).scalar()
-            product_id = conn.execute(text(
-                "INSERT INTO products (marketplace_id, external_id, name, auto_created, created_at)"
-                " VALUES (2, '557', 'New', false, :now) RETURNING id"), {"now": now}).scalar()
+            rule_id = conn.execute(
+                text(
+                    "INSERT INTO rules (marketplace_id, trigger, integration_id, action, params, enabled, created_at,"
+                    " updated_at) VALUES (2, 't', NULL, 'record', '{}', true, :now, :now) RETURNING id"
+                ),
+                {"now": now},
+            ).scalar()
+            product_id = conn.execute(
+                text(
+                    "INSERT INTO products (marketplace_id, external_id, name, auto_created, created_at)"
+                    " VALUES (2, '557', 'New', false, :now) RETURNING id"
+                ),
+                {"now": now},
+            ).scalar()
             rows = {r.id: r for r in conn.execute(text("SELECT id, product_name, ran FROM runs")).all()}
     finally:
         engine.dispose()
@@ -116,8 +188,11 @@ def test_no_table_reuses_ids(runtime):
             tables = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
             plain = [t.name for t in Base.metadata.sorted_tables if "AUTOINCREMENT" not in tables[t.name]]
         else:
-            plain = [t.name for t in Base.metadata.sorted_tables if not conn.execute(
-                text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": t.name}).scalar()]
+            plain = [
+                t.name
+                for t in Base.metadata.sorted_tables
+                if not conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": t.name}).scalar()
+            ]
     assert plain == [], f"these tables would hand a deleted row's id to the next row: {plain}"
 
 

@@ -1,5 +1,6 @@
 """`make test`'s check of what it needs beyond Python (tests/needs.py), run as the Makefile runs it, with a PATH
 that holds only what each case allows."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ def run_needs(tmp_path, *args, path_dirs=(), **env):
     bin_dir.mkdir(exist_ok=True)
     clean = {k: v for k, v in os.environ.items() if k not in ("HOOKYARD_CHROMIUM", "PATH")}
     clean.update(PATH=os.pathsep.join([str(bin_dir), *map(str, path_dirs)]), **env)
-    return subprocess.run([sys.executable, "-m", "tests.needs", *args], cwd=ROOT, env=clean, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.needs", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 def executable(path: Path, body: str) -> Path:
@@ -42,9 +44,12 @@ def test_as_root_with_apt_it_installs_debians_chromium_itself(tmp_path):
     bin_dir.mkdir()
     calls = tmp_path / "apt-calls"
     # A stand-in apt-get that records its arguments and, on install, puts a chromium on PATH as the package would.
-    executable(bin_dir / "apt-get", f'echo "$@" >> {calls}\n'
-                                    f'case "$1" in install) printf "#!/bin/sh\\n" > {bin_dir}/chromium; '
-                                    f'/bin/chmod 755 {bin_dir}/chromium;; esac\n')
+    executable(
+        bin_dir / "apt-get",
+        f'echo "$@" >> {calls}\n'
+        f'case "$1" in install) printf "#!/bin/sh\\n" > {bin_dir}/chromium; '
+        f"/bin/chmod 755 {bin_dir}/chromium;; esac\n",
+    )
     done = run_needs(tmp_path)
     assert done.returncode == 0, done.stderr
     assert calls.read_text().splitlines() == ["update -qq", "install -y -qq --no-install-recommends chromium"]

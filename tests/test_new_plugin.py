@@ -8,6 +8,7 @@ venv made from a venv's python is based on the *base* interpreter, whose site-pa
 a `.pth` file in the new environment adds the project venv's site-packages (``site.addsitedir``, so its own .pth
 files, hookyard's editable install among them, are honoured): hookyard, pytest, setuptools and requests are
 importable with no network install, and what pip installs goes into the new environment alone."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def _clean_env() -> dict:
 
 
 def _run(args, cwd, timeout=60) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, env=_clean_env(), capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -56,13 +58,31 @@ def test_new_plugin_installs_into_a_fresh_environment_and_its_generated_tests_pa
     root = tmp_path / "hookyard-demo"
     assert f"created {root.name}" in created.stdout
     assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == {
-        "pyproject.toml", "setup.cfg", "README.md", "hookyard_demo/__init__.py", "tests/test_demo.py"}
+        "pyproject.toml",
+        "setup.cfg",
+        "README.md",
+        "hookyard_demo/__init__.py",
+        "tests/test_demo.py",
+    }
 
     python = _fresh_venv(tmp_path / "venv")
     # --no-deps: hookyard, requests and pytest are already there (the layer below); no network is needed.
     # --no-build-isolation: setuptools comes from the layer below too, rather than from PyPI.
-    _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-          "--no-build-isolation", "-e", root], cwd=tmp_path)
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            root,
+        ],
+        cwd=tmp_path,
+    )
 
     tests = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root, timeout=120)
     assert "4 passed" in tests.stdout, tests.stdout
@@ -72,14 +92,18 @@ def test_new_plugin_installs_into_a_fresh_environment_and_its_generated_tests_pa
     assert "demo" not in _plugin_names([BIN / "hookyard"], tmp_path)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("Demo", "invalid plugin name 'Demo'"),
-    ("my-plugin", "invalid plugin name 'my-plugin'"),
-    ("import", "invalid plugin name 'import'"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("Demo", "invalid plugin name 'Demo'"),
+        ("my-plugin", "invalid plugin name 'my-plugin'"),
+        ("import", "invalid plugin name 'import'"),
+    ],
+)
 def test_a_bad_name_is_refused_with_one_line(tmp_path, name, message):
-    result = subprocess.run([BIN / "hookyard", "new-plugin", name], cwd=tmp_path, env=_clean_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [BIN / "hookyard", "new-plugin", name], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: {message}") and result.stderr.count("\n") == 1, result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -88,8 +112,9 @@ def test_a_bad_name_is_refused_with_one_line(tmp_path, name, message):
 def test_an_existing_folder_is_refused_and_left_alone(tmp_path):
     (tmp_path / "hookyard-demo").mkdir()
     (tmp_path / "hookyard-demo" / "mine.txt").write_text("keep")
-    result = subprocess.run([BIN / "hookyard", "new-plugin", "demo"], cwd=tmp_path, env=_clean_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [BIN / "hookyard", "new-plugin", "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert result.stderr == "Error: hookyard-demo already exists: choose another name or remove it\n"
     assert [p.name for p in (tmp_path / "hookyard-demo").iterdir()] == ["mine.txt"]

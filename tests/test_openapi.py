@@ -1,4 +1,5 @@
 """The committed openapi.json is the one the code generates; /api/openapi.json serves it."""
+
 import json
 from pathlib import Path
 

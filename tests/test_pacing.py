@@ -1,4 +1,5 @@
 """The shared request budget: never over the limit, fair between connections, waiting or deferring."""
+
 import time
 
 import pytest
@@ -43,6 +44,7 @@ def test_a_burst_cannot_starve_a_connection_that_arrives_later(redis):
 
 def test_a_connection_that_stopped_asking_gives_its_share_back(redis, monkeypatch):
     import hookyard.pacing
+
     monkeypatch.setattr(hookyard.pacing, "ACTIVE_HORIZON", 0.5)
     budget = FairBudget(redis, "t4", limit=10, window=30)
     assert grants(budget, "b", 1) == 1

@@ -5,6 +5,7 @@ HOOKYARD_TRACE_PLUGINS=1 logs every hook call.
 The installed-plugin tests use tests/plugins/hookyard_calling (plugins ``bare`` and ``wrapping``), pip-installed
 into a directory of its own that only their subprocesses have on their path: with ``wrapping`` installed, every
 other test's plugin load would be refused."""
+
 import json
 import logging
 import subprocess
@@ -21,17 +22,32 @@ from hookyard.plugins import PluginError, build_plugin_manager, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKYARD = Path(sys.executable).parent / "hookyard"
-WRAPPER_REFUSED = ("hook wrapper refused: plugin 'wrapping' implements register_apps with wrapper=True; Hookyard "
-                   "calls each plugin's implementation on its own, so a wrapper cannot wrap the others': "
-                   "use a plain @hookimpl")
+WRAPPER_REFUSED = (
+    "hook wrapper refused: plugin 'wrapping' implements register_apps with wrapper=True; Hookyard "
+    "calls each plugin's implementation on its own, so a wrapper cannot wrap the others': "
+    "use a plain @hookimpl"
+)
 
 
 @pytest.fixture(scope="module")
 def calling_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("calling-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(site),
-                    str(ROOT / "tests" / "plugins" / "hookyard_calling")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(ROOT / "tests" / "plugins" / "hookyard_calling"),
+        ],
+        check=True,
+    )
     return site
 
 
@@ -57,17 +73,20 @@ def test_an_installed_plugin_whose_implementations_take_no_argument_loads(callin
     assert bare["hooks"] == ["register_apps", "register_commands", "register_trigger_types"]
     assert bare["trigger_types"] == ["bare.noticed"]
     # Each implementation was called, once, in the order the registry collects.
-    called = run(calling_site, sys.executable, "-c",
-                 "from hookyard.plugins import load_registry; from hookyard_calling import bare; "
-                 "load_registry(); print(bare.CALLS)")
+    called = run(
+        calling_site,
+        sys.executable,
+        "-c",
+        "from hookyard.plugins import load_registry; from hookyard_calling import bare; "
+        "load_registry(); print(bare.CALLS)",
+    )
     assert called.returncode == 0, called.stderr
     assert called.stdout.strip() == "['register_trigger_types', 'register_apps', 'register_commands']"
 
 
 def test_every_hook_may_be_implemented_without_its_argument():
     calls = []
-    hooks = ["register_trigger_types", "register_apps", "register_blueprints", "register_commands",
-             "register_settings"]
+    hooks = ["register_trigger_types", "register_apps", "register_blueprints", "register_commands", "register_settings"]
     quiet = plugin("quiet", **{name: hookimpl(lambda name=name: calls.append(name)) for name in hooks})
     registry = load_registry(disabled=set(), extra=[quiet])
     assert calls == hooks  # each called once (a parameter with a default is not one pluggy passes)
@@ -94,7 +113,8 @@ def test_an_old_style_hookwrapper_is_refused_too():
     with pytest.raises(PluginError) as refused:
         build_plugin_manager(disabled=set(), extra=[old])
     assert str(refused.value).startswith(
-        "hook wrapper refused: plugin 'old' implements register_commands with hookwrapper=True;")
+        "hook wrapper refused: plugin 'old' implements register_commands with hookwrapper=True;"
+    )
 
 
 def test_tracing_logs_every_hook_call_to_stderr(calling_site):
@@ -108,8 +128,9 @@ def test_tracing_logs_every_hook_call_to_stderr(calling_site):
             assert f"DEBUG hookyard.plugins: hook {hook}: plugin {p['name']!r} returned in " in log, (p["name"], hook)
     # The implementation is named with the arguments it takes, and what it registered is said.
     assert "hook register_apps: calling plugin 'bare': hookyard_calling.bare.register_apps()\n" in log
-    assert ("hook register_trigger_types: calling plugin 'bare': "
-            "hookyard_calling.bare.register_trigger_types(register)\n") in log
+    assert (
+        "hook register_trigger_types: calling plugin 'bare': hookyard_calling.bare.register_trigger_types(register)\n"
+    ) in log
     assert "plugin 'bare' registered trigger type 'bare.noticed'" in log
     assert "plugin 'samcart' registered app 'samcart'" in log
 
@@ -130,8 +151,11 @@ def test_tracing_logs_a_hook_call_that_raised(caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == "hookyard.plugins"]
     assert any(m.startswith("hook register_trigger_types: calling plugin 'flaky': ") for m in messages), messages
     assert "plugin 'flaky' registered trigger type 'flaky.one'" in messages
-    assert any(m.startswith("hook register_trigger_types: plugin 'flaky' raised RuntimeError after ")
-               and m.endswith(" ms: upstream said no") for m in messages), messages
+    assert any(
+        m.startswith("hook register_trigger_types: plugin 'flaky' raised RuntimeError after ")
+        and m.endswith(" ms: upstream said no")
+        for m in messages
+    ), messages
 
 
 def test_a_malformed_trace_setting_is_refused(monkeypatch):

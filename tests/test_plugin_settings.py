@@ -1,6 +1,7 @@
 """Plugins' own settings (hookyard.Setting in a PluginSettings, registered with register_settings): read through the
 declaration only, converted and checked at start (one line naming the variable and the plugin), listed with their
 defaults and never their values, refused when unprefixed or declared by two plugins."""
+
 import json
 import re
 import subprocess
@@ -22,16 +23,30 @@ OPERATORS_DOC = Path(__file__).resolve().parents[1] / "docs" / "operators.md"
 # The first-party plugins' variables and defaults, exactly as they were before the declarations (docs and deployments
 # depend on them).
 FIRST_PARTY = {
-    "circle": {"CIRCLE_API_BASE_URL": "https://app.circle.so/api/admin/v2", "CIRCLE_RATE_LIMIT": "1800/300",
-               "CIRCLE_TIMEOUT": 30, "CIRCLE_CONNECT_TIMEOUT": 5, "CIRCLE_VERIFY_TIMEOUT": 10},
-    "samcart": {"SAMCART_API_BASE_URL": "https://api.samcart.com/v1", "SAMCART_TIMEOUT": 10,
-                "SAMCART_CONNECT_TIMEOUT": 5, "SAMCART_VERIFY_TIMEOUT": 10, "SAMCART_RATE_LIMIT_WAIT": 30,
-                "HOOKYARD_SAMCART_REDELIVERY_WINDOW": "1h"},
+    "circle": {
+        "CIRCLE_API_BASE_URL": "https://app.circle.so/api/admin/v2",
+        "CIRCLE_RATE_LIMIT": "1800/300",
+        "CIRCLE_TIMEOUT": 30,
+        "CIRCLE_CONNECT_TIMEOUT": 5,
+        "CIRCLE_VERIFY_TIMEOUT": 10,
+    },
+    "samcart": {
+        "SAMCART_API_BASE_URL": "https://api.samcart.com/v1",
+        "SAMCART_TIMEOUT": 10,
+        "SAMCART_CONNECT_TIMEOUT": 5,
+        "SAMCART_VERIFY_TIMEOUT": 10,
+        "SAMCART_RATE_LIMIT_WAIT": 30,
+        "HOOKYARD_SAMCART_REDELIVERY_WINDOW": "1h",
+    },
     "webhook": {"WEBHOOK_ALLOWED_HOSTS": [], "WEBHOOK_TIMEOUT": 10, "WEBHOOK_CONNECT_TIMEOUT": 5},
 }
 # Set in the listing tests: none of these may show up anywhere in what is listed.
-SENTINELS = {"CIRCLE_API_BASE_URL": "http://sentinel-circle.invalid/api", "CIRCLE_TIMEOUT": "31.5",
-             "SAMCART_API_BASE_URL": "http://sentinel-samcart.invalid/v1", "WEBHOOK_ALLOWED_HOSTS": "sentinel.internal"}
+SENTINELS = {
+    "CIRCLE_API_BASE_URL": "http://sentinel-circle.invalid/api",
+    "CIRCLE_TIMEOUT": "31.5",
+    "SAMCART_API_BASE_URL": "http://sentinel-samcart.invalid/v1",
+    "WEBHOOK_ALLOWED_HOSTS": "sentinel.internal",
+}
 
 
 def plugin(name, settings):
@@ -50,12 +65,22 @@ def cli(plugin_site, *args, **env):
 
 def test_values_convert_to_the_declared_type_and_blank_means_the_default(monkeypatch):
     settings = PluginSettings(
-        Setting("SHOP_NAME", str, "shop", "A name."), Setting("SHOP_PAGE", int, 50, "Records per page."),
-        Setting("SHOP_WAIT", float, 2.5, "Seconds."), Setting("SHOP_LOUD", bool, False, "Log more."),
-        Setting("SHOP_HOSTS", list, ["a"], "Hosts."), Setting("SHOP_KEY", str, None, "An API key.", secret=True))
+        Setting("SHOP_NAME", str, "shop", "A name."),
+        Setting("SHOP_PAGE", int, 50, "Records per page."),
+        Setting("SHOP_WAIT", float, 2.5, "Seconds."),
+        Setting("SHOP_LOUD", bool, False, "Log more."),
+        Setting("SHOP_HOSTS", list, ["a"], "Hosts."),
+        Setting("SHOP_KEY", str, None, "An API key.", secret=True),
+    )
     assert [settings[s.name] for s in settings] == ["shop", 50, 2.5, False, ("a",), None]
-    for name, raw in [("SHOP_NAME", " x "), ("SHOP_PAGE", " 7 "), ("SHOP_WAIT", "0.25"), ("SHOP_LOUD", "Yes"),
-                      ("SHOP_HOSTS", " b, ,c "), ("SHOP_KEY", "k")]:
+    for name, raw in [
+        ("SHOP_NAME", " x "),
+        ("SHOP_PAGE", " 7 "),
+        ("SHOP_WAIT", "0.25"),
+        ("SHOP_LOUD", "Yes"),
+        ("SHOP_HOSTS", " b, ,c "),
+        ("SHOP_KEY", "k"),
+    ]:
         monkeypatch.setenv(name, raw)
     assert [settings[s.name] for s in settings] == [" x ", 7, 0.25, True, ("b", "c"), "k"]
     monkeypatch.setenv("SHOP_PAGE", "  ")  # blank: the default, as unset
@@ -83,9 +108,15 @@ def test_parse_shapes_the_value_and_runs_once_per_distinct_value(monkeypatch):
     assert settings["SHOP_RATE"] == (5, 1.0) and seen == ["10/60", "5/1"]
 
 
-@pytest.mark.parametrize("kind, raw, reason", [
-    (int, "1.5", "must be a whole number"), (float, "soon", "must be a number"), (float, "inf", "must be a finite number"),
-    (bool, "maybe", "must be 1 or 0 (or true/false, yes/no, on/off)")])
+@pytest.mark.parametrize(
+    "kind, raw, reason",
+    [
+        (int, "1.5", "must be a whole number"),
+        (float, "soon", "must be a number"),
+        (float, "inf", "must be a finite number"),
+        (bool, "maybe", "must be 1 or 0 (or true/false, yes/no, on/off)"),
+    ],
+)
 def test_a_value_that_does_not_convert_names_the_variable_and_the_plugin(plugin_site, monkeypatch, kind, raw, reason):
     settings = PluginSettings(Setting("SHOP_VALUE", kind, kind(1), "A value."))
     monkeypatch.setenv("SHOP_VALUE", raw)
@@ -107,8 +138,9 @@ def test_a_refused_secret_is_not_echoed(plugin_site, monkeypatch):
     monkeypatch.setenv("SHOP_KEY", "hunter2-leaked")
     with pytest.raises(SystemExit) as stopped:
         load_registry(disabled=set(), extra=[plugin("shop", settings)])
-    assert str(stopped.value.code) == ("SHOP_KEY (a setting of plugin 'shop') must start with sk_, got a value not "
-                                       "shown (the setting is secret)")
+    assert str(stopped.value.code) == (
+        "SHOP_KEY (a setting of plugin 'shop') must start with sk_, got a value not shown (the setting is secret)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ declaring
@@ -119,8 +151,9 @@ def test_two_plugins_declaring_one_variable_refuse_startup_naming_both(plugin_si
     with pytest.raises(PluginError) as refused:
         load_registry(disabled=set(), extra=[twin])
     # "circle" cannot have declared TWIN_…, and "twin" may not declare CIRCLE_…: the prefix check comes first.
-    assert str(refused.value) == ("plugin 'twin' declares setting 'CIRCLE_TIMEOUT' without its own prefix: name it "
-                                  "TWIN_… (or HOOKYARD_TWIN_…)")
+    assert str(refused.value) == (
+        "plugin 'twin' declares setting 'CIRCLE_TIMEOUT' without its own prefix: name it TWIN_… (or HOOKYARD_TWIN_…)"
+    )
     # Two plugins whose names share a prefix ("shop" and "shop.extra" both give SHOP_…) are the clash left.
     first = plugin("shop", PluginSettings(Setting("SHOP_PAGE", int, 1, "Page.")))
     second = plugin("shop-", PluginSettings(Setting("SHOP_PAGE", int, 2, "Page.")))
@@ -131,17 +164,22 @@ def test_two_plugins_declaring_one_variable_refuse_startup_naming_both(plugin_si
     assert "plugin 'shop' " in message + " " and "plugin 'shop-'" in message
 
 
-@pytest.mark.parametrize("setting, problem", [
-    (Setting("TIMEOUT", float, 1.0, "Seconds."), "without its own prefix: name it SHOP_… (or HOOKYARD_SHOP_…)"),
-    (Setting("SHOP_", float, 1.0, "Seconds."), "without its own prefix"),
-    (Setting("shop_timeout", float, 1.0, "Seconds."), "a name is an environment variable in capitals"),
-    (Setting("SHOP_WHEN", dict, {}, "When."), "of type <class 'dict'>: use str, int, float, bool or list"),
-    (Setting("SHOP_PAGE", int, "50", "Page."), "with the default '50', which is not a int"),
-    (Setting("SHOP_ON", int, True, "On."), "with the default True, which is not a int"),
-    (Setting("SHOP_PAGE", int, 50, " "), "without a description"),
-    (Setting("SHOP_WAIT", float, 0.0, "Seconds.", parse=lambda v: v if v > 0 else int("x")),
-     "declares a default its parse refuses: SHOP_WAIT (a setting of plugin 'shop')"),
-])
+@pytest.mark.parametrize(
+    "setting, problem",
+    [
+        (Setting("TIMEOUT", float, 1.0, "Seconds."), "without its own prefix: name it SHOP_… (or HOOKYARD_SHOP_…)"),
+        (Setting("SHOP_", float, 1.0, "Seconds."), "without its own prefix"),
+        (Setting("shop_timeout", float, 1.0, "Seconds."), "a name is an environment variable in capitals"),
+        (Setting("SHOP_WHEN", dict, {}, "When."), "of type <class 'dict'>: use str, int, float, bool or list"),
+        (Setting("SHOP_PAGE", int, "50", "Page."), "with the default '50', which is not a int"),
+        (Setting("SHOP_ON", int, True, "On."), "with the default True, which is not a int"),
+        (Setting("SHOP_PAGE", int, 50, " "), "without a description"),
+        (
+            Setting("SHOP_WAIT", float, 0.0, "Seconds.", parse=lambda v: v if v > 0 else int("x")),
+            "declares a default its parse refuses: SHOP_WAIT (a setting of plugin 'shop')",
+        ),
+    ],
+)
 def test_a_bad_declaration_is_refused_naming_the_plugin(plugin_site, setting, problem):
     with pytest.raises(PluginError) as refused:
         load_registry(disabled=set(), extra=[plugin("shop", PluginSettings(setting))])
@@ -190,7 +228,7 @@ def test_the_plugins_read_their_values_through_the_declarations(monkeypatch):
 def test_hookyard_plugins_settings_lists_defaults_and_descriptions_never_values(plugin_site):
     text = cli(plugin_site, "plugins", "--settings", **SENTINELS)
     assert text.returncode == 0, text.stderr
-    assert "circle\n  CIRCLE_API_BASE_URL (str; default \"https://app.circle.so/api/admin/v2\")\n" in text.stdout
+    assert 'circle\n  CIRCLE_API_BASE_URL (str; default "https://app.circle.so/api/admin/v2")\n' in text.stdout
     assert "  CIRCLE_TIMEOUT (float; default 30.0)\n      Seconds to wait for each answer in the worker" in text.stdout
     assert "  WEBHOOK_ALLOWED_HOSTS (list[str]; default empty)\n" in text.stdout
     as_json = cli(plugin_site, "plugins", "--settings", "--json", **SENTINELS)
@@ -212,8 +250,12 @@ def test_the_plugins_endpoint_lists_the_settings_never_their_values(api, monkeyp
     assert response.status_code == 200
     plugins = {p["name"]: p for p in response.json}
     assert plugins["webhook"]["settings"][1] == dict(
-        name="WEBHOOK_TIMEOUT", type="float", default=10.0, description="Seconds to wait for the receiver's answer. "
-        "Worker.", secret=False)
+        name="WEBHOOK_TIMEOUT",
+        type="float",
+        default=10.0,
+        description="Seconds to wait for the receiver's answer. Worker.",
+        secret=False,
+    )
     assert {s["name"]: s["default"] for s in plugins["circle"]["settings"]} == FIRST_PARTY["circle"]
     for value in SENTINELS.values():
         assert value not in response.text
@@ -234,4 +276,5 @@ def test_a_bad_value_stops_the_worker_at_start_with_one_line(settings, plugin_si
     assert stopped.returncode == 1
     assert stopped.stderr.splitlines() == [
         "HOOKYARD_SAMCART_REDELIVERY_WINDOW (a setting of plugin 'samcart') must be a duration such as 3600, 90m or "
-        "1h, got 'a while'"], stopped.stderr
+        "1h, got 'a while'"
+    ], stopped.stderr

@@ -1,4 +1,5 @@
 """The plugin host: entry points, the disable list, check_pending, duplicate keys, introspection."""
+
 import inspect
 import json
 import re
@@ -17,8 +18,7 @@ from hookyard.plugins import PluginError, build_plugin_manager, load_registry
 
 def trigger(key):
     # Not product_scoped: a product-scoped trigger's schema must load product.id (tests/test_typed_fields.py).
-    return TriggerType(key=key, label=key, category="Test", description="", payload_schema=Schema,
-                       product_scoped=False)
+    return TriggerType(key=key, label=key, category="Test", description="", payload_schema=Schema, product_scoped=False)
 
 
 def plugin(name, **hooks):
@@ -72,19 +72,35 @@ def test_registering_the_wrong_type_is_an_error(plugin_site):
 def test_plugins_endpoint_lists_version_hooks_triggers_and_apps(api):
     plugins = {p["name"]: p for p in api.get("/api/v1/plugins").json}
     assert plugins["samcart"]["version"] == "0.1.0"
-    assert plugins["samcart"]["hooks"] == ["register_apps", "register_commands", "register_settings",
-                                           "register_trigger_types"]
+    assert plugins["samcart"]["hooks"] == [
+        "register_apps",
+        "register_commands",
+        "register_settings",
+        "register_trigger_types",
+    ]
     assert len(plugins["samcart"]["trigger_types"]) == 17 and plugins["samcart"]["apps"] == ["samcart"]
     assert plugins["samcart"]["commands"] == ["samcart"]
-    assert plugins["recorder"] == {"name": "recorder", "version": "0.0.1", "hooks": ["register_apps"],
-                                   "trigger_types": [], "apps": ["inbox", "recorder"], "commands": [], "blueprints": [],
-                                   "settings": []}
+    assert plugins["recorder"] == {
+        "name": "recorder",
+        "version": "0.0.1",
+        "hooks": ["register_apps"],
+        "trigger_types": [],
+        "apps": ["inbox", "recorder"],
+        "commands": [],
+        "blueprints": [],
+        "settings": [],
+    }
 
 
 def test_plugins_cli_lists_the_same(plugin_site):
     env = {"PYTHONPATH": str(plugin_site), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([str(Path(sys.executable).parent / "hookyard"), "plugins", "--json"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "hookyard"), "plugins", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     names = {p["name"]: p for p in json.loads(out)}
     assert names["hello"]["apps"] == ["hello"] and names["hello"]["version"] == "0.1.0"
 
@@ -93,8 +109,13 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
 def test_every_hook_has_a_docstring():
-    assert HOOKS == ["register_apps", "register_blueprints", "register_commands", "register_settings",
-                     "register_trigger_types"]
+    assert HOOKS == [
+        "register_apps",
+        "register_blueprints",
+        "register_commands",
+        "register_settings",
+        "register_trigger_types",
+    ]
     for name in HOOKS:
         assert getattr(hookspecs, name).__doc__, name
 
@@ -161,8 +182,10 @@ def test_hook_register_commands(plugin_site):
     def impostor():
         click.echo("not the core's")
 
-    registry = load_registry(disabled=set(), extra=[plugin("greeter", register_commands=lambda register: (
-        register(greet), register(impostor)))])
+    registry = load_registry(
+        disabled=set(),
+        extra=[plugin("greeter", register_commands=lambda register: (register(greet), register(impostor)))],
+    )
     assert registry.owner("command", "greet") == "greeter"
     assert next(p for p in registry.plugins() if p.name == "greeter").commands == ["greet", "plugins"]
     cli.WithPluginCommands._plugin_commands = None
@@ -190,15 +213,18 @@ def test_hook_register_blueprints(plugin_site, settings):
 
     pages = Blueprint("pages", __name__)
     pages.add_url_rule("/hello-page", "hello", lambda: "hello from a plugin")
-    registry = load_registry(disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages))])
+    registry = load_registry(
+        disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages))]
+    )
     assert registry.owner("blueprint", "pages") == "pages"
     assert next(p for p in registry.plugins() if p.name == "pages").blueprints == ["pages"]
     response = create_app(settings, registry=registry).test_client().get("/hello-page")
     assert response.status_code == 200 and response.text == "hello from a plugin"
     twin = plugin("twin", register_blueprints=lambda register: register(Blueprint("pages", __name__)))
     with pytest.raises(PluginError, match="duplicate blueprint key 'pages'") as refused:
-        load_registry(disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages)),
-                                             twin])
+        load_registry(
+            disabled=set(), extra=[plugin("pages", register_blueprints=lambda register: register(pages)), twin]
+        )
     assert "plugin 'pages'" in str(refused.value) and "plugin 'twin'" in str(refused.value)
 
 
@@ -209,14 +235,22 @@ def test_hook_register_settings(plugin_site, monkeypatch):
 
     settings = PluginSettings(Setting("SHOP_PAGE_SIZE", int, 50, "Records per page."))
     monkeypatch.setenv("SHOP_PAGE_SIZE", "20")
-    registry = load_registry(disabled=set(), extra=[plugin("shop", register_settings=lambda register: register(
-        settings))])
+    registry = load_registry(
+        disabled=set(), extra=[plugin("shop", register_settings=lambda register: register(settings))]
+    )
     assert registry.owner("setting", "SHOP_PAGE_SIZE") == "shop" and settings["SHOP_PAGE_SIZE"] == 20
-    assert next(p for p in registry.plugins() if p.name == "shop").settings == [dict(
-        name="SHOP_PAGE_SIZE", type="int", default=50, description="Records per page.", secret=False)]
+    assert next(p for p in registry.plugins() if p.name == "shop").settings == [
+        dict(name="SHOP_PAGE_SIZE", type="int", default=50, description="Records per page.", secret=False)
+    ]
     with pytest.raises(PluginError, match=r"expected PluginSettings\(Setting\(...\), ...\)"):
-        load_registry(disabled=set(), extra=[plugin("loose", register_settings=lambda register: register(
-            Setting("LOOSE_X", str, "", "A lone setting.")))])
+        load_registry(
+            disabled=set(),
+            extra=[
+                plugin(
+                    "loose", register_settings=lambda register: register(Setting("LOOSE_X", str, "", "A lone setting."))
+                )
+            ],
+        )
 
 
 def test_an_app_with_two_actions_of_one_key_is_refused(plugin_site):

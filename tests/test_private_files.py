@@ -1,5 +1,6 @@
 """Secrets and files at rest: the generated key is created whole even when processes race for it, an empty key
 is never accepted, and the instance folder, the key and SQLite's files are private to the user."""
+
 from __future__ import annotations
 
 import multiprocessing

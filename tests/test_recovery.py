@@ -1,4 +1,5 @@
 """Recovery: a run whose worker died mid-action, or whose job never reached Redis, still finishes."""
+
 import signal
 from dataclasses import replace
 
@@ -14,11 +15,17 @@ from .test_e2e import wait_status
 from .waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-FAST_SWEEPS = dict(HOOKYARD_JOB_TIMEOUT="1", HOOKYARD_STUCK_GRACE="0", HOOKYARD_SWEEP_INTERVAL="1",
-                   HOOKYARD_RETRY_BASE_DELAY="0.1", HOOKYARD_RETRY_MAX_DELAY="0.2")
+FAST_SWEEPS = dict(
+    HOOKYARD_JOB_TIMEOUT="1",
+    HOOKYARD_STUCK_GRACE="0",
+    HOOKYARD_SWEEP_INTERVAL="1",
+    HOOKYARD_RETRY_BASE_DELAY="0.1",
+    HOOKYARD_RETRY_MAX_DELAY="0.2",
+)
 # Leases of 2 s and the default 300 s job timeout: only a lapsed lease can explain a recovery.
-SHORT_LEASES = dict(HOOKYARD_LEASE_TTL="2", HOOKYARD_SWEEP_INTERVAL="1", HOOKYARD_RETRY_BASE_DELAY="0.1",
-                    HOOKYARD_RETRY_MAX_DELAY="0.2")
+SHORT_LEASES = dict(
+    HOOKYARD_LEASE_TTL="2", HOOKYARD_SWEEP_INTERVAL="1", HOOKYARD_RETRY_BASE_DELAY="0.1", HOOKYARD_RETRY_MAX_DELAY="0.2"
+)
 
 
 def test_a_worker_killed_mid_action_leaves_no_run_running(setup, api, recorder, start_worker):
@@ -63,11 +70,13 @@ def test_a_hung_attempt_is_given_up_at_its_job_timeout(setup, api, recorder, sta
     assert hung.poll() is None  # the worker itself lives on
 
 
-def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(setup, api, runtime, start_worker,
-                                                                               caplog):
+def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(
+    setup, api, runtime, start_worker, caplog
+):
     setup.rule(setup.integration())
-    no_redis = Runtime(settings=replace(runtime.settings, redis_url="redis://127.0.0.1:9/0"), db=runtime.db,
-                       registry=runtime.registry)
+    no_redis = Runtime(
+        settings=replace(runtime.settings, redis_url="redis://127.0.0.1:9/0"), db=runtime.db, registry=runtime.registry
+    )
     with runtime.db.session() as s:
         store = s.query(Marketplace).filter_by(name="store-a").one()
         event = emit(no_redis, s, store, "samcart.product_purchased", purchase()).event
@@ -85,8 +94,7 @@ def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(star
     assert worker.wait(timeout=20) in (0, -signal.SIGTERM)
 
 
-def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(setup, api, recorder, runtime,
-                                                                           start_worker):
+def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(setup, api, recorder, runtime, start_worker):
     """RQ marked the job started, but its worker died before the run was claimed (the run is still queued): RQ
     itself would give the job up only after the job timeout, so the sweep must not count it as alive."""
     from datetime import datetime, timedelta, timezone

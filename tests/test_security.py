@@ -1,5 +1,6 @@
 """Token roles, per-token rate limits (and what happens while Redis is down), and the security headers
 every response carries."""
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,9 @@ def test_a_viewer_token_reads_and_changes_nothing(app, runtime, api):
         viewer.post("/api/v1/products", headers=headers, json={"external_id": "2002", "name": "Pro"}),
         viewer.patch(f"/api/v1/products/{product}", headers=headers, json={"name": "Renamed"}),
         viewer.delete(f"/api/v1/products/{product}", headers=headers),
-        viewer.post("/api/v1/events", headers=headers, json={"trigger": "samcart.product_purchased",
-                                                              "payload": purchase()}),
+        viewer.post(
+            "/api/v1/events", headers=headers, json={"trigger": "samcart.product_purchased", "payload": purchase()}
+        ),
     ]
     for response in refused:
         assert_error(response, 403, "Forbidden", "read-only")
@@ -104,8 +106,9 @@ def test_the_request_over_a_tokens_limit_answers_429_and_other_tokens_carry_on(a
 
 
 def test_while_redis_is_down_requests_are_allowed_and_the_outage_logged_once(settings, runtime, caplog):
-    down = build_runtime(replace(settings, redis_url="redis://127.0.0.1:1/0", api_rate_limit=(1, 60.0)),
-                         registry=runtime.registry)
+    down = build_runtime(
+        replace(settings, redis_url="redis://127.0.0.1:1/0", api_rate_limit=(1, 60.0)), registry=runtime.registry
+    )
     try:
         client = create_app(runtime=down).test_client()
         token = new_token(runtime, "owner")
@@ -123,8 +126,13 @@ def test_while_redis_is_down_requests_are_allowed_and_the_outage_logged_once(set
 
 def test_api_health_and_error_responses_carry_the_security_headers(app, api):
     anonymous = app.test_client()
-    for response in (api.get("/api/v1/rules"), anonymous.get("/healthz"), anonymous.get("/api/v1/rules"),
-                     anonymous.get("/api/v1/no/such/route"), anonymous.get("/hooks/nope/nope")):
+    for response in (
+        api.get("/api/v1/rules"),
+        anonymous.get("/healthz"),
+        anonymous.get("/api/v1/rules"),
+        anonymous.get("/api/v1/no/such/route"),
+        anonymous.get("/hooks/nope/nope"),
+    ):
         assert response.is_json, response.headers
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"

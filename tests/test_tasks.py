@@ -1,6 +1,7 @@
 """Tasks (GET /api/v1/tasks/{id}): a refresh answers 202 at once and runs in a real worker, queued → running →
 succeeded with its progress visible; a second click gets the same task; cancel stops it; a dead worker's task does
 not stay running; another store's task is a 404; no Redis is a 503, not a task stuck in "queued"."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,12 +42,16 @@ def task_of(api, task_id):
 
 
 def finished(api, task_id, timeout=60):
-    return wait_for(lambda: (t := task_of(api, task_id))["status"] in FINAL and t, timeout=timeout,
-                    message=f"task {task_id} did not finish")
+    return wait_for(
+        lambda: (t := task_of(api, task_id))["status"] in FINAL and t,
+        timeout=timeout,
+        message=f"task {task_id} did not finish",
+    )
 
 
 def test_a_refresh_runs_in_the_worker_with_its_progress_and_a_second_click_gets_the_same_task(
-        circle, fake_circle, api, runtime, circle_worker):
+    circle, fake_circle, api, runtime, circle_worker
+):
     for i in range(400):
         fake_circle.add_space(f"Space {i}")  # 402 spaces: five pages of them
     iid = circle.connect()
@@ -54,15 +59,25 @@ def test_a_refresh_runs_in_the_worker_with_its_progress_and_a_second_click_gets_
     task = start_refresh(api, iid)
     assert set(task) == FIELDS
     assert (task["kind"], task["status"], task["done"], task["total"], task["finished_at"]) == (
-        "integration.refresh", "queued", 0, None, None)
+        "integration.refresh",
+        "queued",
+        0,
+        None,
+        None,
+    )
     assert fake_circle.requests == []  # the request itself called nobody
     assert start_refresh(api, iid)["id"] == task["id"]  # the second click, while it is queued
     assert queued_count(runtime) == 1  # and still one job
 
     fake_circle.set_latency(0.3)  # each page takes a while, so the progress between pages can be watched
     circle_worker()
-    running = wait_for(lambda: (t := task_of(api, task["id"]))["status"] == "running" and t["total"]
-                       and 0 < t["done"] < t["total"] and t, timeout=60, message="no progress was shown")
+    running = wait_for(
+        lambda: (
+            (t := task_of(api, task["id"]))["status"] == "running" and t["total"] and 0 < t["done"] < t["total"] and t
+        ),
+        timeout=60,
+        message="no progress was shown",
+    )
     assert running["total"] == 402 + 2 + 2 + 2  # the first page of each list announced the counts
     assert start_refresh(api, iid)["id"] == task["id"]  # a click while it runs
     done = finished(api, task["id"])
@@ -136,14 +151,19 @@ def test_another_stores_task_is_a_404_and_stays_as_it_was(circle, api, make_clie
     iid = circle.connect()
     task = start_refresh(api, iid)
     other = make_client("store-b")
-    for r in (other.get(f"/api/v1/tasks/{task['id']}"), other.post(f"/api/v1/tasks/{task['id']}/cancel"),
-              other.get("/api/v1/tasks/2147483647"), other.post(f"/api/v1/integrations/{iid}/refresh")):
+    for r in (
+        other.get(f"/api/v1/tasks/{task['id']}"),
+        other.post(f"/api/v1/tasks/{task['id']}/cancel"),
+        other.get("/api/v1/tasks/2147483647"),
+        other.post(f"/api/v1/integrations/{iid}/refresh"),
+    ):
         assert r.status_code == 404 and r.json["code"] == 404 and r.json["message"], r.json
     assert task_of(api, task["id"]) == task
 
 
-def test_a_task_whose_worker_was_killed_is_given_up_and_can_be_started_again(circle, fake_circle, api, runtime,
-                                                                               circle_worker):
+def test_a_task_whose_worker_was_killed_is_given_up_and_can_be_started_again(
+    circle, fake_circle, api, runtime, circle_worker
+):
     iid = circle.connect()
     fast_recovery = dict(HOOKYARD_LEASE_TTL="2", HOOKYARD_SWEEP_INTERVAL="1")
     fake_circle.set_latency(60)  # the refresh hangs on Circle, then its worker dies
@@ -176,8 +196,9 @@ def test_a_click_after_a_dead_worker_starts_afresh_without_waiting_for_the_sweep
 
 def test_without_redis_a_refresh_is_a_503_and_no_task_is_left_queued(circle, api, settings, runtime):
     iid = circle.connect()
-    no_redis = build_runtime(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
-                             registry=runtime.registry)
+    no_redis = build_runtime(
+        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"), registry=runtime.registry
+    )
     client = ApiClient(create_app(runtime=no_redis), api.token, api.marketplace_id)
     for path in (f"/api/v1/integrations/{iid}/refresh", f"/api/v1/integrations/{iid}/options"):
         r = client.post(path) if path.endswith("refresh") else client.get(path)
@@ -194,10 +215,22 @@ def test_the_sweep_queues_again_a_task_whose_job_was_lost_and_prunes_old_ones(ci
     runtime.redis.flushdb()  # Redis restarted empty: the job is gone, the task still says queued
     now = utcnow()
     with runtime.db.session() as s:
-        s.execute(update(Task).where(Task.id == task["id"])
-                  .values(created_at=now - timedelta(seconds=runtime.settings.sweep_interval * 2)))
-        s.add(Task(marketplace_id=api.marketplace_id, kind=tasks.REFRESH, target_id=iid, status="succeeded",
-                   message="long ago", created_at=now - timedelta(days=9), finished_at=now - timedelta(days=8)))
+        s.execute(
+            update(Task)
+            .where(Task.id == task["id"])
+            .values(created_at=now - timedelta(seconds=runtime.settings.sweep_interval * 2))
+        )
+        s.add(
+            Task(
+                marketplace_id=api.marketplace_id,
+                kind=tasks.REFRESH,
+                target_id=iid,
+                status="succeeded",
+                message="long ago",
+                created_at=now - timedelta(days=9),
+                finished_at=now - timedelta(days=8),
+            )
+        )
         s.commit()
     assert tasks.sweep(runtime) == {"given_up": 0, "requeued": 1, "pruned": 1}
     assert queued_count(runtime) == 1

@@ -2,6 +2,7 @@
 gthread workers), against the fake Circle answering slowly. One store's slow remote holds one thread for a bounded
 time: the health check and another store's requests answer meanwhile, and a verify that runs out of time is a 504
 with Retry-After in the API's error shape. A long URL reaches Flask and gets JSON, not gunicorn's text/html 414."""
+
 from __future__ import annotations
 
 import importlib
@@ -41,8 +42,14 @@ def start_web(settings, plugin_site, fake_circle, runtime, tmp_path):
 
     def start(**extra):
         port = free_port()
-        env = worker_env(settings, plugin_site, PORT=port, HOOKYARD_BIND="127.0.0.1",
-                         CIRCLE_API_BASE_URL=fake_circle.base_url, **extra)
+        env = worker_env(
+            settings,
+            plugin_site,
+            PORT=port,
+            HOOKYARD_BIND="127.0.0.1",
+            CIRCLE_API_BASE_URL=fake_circle.base_url,
+            **extra,
+        )
         command = procfile_web_command()
         command[0] = str(Path(sys.executable).parent / command[0])
         log_path = tmp_path / f"web-{len(procs)}.log"
@@ -58,6 +65,7 @@ def start_web(settings, plugin_site, fake_circle, runtime, tmp_path):
                 return requests.get(url + "/healthz", timeout=5).status_code == 200
             except requests.RequestException:
                 return False
+
         wait_for(up, timeout=60, message="gunicorn did not answer /healthz")
         assert proc.poll() is None, log_path.read_text()
         return url
@@ -82,35 +90,59 @@ def timed(fn):
     return result, time.monotonic() - began
 
 
-def test_a_slow_remote_holds_one_thread_while_health_and_other_stores_answer(start_web, make_client, fake_circle,
-                                                                              recorder):
+def test_a_slow_remote_holds_one_thread_while_health_and_other_stores_answer(
+    start_web, make_client, fake_circle, recorder
+):
     # One process, few threads: the concurrency comes from threads (HOOKYARD_WEB_THREADS), not from processes.
     url = start_web(WEB_CONCURRENCY="1", HOOKYARD_WEB_THREADS="4")
     store_a, store_b = make_client("store-a"), make_client("store-b")
-    existing = requests.post(url + "/api/v1/integrations", headers=bearer(store_a), timeout=30,
-                             json={"app": "circle", "name": "Community", "config": CIRCLE}).json()["id"]
+    existing = requests.post(
+        url + "/api/v1/integrations",
+        headers=bearer(store_a),
+        timeout=30,
+        json={"app": "circle", "name": "Community", "config": CIRCLE},
+    ).json()["id"]
     fake_circle.reset_requests()
     delay = 3.0
     fake_circle.set_latency(delay)  # Circle answers, but slowly (within CIRCLE_VERIFY_TIMEOUT's 10 s)
 
     def connect(name):
-        return requests.post(url + "/api/v1/integrations", headers=bearer(store_a), timeout=60,
-                             json={"app": "circle", "name": name, "config": CIRCLE})
+        return requests.post(
+            url + "/api/v1/integrations",
+            headers=bearer(store_a),
+            timeout=60,
+            json={"app": "circle", "name": name, "config": CIRCLE},
+        )
 
     with ThreadPoolExecutor(2) as pool:
         slow = [pool.submit(connect, f"Community {i}") for i in range(2)]  # two clicks at once in store A
-        wait_for(lambda: len(fake_circle.requests_for("GET", "/community")) == 2, timeout=delay,
-                 message="both requests should be waiting on Circle")
+        wait_for(
+            lambda: len(fake_circle.requests_for("GET", "/community")) == 2,
+            timeout=delay,
+            message="both requests should be waiting on Circle",
+        )
         health, health_took = timed(lambda: requests.get(url + "/healthz", timeout=60))
-        listed, list_took = timed(lambda: requests.get(url + "/api/v1/integrations", headers=bearer(store_b),
-                                                       timeout=60))
+        listed, list_took = timed(
+            lambda: requests.get(url + "/api/v1/integrations", headers=bearer(store_b), timeout=60)
+        )
         # Store B connects an app whose remote is fast: its own outbound call is not stuck behind store A's.
-        created, create_took = timed(lambda: requests.post(
-            url + "/api/v1/integrations", headers=bearer(store_b), timeout=60,
-            json={"app": "recorder", "name": "B", "config": {"endpoint": recorder.url, "token": TOKEN}}))
+        created, create_took = timed(
+            lambda: requests.post(
+                url + "/api/v1/integrations",
+                headers=bearer(store_b),
+                timeout=60,
+                json={"app": "recorder", "name": "B", "config": {"endpoint": recorder.url, "token": TOKEN}},
+            )
+        )
         # Store A's own Refresh clicks (the issue's reproduction): a task at once, the same one twice, no waiting.
-        clicks = [timed(lambda: requests.post(url + f"/api/v1/integrations/{existing}/refresh",
-                                              headers=bearer(store_a), timeout=60)) for _ in range(2)]
+        clicks = [
+            timed(
+                lambda: requests.post(
+                    url + f"/api/v1/integrations/{existing}/refresh", headers=bearer(store_a), timeout=60
+                )
+            )
+            for _ in range(2)
+        ]
         still_waiting = not any(f.done() for f in slow)
         answers = [f.result() for f in slow]
     assert health.status_code == 200 and listed.status_code == 200 and created.status_code == 201, created.text
@@ -125,16 +157,33 @@ def test_a_verify_that_runs_out_of_time_is_a_504_with_retry_after(start_web, mak
     budget = 1.0
     url = start_web(CIRCLE_VERIFY_TIMEOUT=str(budget))
     store = make_client("store-a")
-    existing = requests.post(url + "/api/v1/integrations", headers=bearer(store), timeout=30,
-                             json={"app": "circle", "name": "Existing", "config": CIRCLE}).json()
+    existing = requests.post(
+        url + "/api/v1/integrations",
+        headers=bearer(store),
+        timeout=30,
+        json={"app": "circle", "name": "Existing", "config": CIRCLE},
+    ).json()
     delay = 8.0
     fake_circle.set_latency(delay)  # far past the verify's budget
 
     (created, create_took), (edited, edit_took) = (
-        timed(lambda: requests.post(url + "/api/v1/integrations", headers=bearer(store), timeout=60,
-                                    json={"app": "circle", "name": "Slow", "config": CIRCLE})),
-        timed(lambda: requests.patch(url + f"/api/v1/integrations/{existing['id']}", headers=bearer(store),
-                                     timeout=60, json={"config": {"api_key": API_KEY + "-rotated"}})))
+        timed(
+            lambda: requests.post(
+                url + "/api/v1/integrations",
+                headers=bearer(store),
+                timeout=60,
+                json={"app": "circle", "name": "Slow", "config": CIRCLE},
+            )
+        ),
+        timed(
+            lambda: requests.patch(
+                url + f"/api/v1/integrations/{existing['id']}",
+                headers=bearer(store),
+                timeout=60,
+                json={"config": {"api_key": API_KEY + "-rotated"}},
+            )
+        ),
+    )
     for r, took in ((created, create_took), (edited, edit_took)):
         assert r.status_code == 504 and r.headers["Content-Type"] == "application/json", r.text
         assert int(r.headers["Retry-After"]) > 0
@@ -155,8 +204,10 @@ def test_a_long_url_reaches_flask_and_gets_json(start_web, make_client):
     url = start_web()
     store = make_client("store-a")
     q = "a" * 20_000  # five times gunicorn's default request line limit (4094 bytes)
-    for r in (requests.get(url + "/api/v1/logs", params={"q": q}, headers=bearer(store), timeout=30),
-              requests.get(url + "/api/v1/" + "x" * 20_000, headers=bearer(store), timeout=30)):
+    for r in (
+        requests.get(url + "/api/v1/logs", params={"q": q}, headers=bearer(store), timeout=30),
+        requests.get(url + "/api/v1/" + "x" * 20_000, headers=bearer(store), timeout=30),
+    ):
         assert r.status_code != 414 and r.headers["Content-Type"] == "application/json", (r.status_code, r.text[:200])
     assert r.status_code == 404 and r.json()["code"] == 404 and r.json()["message"]
 
@@ -165,16 +216,22 @@ def test_an_inbound_url_is_a_credential_masked_in_the_access_log(start_web, make
     """gunicorn's access log (the Procfile's web process) never holds an inbound URL's id whole."""
     url = start_web()
     store = make_client("store-a")
-    created = requests.post(url + "/api/v1/integrations", json={"app": "inbox", "name": "Inbox", "config": {}},
-                            headers=bearer(store), timeout=30).json()
+    created = requests.post(
+        url + "/api/v1/integrations",
+        json={"app": "inbox", "name": "Inbox", "config": {}},
+        headers=bearer(store),
+        timeout=30,
+    ).json()
     inbound_url = created["inbound_url"]
     assert inbound_url.startswith(url + "/hooks/inbox/"), inbound_url  # built from the request's own host
     key = inbound_url.rsplit("/", 1)[1]
     assert requests.post(inbound_url, json={"events": []}, timeout=30).status_code == 200
     assert requests.post(url + "/hooks/inbox/" + "A" * 43, json={}, timeout=30).status_code == 404
     log = tmp_path / "web-0.log"
-    wait_for(lambda: f"/hooks/inbox/{key[:4]}…" in log.read_text(errors="replace"),
-             message="the access log has no masked line for the delivery")
+    wait_for(
+        lambda: f"/hooks/inbox/{key[:4]}…" in log.read_text(errors="replace"),
+        message="the access log has no masked line for the delivery",
+    )
     text = log.read_text(errors="replace")
     assert key not in text and "A" * 43 not in text
 

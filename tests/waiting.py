@@ -1,4 +1,5 @@
 """Waiting on a condition with a deadline: how tests synchronise with other processes."""
+
 from __future__ import annotations
 
 import time

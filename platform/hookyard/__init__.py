@@ -5,25 +5,26 @@ Plugin authors need only what this module exports::
     from hookyard import hookimpl, TriggerType, App, Action, Outcome
     from hookyard.fields import Option, Secret   # typed schema fields (also exported here)
 """
+
 import pluggy
 
 from .contract import (
-                       Action,
-                       App,
-                       Cancelled,
-                       ConnectionFailed,
-                       Deferred,
-                       Inbound,
-                       InboundContext,
-                       InboundEvent,
-                       Outcome,
-                       Rejected,
-                       RunContext,
-                       Setting,
-                       TriggerType,
-                       Unmapped,
-                       Usage,
-                       count_calls,
+    Action,
+    App,
+    Cancelled,
+    ConnectionFailed,
+    Deferred,
+    Inbound,
+    InboundContext,
+    InboundEvent,
+    Outcome,
+    Rejected,
+    RunContext,
+    Setting,
+    TriggerType,
+    Unmapped,
+    Usage,
+    count_calls,
 )
 from .fields import Option, Secret
 from .plugin_settings import PluginSettings
@@ -32,6 +33,26 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("hookyard")
 
-__all__ = ["Action", "App", "Cancelled", "ConnectionFailed", "Deferred", "Inbound", "InboundContext", "InboundEvent",
-           "Option", "Outcome", "PluginSettings", "Rejected", "RunContext", "Secret", "Setting", "TriggerType",
-           "Unmapped", "Usage", "count_calls", "hookimpl", "__version__"]
+__all__ = [
+    "Action",
+    "App",
+    "Cancelled",
+    "ConnectionFailed",
+    "Deferred",
+    "Inbound",
+    "InboundContext",
+    "InboundEvent",
+    "Option",
+    "Outcome",
+    "PluginSettings",
+    "Rejected",
+    "RunContext",
+    "Secret",
+    "Setting",
+    "TriggerType",
+    "Unmapped",
+    "Usage",
+    "count_calls",
+    "hookimpl",
+    "__version__",
+]

@@ -3,6 +3,7 @@
 An inbound URL's id is a credential (hookyard.inbound): anyone who reads the access log could otherwise post
 deliveries into the store. The line keeps the id's first characters, enough to tell connections apart.
 """
+
 from __future__ import annotations
 
 from gunicorn.glogging import Logger

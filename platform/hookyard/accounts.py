@@ -2,6 +2,7 @@
 their passwords changed in Settings or by `hookyard users passwd`; removed by an owner or `hookyard users remove`.
 The web UI and the CLI both call these functions, which hold the rules (the password policy, the last owner).
 Passwords are hashed with scrypt (werkzeug's default KDF)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -88,8 +89,12 @@ def create_user(session: Session, marketplace: Marketplace, values: dict) -> Use
     email = data["email"].strip().lower()
     if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
         raise ValidationError({"email": ["An account with this email already exists."]})
-    user = User(marketplace_id=marketplace.id, email=email, role=data["role"],
-                password_hash=generate_password_hash(data["password"]))
+    user = User(
+        marketplace_id=marketplace.id,
+        email=email,
+        role=data["role"],
+        password_hash=generate_password_hash(data["password"]),
+    )
     session.add(user)
     session.flush()
     return user
@@ -135,8 +140,9 @@ def remove_user(session: Session, marketplace_id: int, user_id: int, by: User | 
     if user.role == "owner":
         # Locked (PostgreSQL; SQLite's write lock covers the transaction) so two owners removing each other at
         # once cannot both succeed and leave the store with none.
-        owners = session.scalars(select(User.id).where(User.marketplace_id == marketplace_id, User.role == "owner")
-                                 .with_for_update()).all()
+        owners = session.scalars(
+            select(User.id).where(User.marketplace_id == marketplace_id, User.role == "owner").with_for_update()
+        ).all()
         if len(owners) <= 1:
             raise ValidationError({"user": [f"{user.email} is the store's only owner; add another owner first."]})
     # The foreign key cascades too; deleted here as well so it never depends on the database enforcing it.

@@ -1,4 +1,5 @@
 """The Flask application factory: gunicorn runs ``hookyard.app:create_app()``."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,9 @@ from .runtime import Runtime, build_runtime
 from .settings import Settings
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None,
-               runtime: Runtime | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, registry: Registry | None = None, runtime: Runtime | None = None
+) -> Flask:
     if runtime is None:
         runtime = build_runtime(settings or Settings.from_env(), registry=registry)
     app = Flask(__name__, instance_path=str(runtime.settings.instance_path))

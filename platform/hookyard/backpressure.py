@@ -3,6 +3,7 @@ due jobs than HOOKYARD_BACKPRESSURE_MAX_DEPTH or its oldest due job has waited l
 HOOKYARD_BACKPRESSURE_MAX_AGE seconds. Scheduled retries and delayed triggers are not due, so they
 never count. When Redis is unreachable nothing is refused: events are stored and the sweeper
 enqueues their runs later (accepting durably matters more than the queue's shape)."""
+
 from __future__ import annotations
 
 import logging
@@ -53,11 +54,12 @@ def refusal(rt: Runtime) -> str | None:
         return None
     limits = rt.settings
     if state.depth > limits.backpressure_max_depth:
-        return (f"The queue holds {state.depth} jobs (limit {limits.backpressure_max_depth}); "
-                f"retry in {RETRY_AFTER} s.")
+        return f"The queue holds {state.depth} jobs (limit {limits.backpressure_max_depth}); retry in {RETRY_AFTER} s."
     if state.oldest_age > limits.backpressure_max_age:
-        return (f"The oldest queued job has waited {state.oldest_age:.0f} s (limit {limits.backpressure_max_age:.0f} s): "
-                f"the workers are behind or stopped; retry in {RETRY_AFTER} s.")
+        return (
+            f"The oldest queued job has waited {state.oldest_age:.0f} s (limit {limits.backpressure_max_age:.0f} s): "
+            f"the workers are behind or stopped; retry in {RETRY_AFTER} s."
+        )
     return None
 
 

@@ -1,4 +1,5 @@
 """The `hookyard` command: plugins, tokens, database, worker, the OpenAPI document, and `run`."""
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,8 @@ def _settings(creates: bool = False, uses_secret_key: bool = False) -> Settings:
             f"no Hookyard instance found: HOOKYARD_INSTANCE_PATH is not set and there is no instance/ folder in "
             f"{Path.cwd()} or any folder above it. Run this inside the project folder (where `make run` or "
             "`hookyard db upgrade` made instance/), or set HOOKYARD_INSTANCE_PATH to the instance folder "
-            "(a deployment sets DATABASE_URL and SECRET_KEY instead).")
+            "(a deployment sets DATABASE_URL and SECRET_KEY instead)."
+        )
     return settings
 
 
@@ -84,11 +86,15 @@ def _database(settings: Settings):
         url = make_url(settings.database_url)
     except SQLAlchemyError as exc:
         raise click.ClickException(f"DATABASE_URL is not a database URL ({exc})") from None
-    sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+    sqlite_file = (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
         and not url.database.startswith("file:")
+    )
     shown = url.database if sqlite_file else url.render_as_string(hide_password=True)
-    upgrade = ("run `hookyard db upgrade` (from the same folder, or with the same HOOKYARD_INSTANCE_PATH or "
-               "DATABASE_URL)")
+    upgrade = (
+        "run `hookyard db upgrade` (from the same folder, or with the same HOOKYARD_INSTANCE_PATH or DATABASE_URL)"
+    )
     if sqlite_file and not Path(url.database).exists():
         raise click.ClickException(f"the database {shown} does not exist yet: {upgrade} to create it.")
     try:
@@ -96,12 +102,10 @@ def _database(settings: Settings):
         with db.engine.connect() as conn:
             current = set(MigrationContext.configure(conn).get_current_heads())
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot open the database {shown}: {getattr(exc, 'orig', None) or exc}") \
-            from None
+        raise click.ClickException(f"cannot open the database {shown}: {getattr(exc, 'orig', None) or exc}") from None
     if not current:
         db.dispose()
-        raise click.ClickException(f"the database {shown} is not initialised (it has no Hookyard tables): "
-                                   f"{upgrade}.")
+        raise click.ClickException(f"the database {shown} is not initialised (it has no Hookyard tables): {upgrade}.")
     script = ScriptDirectory.from_config(alembic_config(settings.database_url))
     heads = set(script.get_heads())
     if current != heads:
@@ -113,7 +117,8 @@ def _database(settings: Settings):
             db.dispose()
             raise click.ClickException(
                 f"the database {shown} is at revision {', '.join(sorted(current))} and this Hookyard needs "
-                f"{', '.join(sorted(heads))}: {upgrade}.")
+                f"{', '.join(sorted(heads))}: {upgrade}."
+            )
     return db
 
 
@@ -124,8 +129,11 @@ def instance_runtime():
     from . import runtime
 
     settings = _settings(uses_secret_key=True)
-    rt = runtime.Runtime(settings=settings, db=_database(settings),
-                         registry=runtime.load_registry(disabled=set(settings.disabled_plugins)))
+    rt = runtime.Runtime(
+        settings=settings,
+        db=_database(settings),
+        registry=runtime.load_registry(disabled=set(settings.disabled_plugins)),
+    )
     runtime.install(rt)
     return rt
 
@@ -138,8 +146,9 @@ def _marketplace(session, name: str | None):
     if name is None:
         names = marketplace_names(session)
         if len(names) > 1:
-            raise click.ClickException(f"this install has several stores ({', '.join(names)}): choose one with "
-                                       "--marketplace NAME.")
+            raise click.ClickException(
+                f"this install has several stores ({', '.join(names)}): choose one with --marketplace NAME."
+            )
         name = names[0] if names else DEFAULT_MARKETPLACE
     if not name.strip() or len(name) > 200:
         raise click.ClickException("--marketplace: give the store a name of up to 200 characters.")
@@ -148,9 +157,13 @@ def _marketplace(session, name: str | None):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--settings", "settings_only", is_flag=True,
-              help="List the plugins' settings (environment variables) with their types, defaults and descriptions, "
-                   "never their values.")
+@click.option(
+    "--settings",
+    "settings_only",
+    is_flag=True,
+    help="List the plugins' settings (environment variables) with their types, defaults and descriptions, "
+    "never their values.",
+)
 def plugins(as_json, settings_only):
     """List installed plugins with their hooks, trigger types and apps (or, with --settings, their settings)."""
     from .plugins import load_registry
@@ -166,8 +179,13 @@ def plugins(as_json, settings_only):
                 continue
             click.echo(p["name"])
             for s in p["settings"]:
-                default = "none" if s["default"] is None else "empty" if s["default"] in ("", []) \
+                default = (
+                    "none"
+                    if s["default"] is None
+                    else "empty"
+                    if s["default"] in ("", [])
                     else json.dumps(s["default"])
+                )
                 secret = ", secret" if s["secret"] else ""
                 click.echo(f"  {s['name']} ({s['type']}{secret}; default {default})")
                 click.echo(f"      {s['description']}")
@@ -194,11 +212,19 @@ def tokens():
 
 
 @tokens.command("create")
-@click.option("--marketplace", help="Marketplace (store) name; created if it does not exist. Default: the only "
-                                    "store, or \"My store\" (the setup page's) on a new install.")
+@click.option(
+    "--marketplace",
+    help="Marketplace (store) name; created if it does not exist. Default: the only "
+    'store, or "My store" (the setup page\'s) on a new install.',
+)
 @click.option("--name", default="", help="A label for the token.")
-@click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True,
-              help="viewer tokens can only read (GET).")
+@click.option(
+    "--role",
+    type=click.Choice(["owner", "viewer"]),
+    default="owner",
+    show_default=True,
+    help="viewer tokens can only read (GET).",
+)
 def tokens_create(marketplace, name, role):
     """Create an API token and print it (it is shown only this once)."""
     from .tokens import create_token
@@ -255,12 +281,16 @@ def users():
 
 
 @users.command("create")
-@click.option("--marketplace", help="Marketplace (store) name; created if it does not exist. Default: the only "
-                                    "store, or \"My store\" on a new install.")
+@click.option(
+    "--marketplace",
+    help="Marketplace (store) name; created if it does not exist. Default: the only "
+    'store, or "My store" on a new install.',
+)
 @click.option("--email", required=True)
 @click.option("--role", type=click.Choice(["owner", "viewer"]), default="owner", show_default=True)
-@click.option("--password", envvar="HOOKYARD_PASSWORD",
-              help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
+@click.option(
+    "--password", envvar="HOOKYARD_PASSWORD", help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts)."
+)
 def users_create(marketplace, email, role, password):
     """Create a user who can sign in to the web UI."""
     from marshmallow import ValidationError
@@ -290,8 +320,11 @@ def users_list(marketplace):
 
     db = _database(_settings())
     with db.session() as session:
-        live = (select(func.count(UserSession.id)).where(UserSession.user_id == User.id,
-                UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow()).scalar_subquery())
+        live = (
+            select(func.count(UserSession.id))
+            .where(UserSession.user_id == User.id, UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow())
+            .scalar_subquery()
+        )
         query = select(User, Marketplace.name, live).join(Marketplace).order_by(Marketplace.name, User.email)
         if marketplace:
             query = query.where(Marketplace.name == marketplace)
@@ -302,8 +335,9 @@ def users_list(marketplace):
 
 @users.command("passwd")
 @click.argument("email")
-@click.option("--password", envvar="HOOKYARD_PASSWORD",
-              help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts).")
+@click.option(
+    "--password", envvar="HOOKYARD_PASSWORD", help="Prompted for when not given (or set HOOKYARD_PASSWORD for scripts)."
+)
 def users_passwd(email, password):
     """Set a person's password; every session they have is signed out."""
     from marshmallow import ValidationError
@@ -380,8 +414,12 @@ def keys_rotate(dry_run):
     while True:
         # A transaction per batch: an edit from the web waits for one batch at most, and an interrupted run keeps
         # its progress. Half-rotated is a fine state to stop in, because every process opens both keys.
-        query = (select(Integration.id, Integration.secrets).where(Integration.id > last_id,
-                 Integration.secrets.is_not(None)).order_by(Integration.id).limit(200))
+        query = (
+            select(Integration.id, Integration.secrets)
+            .where(Integration.id > last_id, Integration.secrets.is_not(None))
+            .order_by(Integration.id)
+            .limit(200)
+        )
         with db.session() as session, session.begin():
             # Locked (PostgreSQL; SQLite locks the database for the transaction) so an edit saved meanwhile
             # is not overwritten with the secret as it was read.
@@ -398,13 +436,18 @@ def keys_rotate(dry_run):
                 rotated += 1
                 if not dry_run:
                     # Same updated_at: re-encrypting changes nothing the merchant configured.
-                    session.execute(update(Integration).where(Integration.id == row_id)
-                                    .values(secrets=new, updated_at=Integration.updated_at))
+                    session.execute(
+                        update(Integration)
+                        .where(Integration.id == row_id)
+                        .values(secrets=new, updated_at=Integration.updated_at)
+                    )
         if not rows:
             break
         last_id = rows[-1].id
-    click.echo(f"{'would re-encrypt' if dry_run else 're-encrypted'} {rotated} integration(s); "
-               f"{current} already under SECRET_KEY")
+    click.echo(
+        f"{'would re-encrypt' if dry_run else 're-encrypted'} {rotated} integration(s); "
+        f"{current} already under SECRET_KEY"
+    )
     if unreadable:
         ids = ", ".join(map(str, unreadable[:50]))
         if len(unreadable) > 50:
@@ -412,7 +455,8 @@ def keys_rotate(dry_run):
         raise click.ClickException(
             f"{len(unreadable)} integration(s) could not be decrypted with SECRET_KEY or HOOKYARD_OLD_SECRET_KEYS "
             f"and were left as they are: {ids}. Add the key they were saved under to HOOKYARD_OLD_SECRET_KEYS "
-            "and run this again.")
+            "and run this again."
+        )
 
 
 @main.group()
@@ -444,10 +488,13 @@ def db_upgrade(revision):
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-@click.option("--fork/--no-fork", default=lambda: os.environ.get("HOOKYARD_WORKER_FORK", "1") != "0",
-              show_default="fork, or HOOKYARD_WORKER_FORK=0",
-              help="Run each job in a forked child (isolation) or in the worker itself (several times the "
-                   "throughput: no per-job fork, warm caches and connections).")
+@click.option(
+    "--fork/--no-fork",
+    default=lambda: os.environ.get("HOOKYARD_WORKER_FORK", "1") != "0",
+    show_default="fork, or HOOKYARD_WORKER_FORK=0",
+    help="Run each job in a forked child (isolation) or in the worker itself (several times the "
+    "throughput: no per-job fork, warm caches and connections).",
+)
 def worker(burst, fork):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
     from sqlalchemy.orm import configure_mappers
@@ -485,8 +532,9 @@ def openapi_document() -> str:
     from .plugins import load_registry
     from .runtime import Runtime
 
-    settings = Settings.from_env(env={"SECRET_KEY": "openapi", "HOOKYARD_INSTANCE_PATH": "/nonexistent"},
-                                 database_url="sqlite://")
+    settings = Settings.from_env(
+        env={"SECRET_KEY": "openapi", "HOOKYARD_INSTANCE_PATH": "/nonexistent"}, database_url="sqlite://"
+    )
     rt = Runtime(settings=settings, db=Database("sqlite://"), registry=load_registry(disabled=set()))
     app = create_app(runtime=rt)
     with app.app_context():
@@ -496,8 +544,13 @@ def openapi_document() -> str:
 
 @main.command("new-plugin")
 @click.argument("name")
-@click.option("--directory", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="Where to create the hookyard-NAME folder.")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Where to create the hookyard-NAME folder.",
+)
 def new_plugin(name, directory):
     """Create a plugin distribution, hookyard-NAME/: one trigger, one app with one action, tests, README."""
     from .scaffold import ScaffoldError

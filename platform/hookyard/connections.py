@@ -7,6 +7,7 @@ No database transaction stays open while an app talks to its remote (verify, ref
 transaction holds the write lock, so a slow remote would otherwise stall every other request and the worker.
 A refresh runs in the worker as a task (``start_refresh``; hookyard.taskjobs), never inside a request.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -61,7 +62,9 @@ class IntegrationGone(LookupError):
 def app_for(rt: Runtime, key: str) -> App:
     app = rt.registry.apps.get(key)
     if app is None:
-        raise ValidationError({"app": [f"Unknown app {key!r}; installed: {', '.join(sorted(rt.registry.apps)) or 'none'}."]})
+        raise ValidationError(
+            {"app": [f"Unknown app {key!r}; installed: {', '.join(sorted(rt.registry.apps)) or 'none'}."]}
+        )
     return app
 
 
@@ -107,8 +110,10 @@ def _call_app(app: App, fn, *args, **optional) -> dict:
         raise VerificationFailed(exc) from exc
     except Exception as exc:
         log.exception("app %s raised while checking a connection", app.key)
-        failure = ConnectionFailed(f"The {app.name} plugin failed while checking the connection "
-                                   f"({exc.__class__.__name__}); the server log has the details.")
+        failure = ConnectionFailed(
+            f"The {app.name} plugin failed while checking the connection "
+            f"({exc.__class__.__name__}); the server log has the details."
+        )
         raise VerificationFailed(failure) from exc
 
 
@@ -118,8 +123,15 @@ def _checked_info(app: App, info: dict) -> dict:
     raw = info.pop(WARNINGS, None)
     if raw is None:
         return info
-    kept = [{"code": w["code"], "message": w["message"]} for w in raw if isinstance(w, dict)
-            and isinstance(w.get("code"), str) and isinstance(w.get("message"), str)] if isinstance(raw, list) else []
+    kept = (
+        [
+            {"code": w["code"], "message": w["message"]}
+            for w in raw
+            if isinstance(w, dict) and isinstance(w.get("code"), str) and isinstance(w.get("message"), str)
+        ]
+        if isinstance(raw, list)
+        else []
+    )
     if not isinstance(raw, list) or len(kept) != len(raw):
         log.error("app %s returned malformed warnings (a list of {code, message} strings is expected)", app.key)
     if kept:
@@ -185,8 +197,15 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
     _end_transaction(session)
     with usage.metered(rt, app) as meter:  # a refused key names no account: those calls count nowhere
         info = _verify(app, config, None, meter)  # nothing is saved unless the remote accepts
-    integration = Integration(marketplace_id=marketplace_id, app=app.key, name=name, info=info, options={},
-                              status="connected", verified_at=utcnow())
+    integration = Integration(
+        marketplace_id=marketplace_id,
+        app=app.key,
+        name=name,
+        info=info,
+        options={},
+        status="connected",
+        verified_at=utcnow(),
+    )
     _store_config(rt, integration, app, config)
     if app.inbound is not None:  # its webhooks have somewhere to go from the start
         inbound.assign_key(rt, integration)
@@ -199,8 +218,9 @@ def rotate_inbound_url(rt: Runtime, session: Session, integration: Integration) 
     """A new inbound URL for the connection; the old one answers 404 from the commit on. Flushes."""
     app = app_for(rt, integration.app)
     if app.inbound is None:
-        raise ValidationError({"app": [f"The {app.name} app receives no webhooks: its connections have no "
-                                       "inbound URL."]})
+        raise ValidationError(
+            {"app": [f"The {app.name} app receives no webhooks: its connections have no inbound URL."]}
+        )
     inbound.assign_key(rt, integration)
     session.flush()
 
@@ -213,7 +233,9 @@ def start_import_products(rt: Runtime, session: Session, integration: Integratio
     return tasks.start(rt, session, integration.marketplace_id, tasks.IMPORT_PRODUCTS, integration.id)
 
 
-def update(rt: Runtime, session: Session, integration: Integration, name: str | None, config: dict | None) -> Integration:
+def update(
+    rt: Runtime, session: Session, integration: Integration, name: str | None, config: dict | None
+) -> Integration:
     app = app_for(rt, integration.app)
     renamed = name is not None and name != integration.name
     if renamed:
@@ -280,10 +302,12 @@ def refresh(rt: Runtime, session: Session, integration: Integration, progress: P
 def _refresh_failed(app: App, exc: VerificationFailed) -> dict:
     wait = exc.retry_after if exc.retry_after is not None else REFRESH_RETRY_AFTER
     at = (utcnow() + timedelta(seconds=wait)).strftime("%H:%M UTC")
-    return {"code": REFRESH_FAILED,
-            "message": f"The last refresh failed at {utcnow():%Y-%m-%d %H:%M} UTC: {exc.reason} Hookyard does not "
-                       f"retry a refresh by itself: refresh again after {at}. Meanwhile rules keep working with "
-                       "the lists of the last refresh that succeeded."}
+    return {
+        "code": REFRESH_FAILED,
+        "message": f"The last refresh failed at {utcnow():%Y-%m-%d %H:%M} UTC: {exc.reason} Hookyard does not "
+        f"retry a refresh by itself: refresh again after {at}. Meanwhile rules keep working with "
+        "the lists of the last refresh that succeeded.",
+    }
 
 
 def _current(session: Session, integration: Integration) -> Integration:
@@ -309,8 +333,11 @@ def options(rt: Runtime, session: Session, integration: Integration) -> dict:
             task = start_refresh(rt, session, integration)
         except tasks.TaskNotQueued as exc:
             raise OptionsNotLoaded(exc.task, f"{app.name}'s lists could not be loaded: {exc.task.message}") from exc
-        raise OptionsNotLoaded(task, f"Hookyard is loading this connection's lists from {app.name} in the "
-                                     f"background (task {task.id}); try again in a few seconds.")
+        raise OptionsNotLoaded(
+            task,
+            f"Hookyard is loading this connection's lists from {app.name} in the "
+            f"background (task {task.id}); try again in a few seconds.",
+        )
     return integration.options or {}
 
 

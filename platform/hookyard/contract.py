@@ -1,4 +1,5 @@
 """The value types plugins build: trigger types, apps, actions, and the outcome of one action run."""
+
 from __future__ import annotations
 
 from contextvars import ContextVar
@@ -51,8 +52,15 @@ class Outcome:
         return cls("skipped", reason, details=details or {})
 
     @classmethod
-    def failed(cls, reason: str, *, retryable: bool = False, retry_after: float | None = None,
-               needs_attention: bool = False, details: Mapping[str, Any] | None = None) -> "Outcome":
+    def failed(
+        cls,
+        reason: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        needs_attention: bool = False,
+        details: Mapping[str, Any] | None = None,
+    ) -> "Outcome":
         return cls("failed", reason, retryable, retry_after, needs_attention, details or {})
 
 
@@ -108,8 +116,15 @@ class ConnectionFailed(Exception):
     A timeout is always transient.
     """
 
-    def __init__(self, message: str, field: str | None = None, transient: bool = False, *,
-                 timed_out: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        transient: bool = False,
+        *,
+        timed_out: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -8,6 +8,7 @@ An app that declares ``option_lists`` (the names its ``refresh`` returns) has ev
 checked against them, so a misspelt ``Option("spcaes")`` stops startup. An app that does not declare them is not
 checked (``refresh`` only runs with a live connection): its misspelt list is found only when nothing is validated.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -43,15 +44,21 @@ def _check_trigger(where: str, trigger: TriggerType, error: type[Exception]) -> 
     schema = _instance(where, "payload schema", trigger.payload_schema, error)
     name = type(schema).__name__
     if trigger.product_scoped and not _loads(schema, PRODUCT_ID):
-        raise error(f"{where} is product_scoped, but its payload schema {name} has no product.id (each of its events "
-                    "is filed under that product): declare product = fields.Nested(…) with an id field, or set "
-                    "product_scoped=False")
+        raise error(
+            f"{where} is product_scoped, but its payload schema {name} has no product.id (each of its events "
+            "is filed under that product): declare product = fields.Nested(…) with an id field, or set "
+            "product_scoped=False"
+        )
     if trigger.cancelled_by and not trigger.delay:
-        raise error(f"{where} has cancelled_by={trigger.cancelled_by!r} but no delay: only a delayed run can be "
-                    "cancelled by a later event; set delay=timedelta(…) or drop cancelled_by")
+        raise error(
+            f"{where} has cancelled_by={trigger.cancelled_by!r} but no delay: only a delayed run can be "
+            "cancelled by a later event; set delay=timedelta(…) or drop cancelled_by"
+        )
     if trigger.cancelled_by and not _loads(schema, CUSTOMER_EMAIL):
-        raise error(f"{where} has cancelled_by, which cancels a run when the same customer.email has a later event, "
-                    f"but its payload schema {name} has no customer.email")
+        raise error(
+            f"{where} has cancelled_by, which cancels a run when the same customer.email has a later event, "
+            f"but its payload schema {name} has no customer.email"
+        )
     for path, field in _walk(schema):
         _check_metadata_keys(where, f"payload field {_shown(path)!r}", field, error)
         _refuse_misplaced(where, f"payload field {_shown(path)!r}", field, error)
@@ -64,8 +71,10 @@ def _check_app(where: str, app: App, error: type[Exception]) -> None:
         _check_metadata_keys(where, what, field, error)
         if _top_level(path) and is_secret(field):
             if not isinstance(field, Secret):
-                _deprecated(f"{where} {what} is marked secret with metadata={{'secret': True}}, a deprecated "
-                            "spelling: use hookyard.fields.Secret()")
+                _deprecated(
+                    f"{where} {what} is marked secret with metadata={{'secret': True}}, a deprecated "
+                    "spelling: use hookyard.fields.Secret()"
+                )
             continue
         _refuse_misplaced(where, what, field, error)
     for action in app.actions:
@@ -80,14 +89,20 @@ def _check_app(where: str, app: App, error: type[Exception]) -> None:
                 _refuse_misplaced(where, what, field, error)
                 continue
             if app.refresh is None:
-                raise error(f"{where} {what} takes a value from option list {list_name!r}, but the app has no "
-                            "refresh() to load its option lists: give the App a refresh, or make it a plain field")
+                raise error(
+                    f"{where} {what} takes a value from option list {list_name!r}, but the app has no "
+                    "refresh() to load its option lists: give the App a refresh, or make it a plain field"
+                )
             if app.option_lists and list_name not in app.option_lists:
-                raise error(f"{where} {what} takes a value from option list {list_name!r}, which the app does not "
-                            f"declare: its option_lists are {', '.join(map(repr, app.option_lists))}")
+                raise error(
+                    f"{where} {what} takes a value from option list {list_name!r}, which the app does not "
+                    f"declare: its option_lists are {', '.join(map(repr, app.option_lists))}"
+                )
             if not isinstance(field, Option) and not _is_list_of_options(field):
-                _deprecated(f"{where} {what} names option list {list_name!r} with metadata={{'options': …}}, a "
-                            f"deprecated spelling: use hookyard.fields.Option({list_name!r}, …)")
+                _deprecated(
+                    f"{where} {what} names option list {list_name!r} with metadata={{'options': …}}, a "
+                    f"deprecated spelling: use hookyard.fields.Option({list_name!r}, …)"
+                )
 
 
 def _top_level(path: tuple[str, ...]) -> bool:
@@ -102,11 +117,15 @@ def _refuse_misplaced(where: str, what: str, field: ma.Field, error: type[Except
     """An Option is validated only as an action's top-level parameter (or a List of them), a Secret is encrypted and
     masked only as a top-level connection field: anywhere else the promise would silently not be kept."""
     if isinstance(field, Option) or _is_list_of_options(field):
-        raise error(f"{where} {what} is an Option, but option lists are checked only for an action's top-level "
-                    "parameters (a value, or a fields.List of them)")
+        raise error(
+            f"{where} {what} is an Option, but option lists are checked only for an action's top-level "
+            "parameters (a value, or a fields.List of them)"
+        )
     if isinstance(field, Secret):
-        raise error(f"{where} {what} is a Secret, but only an app's top-level connection fields (config_schema) "
-                    "are encrypted and masked")
+        raise error(
+            f"{where} {what} is a Secret, but only an app's top-level connection fields (config_schema) "
+            "are encrypted and masked"
+        )
 
 
 def _check_metadata_keys(where: str, what: str, field: ma.Field, error: type[Exception]) -> None:
@@ -116,16 +135,19 @@ def _check_metadata_keys(where: str, what: str, field: ma.Field, error: type[Exc
         close = difflib.get_close_matches(key.lower(), _MEANINGFUL_KEYS, n=1, cutoff=0.8)
         if close:
             typed = "hookyard.fields.Option('…')" if close[0] == "options" else "hookyard.fields.Secret()"
-            raise error(f"{where} {what} has metadata key {key!r}, which the core does not read: did you mean "
-                        f"{close[0]!r}? Better, use {typed}")
+            raise error(
+                f"{where} {what} has metadata key {key!r}, which the core does not read: did you mean "
+                f"{close[0]!r}? Better, use {typed}"
+            )
 
 
 def _is_list_of_options(field: ma.Field) -> bool:
     return isinstance(field, ma.List) and isinstance(field.inner, Option)
 
 
-def _walk(schema: Schema, prefix: tuple[str, ...] = (), seen: frozenset = frozenset()
-          ) -> Iterator[tuple[tuple[str, ...], ma.Field]]:
+def _walk(
+    schema: Schema, prefix: tuple[str, ...] = (), seen: frozenset = frozenset()
+) -> Iterator[tuple[tuple[str, ...], ma.Field]]:
     """Every field of the schema with its path (("customer", "email"); ("items", "[]", "id") inside a list), nested
     schemas included, each schema class once per branch (a schema may nest itself)."""
     seen = seen | {type(schema)}

@@ -1,4 +1,5 @@
 """Encryption at rest for connection secrets, keyed from SECRET_KEY (and HOOKYARD_OLD_SECRET_KEYS while rotating)."""
+
 from __future__ import annotations
 
 import base64
@@ -7,8 +8,10 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-UNREADABLE = ("stored secrets cannot be decrypted with SECRET_KEY or any key in HOOKYARD_OLD_SECRET_KEYS: "
-              "they were saved under another key")
+UNREADABLE = (
+    "stored secrets cannot be decrypted with SECRET_KEY or any key in HOOKYARD_OLD_SECRET_KEYS: "
+    "they were saved under another key"
+)
 
 
 def _fernet(secret_key: str) -> Fernet:

@@ -1,4 +1,5 @@
 """Engine and session factory; SQLite gets the pragmas that make it a safe embedded default."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -13,6 +13,7 @@ locks the connection's row (SQLite's write lock does the same), and a job proces
 of its connection until its own is done. Apps that keep history between deliveries (a subscription's failed
 charges) rely on this order.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,16 +60,25 @@ def find(session: Session, marketplace_id: int, integration_id: int, delivery_id
 # --- receiving (in the web process) ------------------------------------------------------------------------
 
 
-def receive(rt: Runtime, session: Session, integration: Integration, raw: bytes,
-            mimetype: str) -> tuple[Delivery, inbound.Unreadable | None]:
+def receive(
+    rt: Runtime, session: Session, integration: Integration, raw: bytes, mimetype: str
+) -> tuple[Delivery, inbound.Unreadable | None]:
     """Stores what was posted, commits, and queues its processing. A body that cannot be read is stored as
     ``rejected`` and returned with why (the caller answers its status); everything else as ``received``."""
     problem = None
     app = rt.registry.apps.get(integration.app)
     secret_fields = app.inbound.secret_fields if app and app.inbound else ()
-    delivery = Delivery(marketplace_id=integration.marketplace_id, integration_id=integration.id,
-                        app=integration.app, received_at=rt_now(rt), content_type=mimetype[:200], size=len(raw),
-                        status="received", events=[], attempts=0)
+    delivery = Delivery(
+        marketplace_id=integration.marketplace_id,
+        integration_id=integration.id,
+        app=integration.app,
+        received_at=rt_now(rt),
+        content_type=mimetype[:200],
+        size=len(raw),
+        status="received",
+        events=[],
+        attempts=0,
+    )
     try:
         body = inbound.parse(raw, mimetype)
     except inbound.Unreadable as exc:
@@ -108,9 +118,15 @@ def enqueue(rt: Runtime, delivery: Delivery) -> None:
     # On the shard of its connection, like that connection's runs.
     shard = delivery.integration_id % rt.settings.queue_shards
     queue = Queue(f"{rt.settings.queue_name}-{shard}", connection=rt.redis, serializer=JSONSerializer)
-    queue.enqueue("hookyard.deliveries.process", delivery.id, job_id=job_id(delivery),
-                  job_timeout=rt.settings.job_timeout, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                  retry=CRASH_RETRY)
+    queue.enqueue(
+        "hookyard.deliveries.process",
+        delivery.id,
+        job_id=job_id(delivery),
+        job_timeout=rt.settings.job_timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        retry=CRASH_RETRY,
+    )
 
 
 def reprocess(rt: Runtime, session: Session, delivery: Delivery) -> Delivery:
@@ -139,9 +155,12 @@ def process(delivery_id: int) -> str:
                 return "gone"  # its connection was deleted, or the cap trimmed it
             if mine.status != "received":
                 return mine.status
-            head = session.scalar(select(Delivery).where(Delivery.integration_id == mine.integration_id,
-                                                         Delivery.status == "received")
-                                  .order_by(Delivery.id).limit(1))
+            head = session.scalar(
+                select(Delivery)
+                .where(Delivery.integration_id == mine.integration_id, Delivery.status == "received")
+                .order_by(Delivery.id)
+                .limit(1)
+            )
             integration = session.get(Integration, head.integration_id)
             app = rt.registry.apps.get(integration.app)
             config = full_config(rt, integration) if app else {}
@@ -170,8 +189,7 @@ def _step(rt: Runtime, session: Session, delivery_id: int, looked_up: dict) -> l
     delivery = session.get(Delivery, delivery_id, populate_existing=True)
     if delivery is None:
         return []
-    integration = session.scalar(select(Integration).where(Integration.id == delivery.integration_id)
-                                 .with_for_update())
+    integration = session.scalar(select(Integration).where(Integration.id == delivery.integration_id).with_for_update())
     session.refresh(delivery)
     if integration is None or delivery.status != "received":
         return []  # another worker got there first
@@ -186,8 +204,12 @@ def _outcome(rt: Runtime, session: Session, integration: Integration, delivery: 
     """Decides what becomes of the delivery (its status, reason and events). Returns the runs to queue."""
     app = rt.registry.apps.get(integration.app)
     if app is None or app.inbound is None:
-        _end(delivery, "failed", f"The {integration.app!r} app is not installed (or receives no webhooks) on this "
-                                 "server; install it and process the delivery again.")
+        _end(
+            delivery,
+            "failed",
+            f"The {integration.app!r} app is not installed (or receives no webhooks) on this "
+            "server; install it and process the delivery again.",
+        )
         return []
     earlier = _redelivered(session, app, delivery)
     if isinstance(earlier, str):
@@ -197,8 +219,11 @@ def _outcome(rt: Runtime, session: Session, integration: Integration, delivery: 
         original = earlier.duplicate_of or earlier.id
         delivery.duplicate_of = original
         when = f"{earlier.received_at:%Y-%m-%d %H:%M:%S}"
-        _end(delivery, "duplicate", f"The same delivery as #{original} (received {when} UTC): nothing new was made "
-                                    "of it.")
+        _end(
+            delivery,
+            "duplicate",
+            f"The same delivery as #{original} (received {when} UTC): nothing new was made of it.",
+        )
         return []
     before = {item.get("event_id") for item in delivery.events or []}
     notes: list[str] = []
@@ -213,8 +238,13 @@ def _outcome(rt: Runtime, session: Session, integration: Integration, delivery: 
         return []
     except Exception as exc:  # a plugin bug: shown on the delivery, traceback in the worker's log
         log.exception("app %s failed to handle delivery %s", app.key, delivery.id)
-        _end(delivery, "failed", f"The {app.name} plugin failed while handling it ({exc.__class__.__name__}); the "
-                                 "worker's log has the details. Process it again once that is fixed.", notes)
+        _end(
+            delivery,
+            "failed",
+            f"The {app.name} plugin failed while handling it ({exc.__class__.__name__}); the "
+            "worker's log has the details. Process it again once that is fixed.",
+            notes,
+        )
         return []
     delivery.events = [item for item, _ in made]
     runs = [run for _, emitted in made if emitted.created for run in emitted.runs]
@@ -223,8 +253,9 @@ def _outcome(rt: Runtime, session: Session, integration: Integration, delivery: 
         _end(delivery, "mapped", "It made no event." + (" " + " ".join(notes) if notes else ""))
     elif all_repeated:
         ids = ", ".join(f"#{item['event_id']}" for item, _ in made)
-        _end(delivery, "duplicate", f"Every event it names was received before (event {ids}): nothing was queued.",
-             notes)
+        _end(
+            delivery, "duplicate", f"Every event it names was received before (event {ids}): nothing was queued.", notes
+        )
     else:
         _end(delivery, "mapped", None, notes)
     return runs
@@ -234,26 +265,57 @@ class _InvalidEvent(ValueError):
     pass
 
 
-def _handle(rt: Runtime, session: Session, integration: Integration, app: App, delivery: Delivery, looked_up: dict,
-            notes: list[str], before: set) -> list:
-    ctx = InboundContext(delivery_id=delivery.id, body=delivery.body or {}, received_at=delivery.received_at,
-                         config=full_config(rt, integration), info=integration.info or {}, looked_up=looked_up,
-                         state=StateStore(session, integration.marketplace_id, app.key),
-                         marketplace_id=integration.marketplace_id, integration_id=integration.id,
-                         note=lambda text: notes.append(str(text)[:500]))
+def _handle(
+    rt: Runtime,
+    session: Session,
+    integration: Integration,
+    app: App,
+    delivery: Delivery,
+    looked_up: dict,
+    notes: list[str],
+    before: set,
+) -> list:
+    ctx = InboundContext(
+        delivery_id=delivery.id,
+        body=delivery.body or {},
+        received_at=delivery.received_at,
+        config=full_config(rt, integration),
+        info=integration.info or {},
+        looked_up=looked_up,
+        state=StateStore(session, integration.marketplace_id, app.key),
+        marketplace_id=integration.marketplace_id,
+        integration_id=integration.id,
+        note=lambda text: notes.append(str(text)[:500]),
+    )
     made = []
     for i, event in enumerate(app.inbound.handle(ctx)):
         try:
-            emitted = emit.record(rt, session, integration.marketplace_id, event.trigger, dict(event.payload),
-                                  identity=event.identity, fallback_identity=f"delivery:{delivery.id}:{i}")
+            emitted = emit.record(
+                rt,
+                session,
+                integration.marketplace_id,
+                event.trigger,
+                dict(event.payload),
+                identity=event.identity,
+                fallback_identity=f"delivery:{delivery.id}:{i}",
+            )
         except emit.UnknownTrigger:
             raise _InvalidEvent(f"The {app.name} plugin made an event of an unknown trigger {event.trigger!r}.")
         except ValidationError as exc:
             raise _InvalidEvent(f"Its {event.trigger} event is not valid: {exc.messages}") from None
         # An event this delivery made itself the first time (a reprocess) is not a redelivery.
         repeated = not emitted.created and emitted.event.id not in before
-        made.append(({"event_id": emitted.event.id, "trigger": event.trigger, "note": event.note[:500],
-                      "duplicate": repeated}, emitted))
+        made.append(
+            (
+                {
+                    "event_id": emitted.event.id,
+                    "trigger": event.trigger,
+                    "note": event.note[:500],
+                    "duplicate": repeated,
+                },
+                emitted,
+            )
+        )
     return made
 
 
@@ -266,16 +328,23 @@ def _redelivered(session: Session, app: App, delivery: Delivery):
         except Exception as exc:  # noqa: BLE001
             log.exception("app %s: its inbound identity raised for delivery %s", app.key, delivery.id)
             return f"The {app.name} plugin failed while reading the delivery's identity ({exc.__class__.__name__})."
-    same = select(Delivery).where(Delivery.integration_id == delivery.integration_id, Delivery.id < delivery.id,
-                                  Delivery.status.in_(FINISHED))
+    same = select(Delivery).where(
+        Delivery.integration_id == delivery.integration_id, Delivery.id < delivery.id, Delivery.status.in_(FINISHED)
+    )
     if identity:
         delivery.identity = hashlib.sha256(f"{app.key}\0{identity}".encode()).hexdigest()
         return session.scalar(same.where(Delivery.identity == delivery.identity).order_by(Delivery.id).limit(1))
     delivery.identity = None
     window = app.inbound.redelivery_window()
-    return session.scalar(same.where(Delivery.identity.is_(None), Delivery.body_hash == delivery.body_hash,
-                                     Delivery.received_at >= delivery.received_at - window)
-                          .order_by(Delivery.id.desc()).limit(1))
+    return session.scalar(
+        same.where(
+            Delivery.identity.is_(None),
+            Delivery.body_hash == delivery.body_hash,
+            Delivery.received_at >= delivery.received_at - window,
+        )
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    )
 
 
 def _end(delivery: Delivery, status: str, reason: str | None, notes: list[str] = ()) -> None:
@@ -287,12 +356,19 @@ def _end(delivery: Delivery, status: str, reason: str | None, notes: list[str] =
 
 def _trim(rt: Runtime, session: Session, integration_id: int) -> None:
     """Keeps the newest log_cap deliveries of the connection (as the log keeps its newest entries)."""
-    boundary = session.scalar(select(Delivery.id).where(Delivery.integration_id == integration_id)
-                              .order_by(Delivery.id.desc()).offset(rt.settings.log_cap).limit(1))
+    boundary = session.scalar(
+        select(Delivery.id)
+        .where(Delivery.integration_id == integration_id)
+        .order_by(Delivery.id.desc())
+        .offset(rt.settings.log_cap)
+        .limit(1)
+    )
     if boundary is not None:
-        session.execute(delete(Delivery).where(Delivery.integration_id == integration_id, Delivery.id <= boundary,
-                                               Delivery.status != "received")
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            delete(Delivery)
+            .where(Delivery.integration_id == integration_id, Delivery.id <= boundary, Delivery.status != "received")
+            .execution_options(synchronize_session=False)
+        )
 
 
 class StateStore:
@@ -302,9 +378,15 @@ class StateStore:
         self.session, self.marketplace_id, self.app = session, marketplace_id, app
 
     def _row(self, key: str) -> PluginStateRecord | None:
-        return self.session.scalar(select(PluginStateRecord).where(
-            PluginStateRecord.marketplace_id == self.marketplace_id, PluginStateRecord.app == self.app,
-            PluginStateRecord.key == key).with_for_update())
+        return self.session.scalar(
+            select(PluginStateRecord)
+            .where(
+                PluginStateRecord.marketplace_id == self.marketplace_id,
+                PluginStateRecord.app == self.app,
+                PluginStateRecord.key == key,
+            )
+            .with_for_update()
+        )
 
     def get(self, key: str) -> dict | None:
         row = self._row(str(key)[:200])
@@ -323,8 +405,11 @@ class StateStore:
             return
         try:
             with self.session.begin_nested():
-                self.session.add(PluginStateRecord(marketplace_id=self.marketplace_id, app=self.app, key=key,
-                                                   value=json.loads(encoded)))
+                self.session.add(
+                    PluginStateRecord(
+                        marketplace_id=self.marketplace_id, app=self.app, key=key, value=json.loads(encoded)
+                    )
+                )
         except IntegrityError:  # another connection of the same store wrote it first
             self._row(key).value = json.loads(encoded)
 
@@ -338,9 +423,14 @@ def sweep(rt: Runtime) -> int:
     due = utcnow() - timedelta(seconds=rt.settings.sweep_interval)
     requeued = 0
     with rt.db.session() as session:
-        waiting = list(session.scalars(select(Delivery).where(Delivery.status == "received",
-                                                              Delivery.received_at < due)
-                                       .order_by(Delivery.id).limit(SWEEP_BATCH)))
+        waiting = list(
+            session.scalars(
+                select(Delivery)
+                .where(Delivery.status == "received", Delivery.received_at < due)
+                .order_by(Delivery.id)
+                .limit(SWEEP_BATCH)
+            )
+        )
         for delivery, lost in zip(waiting, not_waiting(rt, [job_id(d) for d in waiting]), strict=True):
             if lost:
                 log.warning("delivery %s was received but its job is not queued: enqueueing it again", delivery.id)

@@ -1,4 +1,5 @@
 """Emit: validate against the trigger's schema, persist the event, match rules, create runs, enqueue."""
+
 from __future__ import annotations
 
 import hashlib
@@ -56,47 +57,68 @@ def _check_delay(trigger: TriggerType, occurred_at) -> None:
             due.astimezone(timezone.utc)
     except OverflowError:
         hours = trigger.delay.total_seconds() / 3600
-        raise ValidationError({"occurred_at": [
-            f"Too late for this trigger: its rules run {hours:g} h after it, which would be after "
-            "9999-12-31T23:59:59Z, the last instant Hookyard can store."]}) from None
+        raise ValidationError(
+            {
+                "occurred_at": [
+                    f"Too late for this trigger: its rules run {hours:g} h after it, which would be after "
+                    "9999-12-31T23:59:59Z, the last instant Hookyard can store."
+                ]
+            }
+        ) from None
 
 
-def matching_rules(session: Session, marketplace_id: int, trigger: str,
-                   product_id: int | None) -> list[tuple[Rule, str | None, str | None]]:
+def matching_rules(
+    session: Session, marketplace_id: int, trigger: str, product_id: int | None
+) -> list[tuple[Rule, str | None, str | None]]:
     """(rule, app key, connection name). Served by ix_rules_match: the product's rules plus the global ones."""
     product_clause = Rule.product_id.is_(None)
     if product_id is not None:
         product_clause = or_(Rule.product_id == product_id, Rule.product_id.is_(None))
-    return list(session.execute(
-        select(Rule, Integration.app, Integration.name)
-        .outerjoin(Integration, (Integration.id == Rule.integration_id)
-                   & (Integration.marketplace_id == Rule.marketplace_id))
-        .where(Rule.marketplace_id == marketplace_id, Rule.trigger == trigger,
-               Rule.enabled.is_(True), product_clause).order_by(Rule.id)
-    ).all())
+    return list(
+        session.execute(
+            select(Rule, Integration.app, Integration.name)
+            .outerjoin(
+                Integration,
+                (Integration.id == Rule.integration_id) & (Integration.marketplace_id == Rule.marketplace_id),
+            )
+            .where(
+                Rule.marketplace_id == marketplace_id, Rule.trigger == trigger, Rule.enabled.is_(True), product_clause
+            )
+            .order_by(Rule.id)
+        ).all()
+    )
 
 
 def product_for(session: Session, marketplace_id: int, product: dict | None) -> Product | None:
     if not product or not product.get("id"):
         return None
     external_id = str(product["id"])
-    found = session.scalar(select(Product).where(Product.marketplace_id == marketplace_id,
-                                                 Product.external_id == external_id))
+    found = session.scalar(
+        select(Product).where(Product.marketplace_id == marketplace_id, Product.external_id == external_id)
+    )
     if found is None:
         # A sale of a product we have never seen: create it so merchants can attach rules to it.
-        found = Product(marketplace_id=marketplace_id, external_id=external_id,
-                        name=product.get("name") or "", auto_created=True)
+        found = Product(
+            marketplace_id=marketplace_id, external_id=external_id, name=product.get("name") or "", auto_created=True
+        )
         try:
             with session.begin_nested():
                 session.add(found)
         except IntegrityError:  # a concurrent first sale of the same product created it
-            found = session.scalar(select(Product).where(Product.marketplace_id == marketplace_id,
-                                                         Product.external_id == external_id))
+            found = session.scalar(
+                select(Product).where(Product.marketplace_id == marketplace_id, Product.external_id == external_id)
+            )
     return found
 
 
-def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: str, payload,
-         idempotency_key: str | None = None) -> Emitted:
+def emit(
+    rt: Runtime,
+    session: Session,
+    marketplace: Marketplace,
+    trigger_key: str,
+    payload,
+    idempotency_key: str | None = None,
+) -> Emitted:
     """Records the event and its runs, commits, then queues the runs (POST /api/v1/events)."""
     emitted = record(rt, session, marketplace.id, trigger_key, payload, idempotency_key)
     session.commit()
@@ -105,9 +127,16 @@ def emit(rt: Runtime, session: Session, marketplace: Marketplace, trigger_key: s
     return emitted
 
 
-def record(rt: Runtime, session: Session, marketplace_id: int, trigger_key: str, payload,
-           idempotency_key: str | None = None, identity: str | None = None,
-           fallback_identity: str | None = None) -> Emitted:
+def record(
+    rt: Runtime,
+    session: Session,
+    marketplace_id: int,
+    trigger_key: str,
+    payload,
+    idempotency_key: str | None = None,
+    identity: str | None = None,
+    fallback_identity: str | None = None,
+) -> Emitted:
     """Validates and writes the event and its runs in the session's transaction, without committing: the caller
     commits (with whatever else belongs to the same change, e.g. the delivery that made the event), then calls
     ``enqueue_runs``. ``identity`` replaces the trigger's dedupe_key (an inbound handler's InboundEvent.identity);
@@ -130,9 +159,17 @@ def record(rt: Runtime, session: Session, marketplace_id: int, trigger_key: str,
     product = product_for(session, marketplace_id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
     email = ((data.get("customer") or {}).get("email") or "").strip().lower() or None
-    event = Event(marketplace_id=marketplace_id, trigger=trigger.key, idempotency_key=idempotency_key,
-                  dedupe_key=dedupe, product_id=product.id if product else None, email=email,
-                  payload=trigger.payload_schema().dump(data), raw_payload=payload, occurred_at=occurred_at)
+    event = Event(
+        marketplace_id=marketplace_id,
+        trigger=trigger.key,
+        idempotency_key=idempotency_key,
+        dedupe_key=dedupe,
+        product_id=product.id if product else None,
+        email=email,
+        payload=trigger.payload_schema().dump(data),
+        raw_payload=payload,
+        occurred_at=occurred_at,
+    )
     try:
         with session.begin_nested():
             session.add(event)
@@ -145,14 +182,28 @@ def record(rt: Runtime, session: Session, marketplace_id: int, trigger_key: str,
     not_before = occurred_at + trigger.delay if trigger.delay else None
     first_seq = logcap.reserve_log_seqs(session, marketplace_id, len(rules)) if rules else 0
     for i, (rule, app_key, integration_name) in enumerate(rules):
-        runs.append(Run(marketplace_id=marketplace_id, event_id=event.id, rule_id=rule.id, log_seq=first_seq + i,
-                        trigger=trigger.key, app=app_key, action=rule.action, integration_id=rule.integration_id,
-                        product_id=event.product_id, email=email, status="queued",
-                        product_name=product.name if product else None,
-                        product_external_id=product.external_id if product else None,
-                        ran=snapshot.planned(rt.registry, rule, app_key, integration_name, snapshot.product_name(product)),
-                        job_id=run_job_id(event.id, rule.id), dispatches=1, not_before=not_before,
-                        history=[]))
+        runs.append(
+            Run(
+                marketplace_id=marketplace_id,
+                event_id=event.id,
+                rule_id=rule.id,
+                log_seq=first_seq + i,
+                trigger=trigger.key,
+                app=app_key,
+                action=rule.action,
+                integration_id=rule.integration_id,
+                product_id=event.product_id,
+                email=email,
+                status="queued",
+                product_name=product.name if product else None,
+                product_external_id=product.external_id if product else None,
+                ran=snapshot.planned(rt.registry, rule, app_key, integration_name, snapshot.product_name(product)),
+                job_id=run_job_id(event.id, rule.id),
+                dispatches=1,
+                not_before=not_before,
+                history=[],
+            )
+        )
     session.add_all(runs)
     event.matched_rules = len(runs)
     # No trim here: new entries are unfinished, and every run trims the log when it finishes.
@@ -184,15 +235,19 @@ def _earlier(session: Session, marketplace_id: int, idempotency_key: str | None,
     same += [Event.dedupe_key == dedupe] if dedupe else []
     if not same:
         return None
-    return session.scalar(select(Event).where(Event.marketplace_id == marketplace_id, or_(*same))
-                          .order_by(Event.id).limit(1))
+    return session.scalar(
+        select(Event).where(Event.marketplace_id == marketplace_id, or_(*same)).order_by(Event.id).limit(1)
+    )
 
 
 def _duplicate(session: Session, earlier: Event) -> Emitted:
     """Answers a repeated delivery with the first event, and counts it (suppressed, never lost from view)."""
-    session.execute(update(Event).where(Event.id == earlier.id)
-                    .values(duplicates=Event.duplicates + 1, last_duplicate_at=utcnow())
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(Event)
+        .where(Event.id == earlier.id)
+        .values(duplicates=Event.duplicates + 1, last_duplicate_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     session.refresh(earlier)
     log.info("event %s delivered again: suppressed as a duplicate (%s so far)", earlier.id, earlier.duplicates)
     return Emitted(earlier, False, _runs_of(session, earlier))

@@ -7,6 +7,7 @@ Standard library only, and nothing else from hookyard: a fake must still run on 
 (``python -m hookyard_circle.fake``, with no app, database or worker). Importing it does run hookyard/__init__.py,
 whose pluggy and marshmallow every plugin already depends on.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ __all__ = ["FakeServer", "Handler", "Reply", "gateway_page", "run_until_interrup
 @dataclass
 class Reply:
     status: int
-    body: dict | str               # a str is sent as text/html, like a gateway's error page
+    body: dict | str  # a str is sent as text/html, like a gateway's error page
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,8 +67,12 @@ class FakeServer:
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.url + self._base_path
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{self._thread_name}-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self._thread_name}-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -79,7 +84,7 @@ class FakeServer:
         self._server.shutdown()
         with self._connections_lock:
             connections = list(self._connections)
-        for conn in connections:      # idle keep-alive connections would otherwise outlive the server
+        for conn in connections:  # idle keep-alive connections would otherwise outlive the server
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:

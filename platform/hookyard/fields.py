@@ -17,6 +17,7 @@ both still set the metadata key the core has always read, so everything that rea
 
 The metadata spelling keeps working as a deprecated alias (``hookyard.contract_checks`` warns at registration).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -41,8 +42,10 @@ class Option(fields.Field):
         value = fields.String if value is None else value
         self.value = value() if isinstance(value, type) else value
         if not isinstance(self.value, fields.Field) or isinstance(self.value, (Option, fields.List, fields.Nested)):
-            raise TypeError(f"Option({list_name!r}, value) takes a scalar marshmallow field such as fields.Integer(); "
-                            f"got {value!r} (for several values use fields.List(Option(...)))")
+            raise TypeError(
+                f"Option({list_name!r}, value) takes a scalar marshmallow field such as fields.Integer(); "
+                f"got {value!r} (for several values use fields.List(Option(...)))"
+            )
 
     def _bind_to_schema(self, field_name, parent):
         super()._bind_to_schema(field_name, parent)

@@ -7,6 +7,7 @@ is the maintained choice that needs no change to the app (an async worker would 
 Such waits are bounded by the apps' own timeouts (e.g. CIRCLE_VERIFY_TIMEOUT), so that a slow remote can hold a
 thread only for seconds, and long work (a refresh) runs in the RQ worker, not here.
 """
+
 from __future__ import annotations
 
 import os

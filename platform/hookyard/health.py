@@ -1,4 +1,5 @@
 """Liveness and readiness probes; no token, no marketplace."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

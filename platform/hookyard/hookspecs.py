@@ -8,6 +8,7 @@ pluggy calls the implementations, one plugin at a time, with keyword arguments: 
 ``hookwrapper=True``) are refused at load. Each hook is called once per process, when its plugins load, and
 its return value is ignored. docs/plugins.md shows each signature; a test keeps it equal to the one here.
 """
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("hookyard")

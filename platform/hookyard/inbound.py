@@ -5,6 +5,7 @@ The id in ``/hooks/<app>/<id>`` is 256 random bits. Whoever knows the URL can po
 store, so it is a credential: only its SHA-256 is looked up (as an API token's is), the id itself is sealed with
 the connection's secrets so that owners can copy it again, and rotating it makes the old URL answer 404 at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,8 +112,7 @@ def parse(raw: bytes, mimetype: str) -> dict:
     try:
         value = inputs.loads(raw)
     except ValidationError as exc:  # JSON, but beyond what can be stored (hookyard.inputs)
-        raise Unreadable(f"The body holds values Hookyard cannot store: {_first_problem(exc.messages)}",
-                         422) from None
+        raise Unreadable(f"The body holds values Hookyard cannot store: {_first_problem(exc.messages)}", 422) from None
     except inputs.NotJSON as exc:
         if is_json:
             raise Unreadable(f"The body is not valid JSON: {exc}.") from None
@@ -186,8 +186,10 @@ def mask(body, secret_fields: tuple[str, ...], mask_text: str = "********"):
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: (mask_text if isinstance(k, str) and k.lower() in names and v not in (None, "") else walk(v))
-                    for k, v in node.items()}
+            return {
+                k: (mask_text if isinstance(k, str) and k.lower() in names and v not in (None, "") else walk(v))
+                for k, v in node.items()
+            }
         if isinstance(node, list):
             return [walk(item) for item in node]
         return node

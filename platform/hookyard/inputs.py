@@ -11,6 +11,7 @@ mistake a 4xx, rather than a failure deep in the database driver, the JSON encod
 
 ``problems`` reports each refused value at its path, in marshmallow's shape, so the API's 422 names the field.
 """
+
 from __future__ import annotations
 
 import json

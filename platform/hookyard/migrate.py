@@ -1,4 +1,5 @@
 """Alembic driven from code, so operators run `hookyard db upgrade` and need no alembic.ini."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 survives their deletion (ids are never reused: see Base), and a copy of what they ran (``ran``) so
 that deleting or renaming those objects later never changes what the log says; only the event a run
 belongs to is a foreign key."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ def utcnow() -> datetime:
 # Ids are INTEGER columns, 32-bit on PostgreSQL: a larger number names nothing, and sent to the database it fails
 # the query (a 500 on SQLite and PostgreSQL alike) instead of finding nothing. Check ids against it before a lookup.
 MAX_ID = 2**31 - 1
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in Python on every backend (SQLite has no time zones)."""
@@ -103,8 +105,10 @@ class User(Base):
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (UniqueConstraint("marketplace_id", "name", name="uq_integration_name"),
-                      UniqueConstraint("inbound_key_hash", name="uq_integration_inbound_key"))
+    __table_args__ = (
+        UniqueConstraint("marketplace_id", "name", name="uq_integration_name"),
+        UniqueConstraint("inbound_key_hash", name="uq_integration_inbound_key"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"), index=True)
     app: Mapped[str] = mapped_column(String(100))
@@ -148,7 +152,8 @@ class Rule(Base):
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=True)
     trigger: Mapped[str] = mapped_column(String(200))
     integration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("integrations.id", ondelete="SET NULL"), nullable=True, index=True)
+        ForeignKey("integrations.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     action: Mapped[str] = mapped_column(String(200))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -8,6 +8,7 @@ budget lasts; one over its share gets a slot only from budget the others are not
 is active while it keeps asking (within the last ACTIVE_HORIZON seconds), so a waiting connection
 keeps its share reserved and an idle one does not.
 """
+
 from __future__ import annotations
 
 import math
@@ -102,8 +103,9 @@ def pacer(redis, member: str):
     def pace(bucket: str, limit: int, window: float) -> None:
         budget = budgets.get((bucket, limit, window))
         if budget is None:
-            budget = budgets[(bucket, limit, window)] = FairBudget(redis, bucket, limit, window,
-                                                                   sub_window=MAX_INLINE_WAIT)
+            budget = budgets[(bucket, limit, window)] = FairBudget(
+                redis, bucket, limit, window, sub_window=MAX_INLINE_WAIT
+            )
         deadline = time.monotonic() + MAX_INLINE_WAIT
         while True:
             wait = budget.try_acquire(member)
@@ -111,8 +113,10 @@ def pacer(redis, member: str):
                 return
             if time.monotonic() + wait > deadline:
                 # Jitter spreads the deferred runs so they do not return as one herd.
-                raise Deferred(wait + random.uniform(0, min(wait, window / 10)),
-                               f"pacing: the shared {bucket} budget of {limit} requests per {window:g} s is in use")
+                raise Deferred(
+                    wait + random.uniform(0, min(wait, window / 10)),
+                    f"pacing: the shared {bucket} budget of {limit} requests per {window:g} s is in use",
+                )
             time.sleep(wait)
 
     return pace

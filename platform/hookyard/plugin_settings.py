@@ -1,6 +1,7 @@
 """Plugins' own settings: declared as ``Setting``s in a ``PluginSettings`` that the plugin registers and reads its
 values through, so a setting read is always a setting declared, listed and checked at start (docs/plugins.md#settings).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,10 @@ class PluginSettings:
     def __getitem__(self, name: str) -> Any:
         setting = self._declared.get(name)
         if setting is None:
-            raise KeyError(f"{name!r} is not a declared setting of {_plugin(self.plugin)}: declare it with "
-                           f"Setting({name!r}, …) in the plugin's PluginSettings")
+            raise KeyError(
+                f"{name!r} is not a declared setting of {_plugin(self.plugin)}: declare it with "
+                f"Setting({name!r}, …) in the plugin's PluginSettings"
+            )
         raw = os.environ.get(name)
         last = self._read.get(name)
         if last is not None and last[0] == raw:
@@ -72,9 +75,16 @@ class PluginSettings:
 
     def describe(self) -> list[dict]:
         """The settings as listed (``hookyard plugins --settings``, ``GET /api/v1/plugins``): never their values."""
-        return [dict(name=s.name, type=TYPE_NAMES.get(s.type, getattr(s.type, "__name__", str(s.type))),
-                     default=list(s.default) if isinstance(s.default, tuple) else s.default,
-                     description=s.description, secret=s.secret) for s in self]
+        return [
+            dict(
+                name=s.name,
+                type=TYPE_NAMES.get(s.type, getattr(s.type, "__name__", str(s.type))),
+                default=list(s.default) if isinstance(s.default, tuple) else s.default,
+                description=s.description,
+                secret=s.secret,
+            )
+            for s in self
+        ]
 
 
 def _plugin(plugin: str | None) -> str:
@@ -134,19 +144,24 @@ def declaration_problem(setting: Setting, plugin: str) -> str | None:
     """Why the registry refuses ``plugin``'s declaration of ``setting`` (a plugin bug), or None."""
     name = setting.name
     if not isinstance(name, str) or not _NAME.match(name):
-        return f"plugin {plugin!r} declares setting {name!r}: a name is an environment variable in capitals, " \
-               "digits and _"
+        return (
+            f"plugin {plugin!r} declares setting {name!r}: a name is an environment variable in capitals, digits and _"
+        )
     own = prefixes(plugin)
     if not any(name.startswith(prefix) and len(name) > len(prefix) for prefix in own):
         return f"plugin {plugin!r} declares setting {name!r} without its own prefix: name it {own[0]}… (or {own[1]}…)"
     if setting.type not in TYPE_NAMES:
-        return f"plugin {plugin!r} declares setting {name!r} of type {setting.type!r}: use str, int, float, bool " \
-               "or list (and parse= for anything more)"
+        return (
+            f"plugin {plugin!r} declares setting {name!r} of type {setting.type!r}: use str, int, float, bool "
+            "or list (and parse= for anything more)"
+        )
     if not isinstance(setting.description, str) or not setting.description.strip():
         return f"plugin {plugin!r} declares setting {name!r} without a description"
     if not _is_of(setting.default, setting.type):
-        return f"plugin {plugin!r} declares setting {name!r} with the default {setting.default!r}, which is not a " \
-               f"{TYPE_NAMES[setting.type]}"
+        return (
+            f"plugin {plugin!r} declares setting {name!r} with the default {setting.default!r}, which is not a "
+            f"{TYPE_NAMES[setting.type]}"
+        )
     try:
         value_of(setting, None, plugin)
     except SettingError as exc:

@@ -1,4 +1,5 @@
 """Builds the plugin manager and the registry of trigger types and apps the plugins provide."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -70,16 +71,19 @@ class Registry:
 
             def register(group, _plugin=plugin_name):
                 if not isinstance(group, PluginSettings):
-                    raise PluginError(f"plugin {_plugin!r} registered {group!r}; expected "
-                                      "PluginSettings(Setting(...), ...)")
+                    raise PluginError(
+                        f"plugin {_plugin!r} registered {group!r}; expected PluginSettings(Setting(...), ...)"
+                    )
                 for setting in group:
                     problem = declaration_problem(setting, _plugin)
                     if problem:
                         raise PluginError(problem)
                     owner = self._owner.get(("setting", setting.name))
                     if owner is not None:
-                        raise PluginError(f"duplicate setting {setting.name!r}: declared by plugin {owner!r} and by "
-                                          f"plugin {_plugin!r}")
+                        raise PluginError(
+                            f"duplicate setting {setting.name!r}: declared by plugin {owner!r} and by "
+                            f"plugin {_plugin!r}"
+                        )
                     self._owner[("setting", setting.name)] = _plugin
                     self.settings[setting.name] = setting
                     log.debug("plugin %r registered setting %r", _plugin, setting.name)
@@ -133,16 +137,18 @@ class Registry:
                 continue
             dist = dists.get(id(plugin))
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-            infos.append(PluginInfo(
-                name=name,
-                version=dist.version if dist else None,
-                hooks=hooks,
-                trigger_types=self._owned("trigger type", name),
-                apps=self._owned("app", name),
-                commands=self._owned("command", name),
-                blueprints=self._owned("blueprint", name),
-                settings=[doc for group in self._setting_groups.get(name, []) for doc in group.describe()],
-            ))
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    version=dist.version if dist else None,
+                    hooks=hooks,
+                    trigger_types=self._owned("trigger type", name),
+                    apps=self._owned("app", name),
+                    commands=self._owned("command", name),
+                    blueprints=self._owned("blueprint", name),
+                    settings=[doc for group in self._setting_groups.get(name, []) for doc in group.describe()],
+                )
+            )
         return infos
 
 
@@ -194,9 +200,14 @@ def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
         started.append(time.perf_counter())
         for impl in impls:
             function = impl.function
-            log.debug("hook %s: calling plugin %r: %s.%s(%s)", hook_name, impl.plugin_name,
-                      getattr(function, "__module__", "?"), getattr(function, "__qualname__", repr(function)),
-                      ", ".join(impl.argnames))
+            log.debug(
+                "hook %s: calling plugin %r: %s.%s(%s)",
+                hook_name,
+                impl.plugin_name,
+                getattr(function, "__module__", "?"),
+                getattr(function, "__qualname__", repr(function)),
+                ", ".join(impl.argnames),
+            )
 
     def after(outcome, hook_name, impls, kwargs):
         elapsed_ms = (time.perf_counter() - started.pop()) * 1000
@@ -204,8 +215,14 @@ def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
         if outcome.exception is None:
             log.debug("hook %s: plugin %s returned in %.1f ms", hook_name, plugins, elapsed_ms)
         else:
-            log.debug("hook %s: plugin %s raised %s after %.1f ms: %s", hook_name, plugins,
-                      type(outcome.exception).__name__, elapsed_ms, outcome.exception)
+            log.debug(
+                "hook %s: plugin %s raised %s after %.1f ms: %s",
+                hook_name,
+                plugins,
+                type(outcome.exception).__name__,
+                elapsed_ms,
+                outcome.exception,
+            )
 
     pm.add_hookcall_monitoring(before, after)
 
@@ -214,8 +231,9 @@ def disabled_from_env() -> set[str]:
     return {n.strip() for n in os.environ.get("HOOKYARD_DISABLED_PLUGINS", "").split(",") if n.strip()}
 
 
-def build_plugin_manager(disabled: set[str] | None = None, extra: list | None = None,
-                         trace: bool | None = None) -> pluggy.PluginManager:
+def build_plugin_manager(
+    disabled: set[str] | None = None, extra: list | None = None, trace: bool | None = None
+) -> pluggy.PluginManager:
     """A fresh plugin manager: third-party and built-in plugins from entry points, plus ``extra`` objects.
 
     ``disabled`` names plugins (entry point names) that are blocked before loading. ``trace`` logs every hook
@@ -234,8 +252,10 @@ def build_plugin_manager(disabled: set[str] | None = None, extra: list | None = 
             hash(obj)
         except TypeError:
             # pluggy keeps plugins in sets (subset_hook_caller): say so here, not as a TypeError mid-load.
-            raise PluginError(f"plugin {getattr(obj, '__name__', obj)!r} is a {type(obj).__name__}, which is not "
-                              "hashable: register a module, a class or an instance") from None
+            raise PluginError(
+                f"plugin {getattr(obj, '__name__', obj)!r} is a {type(obj).__name__}, which is not "
+                "hashable: register a module, a class or an instance"
+            ) from None
         pm.register(obj)
     pm.check_pending()
     _refuse_wrappers(pm)
@@ -273,6 +293,5 @@ def _check_unique_entry_point_names() -> None:
                 )
 
 
-def load_registry(disabled: set[str] | None = None, extra: list | None = None,
-                  trace: bool | None = None) -> Registry:
+def load_registry(disabled: set[str] | None = None, extra: list | None = None, trace: bool | None = None) -> Registry:
     return Registry(build_plugin_manager(disabled=disabled, extra=extra, trace=trace))

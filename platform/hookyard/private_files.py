@@ -1,5 +1,6 @@
 """Files at rest that only the server's user may read: the instance folder, the generated secret key,
 SQLite's database (password hashes, customer emails) and the embedded Redis's data."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Products: added by hand (API, UI) or created by the first event that names them."""
+
 from __future__ import annotations
 
 from marshmallow import ValidationError
@@ -25,8 +26,9 @@ def search(marketplace_id: int, text: str | None):
 
 def create(session: Session, marketplace_id: int, external_id: str, name: str) -> Product:
     external_id = external_id.strip()
-    exists = session.scalar(select(Product.id).where(Product.marketplace_id == marketplace_id,
-                                                     Product.external_id == external_id))
+    exists = session.scalar(
+        select(Product.id).where(Product.marketplace_id == marketplace_id, Product.external_id == external_id)
+    )
     if exists is not None:
         raise ProductExists(external_id, exists)
     product = Product(marketplace_id=marketplace_id, external_id=external_id, name=name, auto_created=False)
@@ -45,21 +47,27 @@ def upsert(session: Session, marketplace_id: int, items) -> tuple[int, int]:
             wanted[external_id] = str(item.get("name") or "")[:500]
     if not wanted:
         return 0, 0
-    known = {p.external_id: p for p in session.scalars(select(Product).where(
-        Product.marketplace_id == marketplace_id, Product.external_id.in_(list(wanted))))}
+    known = {
+        p.external_id: p
+        for p in session.scalars(
+            select(Product).where(Product.marketplace_id == marketplace_id, Product.external_id.in_(list(wanted)))
+        )
+    }
     added = renamed = 0
     for external_id, name in wanted.items():
         product = known.get(external_id)
         if product is None:
             try:
                 with session.begin_nested():
-                    session.add(Product(marketplace_id=marketplace_id, external_id=external_id, name=name,
-                                        auto_created=False))
+                    session.add(
+                        Product(marketplace_id=marketplace_id, external_id=external_id, name=name, auto_created=False)
+                    )
                 added += 1
                 continue
             except IntegrityError:  # a first sale of it created it meanwhile: rename that one
-                product = session.scalar(select(Product).where(Product.marketplace_id == marketplace_id,
-                                                               Product.external_id == external_id))
+                product = session.scalar(
+                    select(Product).where(Product.marketplace_id == marketplace_id, Product.external_id == external_id)
+                )
         if name and product.name != name:
             product.name = name
             renamed += 1

@@ -4,6 +4,7 @@ A replay puts the same run back on the queue: it uses the event's stored payload
 current parameters (a fixed rule is what people retry after), keeps the earlier attempts and marks
 where the replay began, and gets a fresh retry budget.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import update
@@ -23,15 +24,21 @@ class NotReplayable(Exception):
 
 def replay(rt: Runtime, session: Session, run: Run, by: str) -> Run:
     # Claimed atomically, so two clicks (or a click and a bulk retry) queue it once.
-    taken = session.execute(update(Run).where(Run.id == run.id, Run.status == "failed")
-                            .values(status="queued").execution_options(synchronize_session=False))
+    taken = session.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.status == "failed")
+        .values(status="queued")
+        .execution_options(synchronize_session=False)
+    )
     if taken.rowcount != 1:
         session.rollback()
         session.refresh(run)
         raise NotReplayable(f"Only failed entries can be retried; this one is {run.status}.")
     session.refresh(run)
-    run.history = [*(run.history or []), {"replayed_at": utcnow().isoformat(), "replayed_by": by,
-                                          "after_attempt": run.attempts}]
+    run.history = [
+        *(run.history or []),
+        {"replayed_at": utcnow().isoformat(), "replayed_by": by, "after_attempt": run.attempts},
+    ]
     run.reason = f"retry requested by {by}"
     run.finished_at = None
     run.not_before = None
@@ -52,4 +59,3 @@ def replay_matching(rt: Runtime, session: Session, marketplace_id: int, filters:
             continue  # retried meanwhile by someone else
         replayed.append(run.id)
     return replayed
-

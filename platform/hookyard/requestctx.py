@@ -9,6 +9,7 @@ inbound receiver, a plugin's own blueprint), in one public place, so none of the
 - ``owned(Model, id)``: the row when it exists and belongs to that store, else ``NotFound``, the same answer for
   "no such row" and "another store's row" (and for an id of a deleted row), so ids reveal nothing. ``NotFound`` is
   werkzeug's 404, neutral: the API answers it in its JSON error shape and the UI with its HTML page."""
+
 from __future__ import annotations
 
 from flask import current_app, g

@@ -1,4 +1,5 @@
 """Rule validation shared by the API and any UI: every reference must exist in the same marketplace."""
+
 from __future__ import annotations
 
 from marshmallow import ValidationError
@@ -57,8 +58,10 @@ def _check_options(schema, params: dict, integration: Integration) -> dict:
         values = params[name] if isinstance(params[name], (list, tuple)) else [params[name]]
         missing = [v for v in values if str(v) not in known]
         if missing:
-            errors[name] = [f"{', '.join(map(str, missing))} not found in the integration's {list_name}; "
-                            f"refresh the integration if it was added recently."]
+            errors[name] = [
+                f"{', '.join(map(str, missing))} not found in the integration's {list_name}; "
+                f"refresh the integration if it was added recently."
+            ]
     return errors
 
 

@@ -3,6 +3,7 @@
 The web app keeps its Runtime in ``app.extensions``; the worker installs one before it forks, and
 job functions reach it through ``current()``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

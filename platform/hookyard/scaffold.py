@@ -4,6 +4,7 @@ The files are ``string.Template`` texts below (``$name`` is the plugin's name; `
 than package data, so that the generator is one module with nothing to locate at run time. What they hold follows
 docs/plugins.md and docs/plugins/tutorial.md, which explains each file.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -22,8 +23,10 @@ class ScaffoldError(Exception):
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name or "") or keyword.iskeyword(name):
-        raise ScaffoldError(f"invalid plugin name {name!r}: use lower-case letters, digits and underscores, starting "
-                            "with a letter (at most 40 characters), e.g. 'acme_crm'")
+        raise ScaffoldError(
+            f"invalid plugin name {name!r}: use lower-case letters, digits and underscores, starting "
+            "with a letter (at most 40 characters), e.g. 'acme_crm'"
+        )
     return name
 
 

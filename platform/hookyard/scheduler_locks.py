@@ -11,6 +11,7 @@ So every worker, at each maintenance, reads each lock's holder and that schedule
 deleted only if still held by it (a compare-and-delete), and this worker's scheduler is restarted to take them.
 Declaring a merely slow scheduler dead costs nothing lasting: at its next heartbeat it sees the lock taken and drops
 the queue, and a job moved twice in that instant is still run once (the run's lease)."""
+
 from __future__ import annotations
 
 import logging
@@ -53,12 +54,18 @@ def reclaim(worker) -> list[str]:
         return []  # a burst worker, or one started without a scheduler
     connection = worker.connection
     dead = dead_holders(connection, [q.name for q in worker.queues])
-    freed = [queue for queue, holder in dead.items() if holder != scheduler.name
-             and release_lock(connection, RQScheduler.get_locking_key(queue), holder)]
+    freed = [
+        queue
+        for queue, holder in dead.items()
+        if holder != scheduler.name and release_lock(connection, RQScheduler.get_locking_key(queue), holder)
+    ]
     if not freed:
         return []
-    log.warning("scheduler %s stopped sending heartbeats: taking over its queues %s",
-                ", ".join(sorted(set(dead[q] for q in freed))), ", ".join(sorted(freed)))
+    log.warning(
+        "scheduler %s stopped sending heartbeats: taking over its queues %s",
+        ", ".join(sorted(set(dead[q] for q in freed))),
+        ", ".join(sorted(freed)),
+    )
     process = scheduler._process
     if process is not None and process.is_alive():
         # Its locks are fixed when it starts: stop it (it releases what it holds) and start one that takes all.

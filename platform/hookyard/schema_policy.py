@@ -1,5 +1,6 @@
 """The policy every request schema follows, in the API, the web UI and plugins' blueprints alike: unknown fields are
 refused, values no database stores are refused at their field (hookyard.inputs), ids are checked against MAX_ID."""
+
 from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
@@ -25,5 +26,3 @@ class BaseSchema(Schema):
 def id_field(**kwargs) -> fields.Integer:
     """An id in a query string or a body: out of range is the client's mistake (422), documented as such."""
     return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-

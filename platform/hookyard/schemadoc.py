@@ -1,4 +1,5 @@
 """Describes a plugin's marshmallow schema as plain JSON, for clients that build forms from it."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields
@@ -6,9 +7,17 @@ from marshmallow import Schema, fields
 from .fields import option_list, value_field
 
 _TYPES = [
-    (fields.Email, "email"), (fields.Url, "url"), (fields.String, "string"), (fields.Integer, "integer"),
-    (fields.Float, "number"), (fields.Decimal, "number"), (fields.Boolean, "boolean"),
-    (fields.DateTime, "datetime"), (fields.Date, "date"), (fields.List, "array"), (fields.Nested, "object"),
+    (fields.Email, "email"),
+    (fields.Url, "url"),
+    (fields.String, "string"),
+    (fields.Integer, "integer"),
+    (fields.Float, "number"),
+    (fields.Decimal, "number"),
+    (fields.Boolean, "boolean"),
+    (fields.DateTime, "datetime"),
+    (fields.Date, "date"),
+    (fields.List, "array"),
+    (fields.Nested, "object"),
     (fields.Dict, "object"),
 ]
 

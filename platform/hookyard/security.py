@@ -1,4 +1,5 @@
 """What every response and every authenticated route shares: security headers and rate limits."""
+
 from __future__ import annotations
 
 import hashlib
@@ -86,8 +87,9 @@ class RateLimiter:
             self._paused_until = now + OUTAGE_PAUSE
             if now - self._warned_at >= OUTAGE_WARN_EVERY:
                 self._warned_at = now
-                log.warning("rate limits are not enforced: Redis is unreachable (%s); allowing requests",
-                            exc.__class__.__name__)
+                log.warning(
+                    "rate limits are not enforced: Redis is unreachable (%s); allowing requests", exc.__class__.__name__
+                )
             return None
         if count <= limit:
             return None

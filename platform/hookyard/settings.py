@@ -1,4 +1,5 @@
 """Settings read once from the environment (12-factor); ``create_app`` and the worker take a Settings."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ def _number(env, name, default, cast=int):
 
 
 def _rate(env, name, default: str) -> tuple[int, float]:
-    """"LIMIT/SECONDS", e.g. "600/60"; "0" turns the limit off."""
+    """ "LIMIT/SECONDS", e.g. "600/60"; "0" turns the limit off."""
     raw = (env.get(name) or default).strip()
     if raw == "0":
         return (0, 1.0)
@@ -38,9 +39,9 @@ def _rate(env, name, default: str) -> tuple[int, float]:
 def normalise_database_url(url: str) -> str:
     # Heroku hands out postgres://; SQLAlchemy 2 only knows postgresql://, and we use psycopg 3.
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -108,8 +109,11 @@ class Settings:
 
     def __repr__(self):
         # Written out so that neither key is printed, and printing settings never generates one.
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                          if f.name not in ("secret_key", "old_secret_keys"))
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("secret_key", "old_secret_keys")
+        )
         return f"Settings({shown})"
 
     @classmethod
@@ -171,16 +175,20 @@ def _public_url(env) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise SystemExit(f"HOOKYARD_PUBLIC_URL must be the server's base URL, like https://hooks.example.com "
-                         f"(a path is allowed, no query), got {raw!r}")
+        raise SystemExit(
+            f"HOOKYARD_PUBLIC_URL must be the server's base URL, like https://hooks.example.com "
+            f"(a path is allowed, no query), got {raw!r}"
+        )
     return raw.rstrip("/")
 
 
 def _given_secret_key(env) -> str | None:
     key = env.get("SECRET_KEY")
     if key is not None and key and not key.strip():
-        raise SystemExit("SECRET_KEY is set but blank: give it a long random value, or unset it to use a "
-                         "generated key in the instance folder.")
+        raise SystemExit(
+            "SECRET_KEY is set but blank: give it a long random value, or unset it to use a "
+            "generated key in the instance folder."
+        )
     return key or None
 
 
@@ -210,6 +218,8 @@ def _instance_secret_key(instance: Path) -> str:
 def _read_key(path: Path) -> str:
     key = path.read_text().strip()
     if not key:
-        raise SystemExit(f"{path} is empty: delete it to have a new key generated (connection secrets stored "
-                         "with the lost key must then be entered again), or set SECRET_KEY.")
+        raise SystemExit(
+            f"{path} is empty: delete it to have a new key generated (connection secrets stored "
+            "with the lost key must then be entered again), or set SECRET_KEY."
+        )
     return key

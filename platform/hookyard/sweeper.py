@@ -4,6 +4,7 @@
 - a ``queued`` run whose job nothing will run (not in Redis, overdue, started but never claimed);
 - events past their retention; and the same for tasks (hookyard.tasks) and inbound deliveries (hookyard.deliveries).
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,13 @@ def sweep() -> dict:
     anywhere, any number of times at once: each recovery is claimed with an atomic update first."""
     rt = runtime.current()
     try:
-        return {"stuck": _recover_stuck(rt), "lost": _redispatch_lost(rt), "pruned": _prune_events(rt),
-                "tasks": sweep_tasks(rt), "deliveries": sweep_deliveries(rt)}
+        return {
+            "stuck": _recover_stuck(rt),
+            "lost": _redispatch_lost(rt),
+            "pruned": _prune_events(rt),
+            "tasks": sweep_tasks(rt),
+            "deliveries": sweep_deliveries(rt),
+        }
     except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
         log.exception("sweep failed")
         return {}
@@ -50,22 +56,33 @@ def _recover_stuck(rt: Runtime) -> int:
     timeout_cutoff = now - timedelta(seconds=rt.settings.job_timeout + rt.settings.stuck_grace)
     recovered = 0
     with rt.db.session() as session:
-        candidates = list(session.execute(select(Run.id, Run.started_at).where(
-            Run.status == "running", Run.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
-            .order_by(Run.started_at).limit(SWEEP_BATCH)))
+        candidates = list(
+            session.execute(
+                select(Run.id, Run.started_at)
+                .where(Run.status == "running", Run.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
+                .order_by(Run.started_at)
+                .limit(SWEEP_BATCH)
+            )
+        )
         alive = _leases_alive(rt, [run_id for run_id, _ in candidates])
         for (run_id, started_at), has_lease in zip(candidates, alive, strict=True):
             if has_lease and started_at >= timeout_cutoff:
                 continue  # its worker is alive and within the job timeout
-            taken = session.execute(update(Run).where(Run.id == run_id, Run.status == "running",
-                                                      Run.started_at == started_at)
-                                    .values(started_at=utcnow()).execution_options(synchronize_session=False))
+            taken = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "running", Run.started_at == started_at)
+                .values(started_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
             session.commit()
             if taken.rowcount != 1:
                 continue  # it finished, or another sweeper took it
             run = session.get(Run, run_id)
-            why = ("its lease lapsed: the worker running it stopped (killed or crashed)" if not has_lease
-                   else f"it was still running {utcnow() - started_at} after it began, past the job timeout")
+            why = (
+                "its lease lapsed: the worker running it stopped (killed or crashed)"
+                if not has_lease
+                else f"it was still running {utcnow() - started_at} after it began, past the job timeout"
+            )
             log.warning("run %s: giving up attempt %s, %s", run_id, run.attempts, why)
             outcome = Outcome.failed(f"the attempt was given up: {why}", retryable=True)
             record_outcome(rt, session, run, outcome, started_at, utcnow())
@@ -92,9 +109,14 @@ def _redispatch_lost(rt: Runtime) -> int:
     due = now - timedelta(seconds=rt.settings.sweep_interval)
     redispatched = 0
     with rt.db.session() as session:
-        queued = list(session.scalars(select(Run).where(
-            Run.status == "queued", func.coalesce(Run.not_before, Run.created_at) < due).order_by(Run.id)
-            .limit(SWEEP_BATCH)))
+        queued = list(
+            session.scalars(
+                select(Run)
+                .where(Run.status == "queued", func.coalesce(Run.not_before, Run.created_at) < due)
+                .order_by(Run.id)
+                .limit(SWEEP_BATCH)
+            )
+        )
         if not queued:
             return 0
         jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
@@ -142,10 +164,14 @@ def _prune_events(rt: Runtime) -> int:
     shows is kept, so an entry's payload and Retry keep working."""
     cutoff = utcnow() - timedelta(days=rt.settings.event_retention_days)
     with rt.db.session() as session:
-        expired = (select(Event.id).where(Event.received_at < cutoff, ~exists().where(Run.event_id == Event.id))
-                   .limit(SWEEP_BATCH * 10))
-        result = session.execute(delete(Event).where(Event.id.in_(expired.scalar_subquery()))
-                                 .execution_options(synchronize_session=False))
+        expired = (
+            select(Event.id)
+            .where(Event.received_at < cutoff, ~exists().where(Run.event_id == Event.id))
+            .limit(SWEEP_BATCH * 10)
+        )
+        result = session.execute(
+            delete(Event).where(Event.id.in_(expired.scalar_subquery())).execution_options(synchronize_session=False)
+        )
         session.commit()
     if result.rowcount:
         log.info("pruned %s events older than %s days", result.rowcount, rt.settings.event_retention_days)

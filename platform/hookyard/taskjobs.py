@@ -1,4 +1,5 @@
 """The jobs behind tasks (hookyard.tasks), enqueued by name with the task's id only, like hookyard.jobs.run_rule."""
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,11 @@ def refresh_integration(task_id: int) -> str:
         session.commit()
         lists = integration.options or {}
         # The lists are named in the plural ("space_groups"); one of a kind drops the "s" ("1 space group").
-        counts = ", ".join(f"{len(items)} {name.replace('_', ' ').removesuffix('s' if len(items) == 1 else '')}"
-                           for name, items in sorted(lists.items()) if isinstance(items, list))
+        counts = ", ".join(
+            f"{len(items)} {name.replace('_', ' ').removesuffix('s' if len(items) == 1 else '')}"
+            for name, items in sorted(lists.items())
+            if isinstance(items, list)
+        )
         return f"“{integration.name}” refreshed{': ' + counts if counts else ''}."
 
     return run_task(rt, task_id, work)
@@ -65,10 +69,14 @@ def import_products(task_id: int) -> str:
             raise TaskFailed(f"{exc.message} ({done} products were imported before that.)") from exc
         except Exception as exc:  # a plugin bug: the task says so, the log has the traceback
             log.exception("app %s failed while listing products", app.key)
-            raise TaskFailed(f"The {app.name} plugin failed while listing products ({exc.__class__.__name__}); "
-                             f"the worker's log has the details. {done} were imported before that.") from exc
+            raise TaskFailed(
+                f"The {app.name} plugin failed while listing products ({exc.__class__.__name__}); "
+                f"the worker's log has the details. {done} were imported before that."
+            ) from exc
         progress(done, done, "Done.")
-        return f"{done} products imported into “{name}”'s store: {added} new, {renamed} renamed, " \
-               f"{done - added - renamed} unchanged."
+        return (
+            f"{done} products imported into “{name}”'s store: {added} new, {renamed} renamed, "
+            f"{done - added - renamed} unchanged."
+        )
 
     return run_task(rt, task_id, work)

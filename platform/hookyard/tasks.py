@@ -9,6 +9,7 @@ A running task holds a lease in Redis, as a run does (hookyard.jobs.Lease). The 
 of the same work) fails a task whose lease lapsed (its worker was killed) or that ran past the job timeout, so no
 task stays ``running`` forever; a queued task whose job is not in Redis is queued again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,9 @@ def _active_key(kind: str, target_id: int) -> str:
 
 
 def active(session: Session, marketplace_id: int, kind: str, target_id: int) -> Task | None:
-    return session.scalar(select(Task).where(Task.marketplace_id == marketplace_id,
-                                             Task.active_key == _active_key(kind, target_id)))
+    return session.scalar(
+        select(Task).where(Task.marketplace_id == marketplace_id, Task.active_key == _active_key(kind, target_id))
+    )
 
 
 def start(rt: Runtime, session: Session, marketplace_id: int, kind: str, target_id: int) -> Task:
@@ -72,8 +74,16 @@ def start(rt: Runtime, session: Session, marketplace_id: int, kind: str, target_
     existing = active(session, marketplace_id, kind, target_id)
     if existing is not None and not give_up_if_dead(rt, session, existing):
         return existing
-    task = Task(marketplace_id=marketplace_id, kind=kind, target_id=target_id, status="queued", done=0,
-                message="Waiting for a worker.", active_key=_active_key(kind, target_id), cancel_requested=False)
+    task = Task(
+        marketplace_id=marketplace_id,
+        kind=kind,
+        target_id=target_id,
+        status="queued",
+        done=0,
+        message="Waiting for a worker.",
+        active_key=_active_key(kind, target_id),
+        cancel_requested=False,
+    )
     session.add(task)
     try:
         session.commit()
@@ -98,22 +108,38 @@ def enqueue(rt: Runtime, task: Task) -> None:
     # connections' work moving while this one runs.
     queues = shard_queues(rt)
     queues[task.target_id % len(queues)].enqueue(
-        JOBS[task.kind], task.id, job_id=job_id(task.id), job_timeout=rt.settings.job_timeout,
-        result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, retry=CRASH_RETRY)
+        JOBS[task.kind],
+        task.id,
+        job_id=job_id(task.id),
+        job_timeout=rt.settings.job_timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        retry=CRASH_RETRY,
+    )
 
 
 def cancel(rt: Runtime, session: Session, task: Task) -> Task:
     """A queued task is cancelled at once; a running one stops at its next progress report. Commits."""
     now = utcnow()
     dequeued = session.execute(
-        update(Task).where(Task.id == task.id, Task.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now, active_key=None,
-                message="Cancelled before it started.")
-        .execution_options(synchronize_session=False))
+        update(Task)
+        .where(Task.id == task.id, Task.status == "queued")
+        .values(
+            status="cancelled",
+            cancel_requested=True,
+            finished_at=now,
+            active_key=None,
+            message="Cancelled before it started.",
+        )
+        .execution_options(synchronize_session=False)
+    )
     if dequeued.rowcount != 1:
-        session.execute(update(Task).where(Task.id == task.id, Task.status == "running")
-                        .values(cancel_requested=True, message="Cancelling: it stops at its next step.")
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(Task)
+            .where(Task.id == task.id, Task.status == "running")
+            .values(cancel_requested=True, message="Cancelling: it stops at its next step.")
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
     session.refresh(task)
     if dequeued.rowcount == 1:
@@ -150,9 +176,16 @@ class Progress:
             values["message"] = str(message)[:MESSAGE_LIMIT]
         with self.rt.db.session() as session:
             ours = session.execute(
-                update(Task).where(Task.id == self.task_id, Task.status == "running",
-                                   Task.started_at == self.started, Task.cancel_requested.is_(False))
-                .values(**values).execution_options(synchronize_session=False))
+                update(Task)
+                .where(
+                    Task.id == self.task_id,
+                    Task.status == "running",
+                    Task.started_at == self.started,
+                    Task.cancel_requested.is_(False),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             session.commit()
         if ours.rowcount != 1:
             raise Cancelled(f"task {self.task_id} was cancelled")
@@ -180,8 +213,10 @@ def run(rt: Runtime, task_id: int, work) -> str:
             except Exception as exc:  # our own bug or a lost database must not leave the task running
                 log.exception("task %s (%s) failed inside Hookyard", task_id, task.kind)
                 session.rollback()
-                status, message = "failed", f"It failed inside Hookyard ({exc.__class__.__name__}); the worker's " \
-                                            "log has the details."
+                status, message = (
+                    "failed",
+                    f"It failed inside Hookyard ({exc.__class__.__name__}); the worker's log has the details.",
+                )
             if not _finish(session, task_id, started, status, message):
                 log.warning("task %s ended (%s) after it had been given up; its outcome is dropped", task_id, status)
                 return "superseded"
@@ -192,9 +227,11 @@ def run(rt: Runtime, task_id: int, work) -> str:
 def _claim(session: Session, task_id: int) -> datetime | None:
     started = utcnow()
     claimed = session.execute(
-        update(Task).where(Task.id == task_id, Task.status == "queued", Task.cancel_requested.is_(False))
+        update(Task)
+        .where(Task.id == task_id, Task.status == "queued", Task.cancel_requested.is_(False))
         .values(status="running", started_at=started, message="Started.")
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
     return started if claimed.rowcount == 1 else None
 
@@ -205,8 +242,11 @@ def _finish(session: Session, task_id: int, started: datetime | None, status: st
     query = update(Task).where(Task.id == task_id, Task.status.in_(TASK_ACTIVE_STATES))
     if started is not None:
         query = query.where(Task.started_at == started)
-    ended = session.execute(query.values(status=status, message=message[:MESSAGE_LIMIT], finished_at=utcnow(),
-                                         active_key=None).execution_options(synchronize_session=False))
+    ended = session.execute(
+        query.values(
+            status=status, message=message[:MESSAGE_LIMIT], finished_at=utcnow(), active_key=None
+        ).execution_options(synchronize_session=False)
+    )
     session.commit()
     return ended.rowcount == 1
 
@@ -228,8 +268,9 @@ def give_up_if_dead(rt: Runtime, session: Session, task: Task) -> bool:
         has_lease = True  # unknown: leave it to the job timeout
     if has_lease and not hung:
         return False
-    why = ("its worker stopped (killed or crashed) before it finished" if not has_lease
-           else "it ran past the job timeout")
+    why = (
+        "its worker stopped (killed or crashed) before it finished" if not has_lease else "it ran past the job timeout"
+    )
     given_up = _finish(session, task.id, task.started_at, "failed", f"It was given up: {why}. Start it again.")
     if given_up:
         log.warning("task %s (%s): given up, %s", task.id, task.kind, why)
@@ -244,20 +285,29 @@ def sweep(rt: Runtime) -> dict:
     now = utcnow()
     given_up = requeued = 0
     with rt.db.session() as session:
-        running = list(session.scalars(select(Task).where(
-            Task.status == "running", Task.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
-            .order_by(Task.id).limit(SWEEP_BATCH)))
+        running = list(
+            session.scalars(
+                select(Task)
+                .where(Task.status == "running", Task.started_at < now - timedelta(seconds=rt.settings.lease_ttl))
+                .order_by(Task.id)
+                .limit(SWEEP_BATCH)
+            )
+        )
         for task in running:
             given_up += give_up_if_dead(rt, session, task)
         due = now - timedelta(seconds=rt.settings.sweep_interval)
-        queued = list(session.scalars(select(Task).where(Task.status == "queued", Task.created_at < due)
-                                      .order_by(Task.id).limit(SWEEP_BATCH)))
+        queued = list(
+            session.scalars(
+                select(Task).where(Task.status == "queued", Task.created_at < due).order_by(Task.id).limit(SWEEP_BATCH)
+            )
+        )
         for task, lost in zip(queued, not_waiting(rt, [job_id(t.id) for t in queued]), strict=True):
             if lost:
                 log.warning("task %s was queued but its job is not in Redis: enqueueing it again", task.id)
                 enqueue(rt, task)
                 requeued += 1
-        pruned = session.execute(delete(Task).where(Task.finished_at < now - KEEP_FINISHED)
-                                 .execution_options(synchronize_session=False)).rowcount
+        pruned = session.execute(
+            delete(Task).where(Task.finished_at < now - KEEP_FINISHED).execution_options(synchronize_session=False)
+        ).rowcount
         session.commit()
     return {"given_up": given_up, "requeued": requeued, "pruned": pruned}

@@ -14,6 +14,7 @@ with a project's own fixtures. See docs/plugins/tutorial.md ("Testing your plugi
 
 SQLite only: the core's own suite covers PostgreSQL; a plugin's code does not touch the database directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ __all__ = ["HookyardClient", "Recorder", "RecordedRequest", "RunResult"]
 
 
 # -- the database, Redis and the registry --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def hookyard_redis_url(tmp_path_factory):
@@ -69,9 +71,12 @@ def hookyard_settings(_hookyard_migrated_database, hookyard_redis_url, tmp_path)
 
     database = tmp_path / "hookyard.db"
     shutil.copyfile(_hookyard_migrated_database, database)
-    return Settings.from_env(env={"SECRET_KEY": "hookyard-testing-secret-key", "HOOKYARD_INSTANCE_PATH": str(tmp_path)},
-                             database_url=f"sqlite:///{database}", redis_url=hookyard_redis_url,
-                             queue_name=f"hookyard-testing-{os.getpid()}")
+    return Settings.from_env(
+        env={"SECRET_KEY": "hookyard-testing-secret-key", "HOOKYARD_INSTANCE_PATH": str(tmp_path)},
+        database_url=f"sqlite:///{database}",
+        redis_url=hookyard_redis_url,
+        queue_name=f"hookyard-testing-{os.getpid()}",
+    )
 
 
 @pytest.fixture
@@ -98,6 +103,7 @@ def hookyard_app(hookyard_runtime):
 
 # -- the API client -------------------------------------------------------------------------------------------------
 
+
 class HookyardClient:
     """The Flask test client with one store's bearer token on every request: ``client.post(path, json=…)``,
     ``client.get(path)``, … answer Flask responses (``.status_code``, ``.json``)."""
@@ -111,6 +117,7 @@ class HookyardClient:
         def call(path, **kwargs):
             headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
             return getattr(self._client, method)(path, headers=headers, **kwargs)
+
         return call
 
 
@@ -129,10 +136,12 @@ def hookyard_client(hookyard_app, hookyard_runtime):
 
 # -- running emitted events -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RunResult:
     """One run (log entry) after ``hookyard_run_events`` ran it: ``status`` is succeeded, skipped, failed, or queued
     (a retry or a deferral waits for later; ``reason`` says until when)."""
+
     id: int
     app: str
     action: str
@@ -156,9 +165,12 @@ def hookyard_run_events(hookyard_runtime):
 
     def run_events() -> list[RunResult]:
         with hookyard_runtime.db.session() as session:
-            due = session.scalars(select(Run.id).where(Run.status == "queued")
-                                  .where(or_(Run.not_before.is_(None), Run.not_before <= utcnow()))
-                                  .order_by(Run.id)).all()
+            due = session.scalars(
+                select(Run.id)
+                .where(Run.status == "queued")
+                .where(or_(Run.not_before.is_(None), Run.not_before <= utcnow()))
+                .order_by(Run.id)
+            ).all()
         for run_id in due:
             run_rule(run_id)
         with hookyard_runtime.db.session() as session:
@@ -169,6 +181,7 @@ def hookyard_run_events(hookyard_runtime):
 
 
 # -- the recorder HTTP server ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RecordedRequest:

@@ -1,4 +1,5 @@
 """API tokens: shown once, stored as a SHA-256 hash (they are random, so a slow KDF buys nothing)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ def create_token(session: Session, marketplace: Marketplace, name: str = "", rol
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(marketplace_id=marketplace.id, name=name, token_hash=hash_token(token),
-                         prefix=token[:10], role=role))
+    session.add(
+        ApiToken(marketplace_id=marketplace.id, name=name, token_hash=hash_token(token), prefix=token[:10], role=role)
+    )
     session.flush()
     return token
 
@@ -47,7 +49,8 @@ def create_token(session: Session, marketplace: Marketplace, name: str = "", rol
 def lookup_token(session: Session, token: str) -> tuple[ApiToken, Marketplace] | None:
     """The active (not revoked) token row and its marketplace; the row carries the role to enforce."""
     row = session.execute(
-        select(ApiToken, Marketplace).join(Marketplace, ApiToken.marketplace_id == Marketplace.id)
+        select(ApiToken, Marketplace)
+        .join(Marketplace, ApiToken.marketplace_id == Marketplace.id)
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
     ).one_or_none()
     return None if row is None else (row[0], row[1])

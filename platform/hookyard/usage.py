@@ -9,6 +9,7 @@ Counting never fails what it counts: a database error is logged and the calls ar
 Callers must not hold a transaction open on the same database when a metered block ends: on SQLite every
 transaction takes the write lock (BEGIN IMMEDIATE), and the count's own transaction would wait for it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,16 +90,18 @@ def record(rt: Runtime, app_key: str, scope: str | None, calls: int) -> None:
         return
     if scope is None:
         # E.g. a key the remote refused while connecting: it names no account the count could belong to.
-        log.info("app %s: %d call(s) counted by the remote were made for no known account; not recorded",
-                 app_key, calls)
+        log.info(
+            "app %s: %d call(s) counted by the remote were made for no known account; not recorded", app_key, calls
+        )
         return
     try:
         with rt.db.session() as session:
             session.execute(_upsert(session, app_key, scope, period(now(rt)), calls))
             session.commit()
     except Exception:
-        log.exception("app %s: could not record %d call(s) for %s; the count is short by that much",
-                      app_key, calls, scope)
+        log.exception(
+            "app %s: could not record %d call(s) for %s; the count is short by that much", app_key, calls, scope
+        )
 
 
 def _upsert(session: Session, app_key: str, scope: str, month: str, calls: int):
@@ -107,26 +110,38 @@ def _upsert(session: Session, app_key: str, scope: str, month: str, calls: int):
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     table = AppUsage.__table__
     insert = dialect.insert(table).values(app=app_key, scope=scope, period=month, calls=calls)
-    return insert.on_conflict_do_update(index_elements=[table.c.app, table.c.scope, table.c.period],
-                                        set_={"calls": table.c.calls + insert.excluded.calls})
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.app, table.c.scope, table.c.period],
+        set_={"calls": table.c.calls + insert.excluded.calls},
+    )
 
 
 def calls(session: Session, app_key: str, scope: str, month: str) -> int:
-    return session.scalar(select(AppUsage.calls).where(AppUsage.app == app_key, AppUsage.scope == scope,
-                                                       AppUsage.period == month)) or 0
+    return (
+        session.scalar(
+            select(AppUsage.calls).where(AppUsage.app == app_key, AppUsage.scope == scope, AppUsage.period == month)
+        )
+        or 0
+    )
 
 
-def summary(rt: Runtime, session: Session, app: App | None, config: Mapping[str, Any],
-            info: Mapping[str, Any] | None) -> dict | None:
+def summary(
+    rt: Runtime, session: Session, app: App | None, config: Mapping[str, Any], info: Mapping[str, Any] | None
+) -> dict | None:
     """This month's usage of a connection: {label, period, calls, quota, scope, plan}; None for an app whose remote
     is not metered. ``quota`` is None when the plan has none to warn about; ``scope`` None before a check named the
     account (nothing is counted then)."""
     if app is None or app.usage is None:
         return None
     scope, month = scope_of(app, info), period(now(rt))
-    return {"label": app.usage.label, "period": month, "scope": scope,
-            "calls": calls(session, app.key, scope, month) if scope is not None else 0,
-            "quota": _declared(app, "quota", config), "plan": _declared(app, "plan", config)}
+    return {
+        "label": app.usage.label,
+        "period": month,
+        "scope": scope,
+        "calls": calls(session, app.key, scope, month) if scope is not None else 0,
+        "quota": _declared(app, "quota", config),
+        "plan": _declared(app, "plan", config),
+    }
 
 
 def _declared(app: App, name: str, config: Mapping[str, Any]):
@@ -145,12 +160,20 @@ def warnings(used: dict | None) -> list[dict]:
     plan = f" of the {used['plan']} plan" if used.get("plan") else ""
     month = datetime.strptime(used["period"], "%Y-%m").strftime("%B %Y")
     if count >= quota:
-        return [{"code": QUOTA_EXCEEDED,
-                 "message": f"{count:,} of {quota:,} {label} used in {month} (UTC): the monthly quota{plan} is "
-                            "used up, and the remote may refuse further calls until the month ends. Check the plan "
-                            "chosen on this connection, or upgrade it."}]
+        return [
+            {
+                "code": QUOTA_EXCEEDED,
+                "message": f"{count:,} of {quota:,} {label} used in {month} (UTC): the monthly quota{plan} is "
+                "used up, and the remote may refuse further calls until the month ends. Check the plan "
+                "chosen on this connection, or upgrade it.",
+            }
+        ]
     if count >= NEAR * quota:
-        return [{"code": QUOTA_NEAR,
-                 "message": f"{count:,} of {quota:,} {label} used in {month} (UTC), {count / quota:.0%} of the "
-                            f"monthly quota{plan}. The count starts again on the 1st (UTC)."}]
+        return [
+            {
+                "code": QUOTA_NEAR,
+                "message": f"{count:,} of {quota:,} {label} used in {month} (UTC), {count / quota:.0%} of the "
+                f"monthly quota{plan}. The count starts again on the 1st (UTC).",
+            }
+        ]
     return []

@@ -1,5 +1,6 @@
 """Server-side sessions of the web UI. The browser's cookie carries a random id; the row (found by the id's hash)
 decides whether it is still signed in, so ending a session here ends it for every copy of the cookie."""
+
 from __future__ import annotations
 
 import secrets
@@ -21,12 +22,24 @@ def start(session: Session, user: User, user_agent: str = "", client_address: st
     """Adds a session for ``user`` and returns its id, for the cookie only (the table keeps the hash)."""
     now = utcnow()
     # The person's ended sessions are of no further use: dropped here, so the table holds about one row per browser.
-    session.execute(delete(UserSession).where(UserSession.user_id == user.id,
-                                              or_(UserSession.revoked_at.is_not(None), UserSession.expires_at <= now)))
+    session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id, or_(UserSession.revoked_at.is_not(None), UserSession.expires_at <= now)
+        )
+    )
     raw = secrets.token_urlsafe(32)
-    session.add(UserSession(id_hash=hash_token(raw), user_id=user.id, marketplace_id=user.marketplace_id,
-                            created_at=now, last_seen_at=now, expires_at=now + LIFETIME,
-                            user_agent=(user_agent or "")[:300], client_address=(client_address or "")[:64]))
+    session.add(
+        UserSession(
+            id_hash=hash_token(raw),
+            user_id=user.id,
+            marketplace_id=user.marketplace_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + LIFETIME,
+            user_agent=(user_agent or "")[:300],
+            client_address=(client_address or "")[:64],
+        )
+    )
     session.flush()
     return raw
 
@@ -37,9 +50,13 @@ def find(session: Session, raw_id: str, user_id: int) -> tuple[UserSession, User
     if not raw_id or not isinstance(raw_id, str):
         return None
     row = session.execute(
-        select(UserSession, User).join(User, UserSession.user_id == User.id)
-        .where(UserSession.id_hash == hash_token(raw_id), UserSession.revoked_at.is_(None),
-               UserSession.expires_at > utcnow())
+        select(UserSession, User)
+        .join(User, UserSession.user_id == User.id)
+        .where(
+            UserSession.id_hash == hash_token(raw_id),
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > utcnow(),
+        )
     ).one_or_none()
     if row is None or row[0].user_id != user_id or row[0].marketplace_id != row[1].marketplace_id:
         return None
@@ -58,10 +75,13 @@ def touch(user_session: UserSession, now: datetime | None = None) -> bool:
 
 def active(session: Session, user: User) -> list[UserSession]:
     """The person's live sessions, the most recently used first."""
-    return list(session.scalars(
-        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None),
-                                  UserSession.expires_at > utcnow())
-        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())))
+    return list(
+        session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow())
+            .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+        )
+    )
 
 
 def revoke(user_session: UserSession) -> None:
@@ -80,8 +100,11 @@ def revoke_own(session: Session, user: User, session_id: int) -> UserSession:
 
 def revoke_all(session: Session, user: User, keep: UserSession | None = None) -> int:
     """Ends every live session of the person except ``keep``; the number ended."""
-    query = (update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-             .values(revoked_at=utcnow()))
+    query = (
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     if keep is not None:
         query = query.where(UserSession.id != keep.id)
     return session.execute(query, execution_options={"synchronize_session": "fetch"}).rowcount

@@ -1,6 +1,7 @@
 """The worker process: RQ's worker over the shard queues, round robin, forking or not, sweeping with RQ's
 maintenance (hookyard.sweeper) and taking over a dead worker's scheduler locks (hookyard.scheduler_locks); and the
 loop that outlives a Redis outage."""
+
 from __future__ import annotations
 
 import logging
@@ -47,9 +48,14 @@ def make_worker(rt: Runtime, fork: bool):
     connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
     interval = rt.settings.sweep_interval
     return (ForkingWorker if fork else NonForkingWorker)(
-        shard_queues(rt), connection=rt.redis, serializer=JSONSerializer, maintenance_interval=interval,
+        shard_queues(rt),
+        connection=rt.redis,
+        serializer=JSONSerializer,
+        maintenance_interval=interval,
         # An idle worker waits on the queues for worker_ttl - 15 s between maintenance runs.
-        worker_ttl=interval + 15, job_monitoring_interval=max(1, min(30, (interval + 15) // 3)))
+        worker_ttl=interval + 15,
+        job_monitoring_interval=max(1, min(30, (interval + 15) // 3)),
+    )
 
 
 def work(rt: Runtime, fork: bool, burst: bool = False) -> None:

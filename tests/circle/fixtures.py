@@ -1,5 +1,6 @@
 """Circle fixtures, loaded for the whole suite by tests/conftest.py (the web tests use them too):
 the fake Circle (a real HTTP server), a seeded community, a connection to it."""
+
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -29,12 +30,18 @@ def community(fake_circle):
     ids.event1, ids.event2 = f.add_event("Kick-off call", soon), f.add_event("Q&A", soon + timedelta(days=1))
     ids.tag1, ids.tag2 = f.add_member_tag("Customer"), f.add_member_tag("Refunded")
     ids.member = "member@example.com"
-    f.add_member(ids.member, name="Mem Ber", space_ids=[ids.space1], space_group_ids=[ids.group1],
-                 member_tag_ids=[ids.tag1])
+    f.add_member(
+        ids.member, name="Mem Ber", space_ids=[ids.space1], space_group_ids=[ids.group1], member_tag_ids=[ids.tag1]
+    )
     # The member is RSVP'd to event 1 through the API, as anyone would be.
     import requests
-    requests.post(f"{f.base_url}/event_attendees", json={"event_id": str(ids.event1), "member_email": ids.member},
-                  headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).raise_for_status()
+
+    requests.post(
+        f"{f.base_url}/event_attendees",
+        json={"event_id": str(ids.event1), "member_email": ids.member},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=5,
+    ).raise_for_status()
     f.add_member("leaver@example.com", name="Lea Ver")
     f.reset_requests()
     return ids
@@ -45,20 +52,39 @@ class CircleSetup:
         self.api, self.fake = api, fake
 
     def connect(self, name="Community", api_key=API_KEY):
-        r = self.api.post("/api/v1/integrations", json={"app": "circle", "name": name, "config": {
-            "api_key": api_key, "community_url": "https://test-community.circle.so"}})
+        r = self.api.post(
+            "/api/v1/integrations",
+            json={
+                "app": "circle",
+                "name": name,
+                "config": {"api_key": api_key, "community_url": "https://test-community.circle.so"},
+            },
+        )
         assert r.status_code == 201, r.json
         return r.json["id"]
 
     def rule(self, integration_id, action, params, trigger="samcart.product_purchased"):
-        r = self.api.post("/api/v1/rules", json={"product_id": None, "trigger": trigger, "integration_id": integration_id,
-                                                 "action": action, "params": params})
+        r = self.api.post(
+            "/api/v1/rules",
+            json={
+                "product_id": None,
+                "trigger": trigger,
+                "integration_id": integration_id,
+                "action": action,
+                "params": params,
+            },
+        )
         assert r.status_code == 201, r.json
         return r.json["id"]
 
     def emit(self, email, trigger="samcart.product_purchased", **customer):
-        r = self.api.post("/api/v1/events", json={"trigger": trigger, "payload": {
-            "customer": {"email": email, **customer}, "product": {"id": "444", "name": "Community"}}})
+        r = self.api.post(
+            "/api/v1/events",
+            json={
+                "trigger": trigger,
+                "payload": {"customer": {"email": email, **customer}, "product": {"id": "444", "name": "Community"}},
+            },
+        )
         assert r.status_code == 202, r.json
         return r.json["id"]
 
@@ -71,7 +97,14 @@ def circle(api, fake_circle, community):
 @pytest.fixture
 def circle_worker(start_worker, fake_circle):
     """A real worker pointed at the fake, with short timeouts and retries so faults resolve quickly."""
+
     def start(**env):
-        return start_worker(CIRCLE_API_BASE_URL=fake_circle.base_url, CIRCLE_TIMEOUT="1",
-                            HOOKYARD_RETRY_BASE_DELAY="0.2", HOOKYARD_RETRY_MAX_DELAY="0.5", **env)
+        return start_worker(
+            CIRCLE_API_BASE_URL=fake_circle.base_url,
+            CIRCLE_TIMEOUT="1",
+            HOOKYARD_RETRY_BASE_DELAY="0.2",
+            HOOKYARD_RETRY_MAX_DELAY="0.5",
+            **env,
+        )
+
     return start

@@ -1,4 +1,5 @@
 """Connecting Circle: verify with one cheap call, a distinct message for each way it fails, refresh."""
+
 import logging
 
 import pytest
@@ -21,21 +22,34 @@ def test_connecting_verifies_with_one_call_and_masks_the_key(circle, fake_circle
     assert (call.method, call.path, call.headers["Authorization"]) == ("GET", "/community", f"Bearer {API_KEY}")
     shown = api.get(f"/api/v1/integrations/{iid}").json
     # plan: the default (business) is stored, so the quota it implies is what the connection shows.
-    assert shown["config"] == {"api_key": "********", "community_url": "https://test-community.circle.so",
-                               "plan": "business"}
+    assert shown["config"] == {
+        "api_key": "********",
+        "community_url": "https://test-community.circle.so",
+        "plan": "business",
+    }
     assert shown["status"] == "connected"
 
 
-@pytest.mark.parametrize("arrange, key, message, field", [
-    (lambda f: None, "wrong-key-0000", "Circle rejected this API key", "api_key"),
-    (lambda f: f.add_token("v1-token-123456", "admin_v1"), "v1-token-123456", "not an Admin V2 token", "api_key"),
-    (lambda f: setattr(f, "plan_eligible", False), API_KEY, "Business plan or above", "_schema"),
-])
-def test_each_refusal_has_its_own_message_and_saves_nothing(circle, fake_circle, api, runtime, arrange, key,
-                                                            message, field):
+@pytest.mark.parametrize(
+    "arrange, key, message, field",
+    [
+        (lambda f: None, "wrong-key-0000", "Circle rejected this API key", "api_key"),
+        (lambda f: f.add_token("v1-token-123456", "admin_v1"), "v1-token-123456", "not an Admin V2 token", "api_key"),
+        (lambda f: setattr(f, "plan_eligible", False), API_KEY, "Business plan or above", "_schema"),
+    ],
+)
+def test_each_refusal_has_its_own_message_and_saves_nothing(
+    circle, fake_circle, api, runtime, arrange, key, message, field
+):
     arrange(fake_circle)
-    r = api.post("/api/v1/integrations", json={"app": "circle", "name": "C", "config": {
-        "api_key": key, "community_url": "https://test-community.circle.so"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={
+            "app": "circle",
+            "name": "C",
+            "config": {"api_key": key, "community_url": "https://test-community.circle.so"},
+        },
+    )
     assert r.status_code == 422
     assert message in r.json["message"]
     assert r.json["errors"]["json"]["config"][field] == [r.json["message"]]
@@ -44,9 +58,16 @@ def test_each_refusal_has_its_own_message_and_saves_nothing(circle, fake_circle,
 
 def test_an_unreachable_circle_is_a_clear_422(api, runtime, monkeypatch):
     from hookyard.localredis import free_port
+
     monkeypatch.setenv("CIRCLE_API_BASE_URL", f"http://127.0.0.1:{free_port()}/api/admin/v2")
-    r = api.post("/api/v1/integrations", json={"app": "circle", "name": "C", "config": {
-        "api_key": API_KEY, "community_url": "https://test-community.circle.so"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={
+            "app": "circle",
+            "name": "C",
+            "config": {"api_key": API_KEY, "community_url": "https://test-community.circle.so"},
+        },
+    )
     assert r.status_code == 422 and r.json["message"].startswith("Could not reach Circle at 127.0.0.1")
     assert integrations_saved(runtime) == 0
 
@@ -79,8 +100,11 @@ def test_refresh_loads_every_page_of_every_list(circle, fake_circle, community, 
     assert {t["name"] for t in options["member_tags"]} == {"Customer", "Refunded"}
     paths = [(r.path, r.query.get("page"), r.query.get("per_page")) for r in fake_circle.requests]
     assert paths[0] == ("/community", None, None)
-    assert [p for p in paths if p[0] == "/spaces"] == [("/spaces", "1", "100"), ("/spaces", "2", "100"),
-                                                       ("/spaces", "3", "100")]
+    assert [p for p in paths if p[0] == "/spaces"] == [
+        ("/spaces", "1", "100"),
+        ("/spaces", "2", "100"),
+        ("/spaces", "3", "100"),
+    ]
     events = fake_circle.requests_for("GET", "/events")[0].query
     assert events["sort"] == "start_date" and "filter_date[start_date]" in events
     # Rule building reads the cache: no more calls to Circle.
@@ -91,6 +115,7 @@ def test_refresh_loads_every_page_of_every_list(circle, fake_circle, community, 
 
 def test_past_events_are_not_offered(circle, fake_circle, api, runtime):
     from datetime import datetime, timedelta, timezone
+
     fake_circle.add_event("Last year's launch", datetime.now(timezone.utc) - timedelta(days=365))
     iid = circle.connect()
     refresh(api, runtime, iid)
@@ -101,14 +126,30 @@ def test_past_events_are_not_offered(circle, fake_circle, api, runtime):
 def test_rules_must_use_ids_from_the_refreshed_lists(circle, community, api, runtime):
     iid = circle.connect()
     refresh(api, runtime, iid)
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": iid, "action": "add_member_to_space_group",
-                                        "params": {"space_group_id": 987654}})
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": iid,
+            "action": "add_member_to_space_group",
+            "params": {"space_group_id": 987654},
+        },
+    )
     assert r.status_code == 422
-    assert "987654 not found in the integration's space_groups" in r.json["errors"]["json"]["params"]["space_group_id"][0]
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": iid, "action": "invite_member",
-                                        "params": {"space_ids": [community.space2, 555]}})
+    assert (
+        "987654 not found in the integration's space_groups" in r.json["errors"]["json"]["params"]["space_group_id"][0]
+    )
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": iid,
+            "action": "invite_member",
+            "params": {"space_ids": [community.space2, 555]},
+        },
+    )
     assert r.status_code == 422 and "555 not found" in r.json["errors"]["json"]["params"]["space_ids"][0]
 
 
@@ -116,12 +157,27 @@ def test_the_key_never_appears_in_responses_or_logs(circle, fake_circle, api, ru
     caplog.set_level(logging.DEBUG)
     iid = circle.connect()
     task = refresh(api, runtime, iid)
-    bodies = [api.get(p).get_data(as_text=True) for p in
-              ("/api/v1/integrations", f"/api/v1/integrations/{iid}", f"/api/v1/integrations/{iid}/options",
-               "/api/v1/apps/circle", f"/api/v1/tasks/{task['id']}")]
+    bodies = [
+        api.get(p).get_data(as_text=True)
+        for p in (
+            "/api/v1/integrations",
+            f"/api/v1/integrations/{iid}",
+            f"/api/v1/integrations/{iid}/options",
+            "/api/v1/apps/circle",
+            f"/api/v1/tasks/{task['id']}",
+        )
+    ]
     bodies.append(api.post(f"/api/v1/integrations/{iid}/refresh").get_data(as_text=True))
-    bodies.append(api.post("/api/v1/integrations", json={"app": "circle", "name": "Bad", "config": {
-        "api_key": API_KEY + "x", "community_url": "https://x.circle.so"}}).get_data(as_text=True))
+    bodies.append(
+        api.post(
+            "/api/v1/integrations",
+            json={
+                "app": "circle",
+                "name": "Bad",
+                "config": {"api_key": API_KEY + "x", "community_url": "https://x.circle.so"},
+            },
+        ).get_data(as_text=True)
+    )
     for body in bodies:
         assert API_KEY not in body
     assert API_KEY not in caplog.text

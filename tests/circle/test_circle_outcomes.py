@@ -1,4 +1,5 @@
 """Every outcome of the Circle plugin, each driven by putting the fake Circle into that state."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -28,8 +29,9 @@ def connected(circle, api, circle_worker, runtime):
 
 def test_already_done_is_success_with_a_note(circle, connected, community, api):
     circle.rule(connected, "add_member_to_space_group", {"space_group_id": community.group1})
-    circle.rule(connected, "remove_member_from_space", {"space_id": community.space2},
-                trigger="samcart.product_refunded")
+    circle.rule(
+        connected, "remove_member_from_space", {"space_id": community.space2}, trigger="samcart.product_refunded"
+    )
     circle.rule(connected, "remove_member", {}, trigger="samcart.subscription_canceled")
     added, _ = only_run(api, circle.emit(community.member))
     assert (added["status"], added["reason"]) == ("succeeded", "already in the space group")
@@ -39,12 +41,15 @@ def test_already_done_is_success_with_a_note(circle, connected, community, api):
     assert (gone["status"], gone["reason"]) == ("succeeded", "stranger@example.com was not a member: nothing to remove")
 
 
-@pytest.mark.parametrize("action, params", [
-    ("add_member_to_space", {"space_id": "space2"}),
-    ("add_member_to_space_group", {"space_group_id": "group2"}),
-    ("rsvp_member_to_event", {"event_id": "event2"}),
-    ("add_member_tag", {"member_tag_id": "tag2"}),
-])
+@pytest.mark.parametrize(
+    "action, params",
+    [
+        ("add_member_to_space", {"space_id": "space2"}),
+        ("add_member_to_space_group", {"space_group_id": "group2"}),
+        ("rsvp_member_to_event", {"event_id": "event2"}),
+        ("add_member_tag", {"member_tag_id": "tag2"}),
+    ],
+)
 def test_adding_someone_who_is_not_in_the_community_is_skipped(circle, connected, community, api, action, params):
     circle.rule(connected, action, {k: getattr(community, v) for k, v in params.items()})
     run, _ = only_run(api, circle.emit("outsider@example.com"))
@@ -52,16 +57,19 @@ def test_adding_someone_who_is_not_in_the_community_is_skipped(circle, connected
     assert run["reason"] == "outsider@example.com is not a member of the Circle community (invite them first)"
 
 
-@pytest.mark.parametrize("action, param, kind", [
-    ("add_member_to_space", "space_id", "space"),
-    ("remove_member_from_space", "space_id", "space"),
-    ("add_member_to_space_group", "space_group_id", "space group"),
-    ("remove_member_from_space_group", "space_group_id", "space group"),
-    ("rsvp_member_to_event", "event_id", "event"),
-    ("unrsvp_member_from_event", "event_id", "event"),
-    ("add_member_tag", "member_tag_id", "member tag"),
-    ("remove_member_tag", "member_tag_id", "member tag"),
-])
+@pytest.mark.parametrize(
+    "action, param, kind",
+    [
+        ("add_member_to_space", "space_id", "space"),
+        ("remove_member_from_space", "space_id", "space"),
+        ("add_member_to_space_group", "space_group_id", "space group"),
+        ("remove_member_from_space_group", "space_group_id", "space group"),
+        ("rsvp_member_to_event", "event_id", "event"),
+        ("unrsvp_member_from_event", "event_id", "event"),
+        ("add_member_tag", "member_tag_id", "member tag"),
+        ("remove_member_tag", "member_tag_id", "member tag"),
+    ],
+)
 def test_a_stale_option_id_fails_permanently_naming_it(circle, community, api, circle_worker, action, param, kind):
     iid = circle.connect()  # options never loaded: the rule keeps an id Circle no longer has
     circle.rule(iid, action, {param: 424242})
@@ -71,12 +79,16 @@ def test_a_stale_option_id_fails_permanently_naming_it(circle, community, api, c
     assert run["reason"].startswith(f"Circle has no {kind} 424242 any more: refresh the integration")
 
 
-@pytest.mark.parametrize("arrange, reason", [
-    (lambda f: setattr(f, "accepted_schemes", ()), "Circle rejected the API key"),
-    (lambda f: setattr(f, "plan_eligible", False), "The Admin API needs the Business plan"),
-])
-def test_auth_and_plan_errors_fail_permanently_and_flag_the_connection(circle, connected, community, api,
-                                                                      fake_circle, arrange, reason):
+@pytest.mark.parametrize(
+    "arrange, reason",
+    [
+        (lambda f: setattr(f, "accepted_schemes", ()), "Circle rejected the API key"),
+        (lambda f: setattr(f, "plan_eligible", False), "The Admin API needs the Business plan"),
+    ],
+)
+def test_auth_and_plan_errors_fail_permanently_and_flag_the_connection(
+    circle, connected, community, api, fake_circle, arrange, reason
+):
     circle.rule(connected, "add_member_tag", {"member_tag_id": community.tag2})
     arrange(fake_circle)
     run, _ = only_run(api, circle.emit(community.member))
@@ -100,8 +112,17 @@ def test_transient_failures_are_retried_until_they_succeed(circle, connected, co
 
 def test_a_429_without_retry_after_waits_about_a_minute(fake_circle, community):
     fake_circle.fail_next(1, "429")
-    ctx = RunContext(run_id=1, attempt=1, trigger="t", email=community.member, payload={},
-                     params={"space_group_id": community.group2}, config={"api_key": API_KEY}, info={}, options={})
+    ctx = RunContext(
+        run_id=1,
+        attempt=1,
+        trigger="t",
+        email=community.member,
+        payload={},
+        params={"space_group_id": community.group2},
+        config={"api_key": API_KEY},
+        info={},
+        options={},
+    )
     outcome = add_member_to_space_group(ctx)
     assert outcome.status == "failed" and outcome.retryable and outcome.retry_after == 60
 
@@ -119,8 +140,9 @@ def test_an_invite_whose_answer_was_lost_is_never_sent_twice(circle, connected, 
 
 
 @pytest.mark.parametrize("variant", ["already", "422"])
-def test_inviting_an_existing_member_succeeds_and_still_applies_the_rule(circle, connected, community, api,
-                                                                        fake_circle, variant):
+def test_inviting_an_existing_member_succeeds_and_still_applies_the_rule(
+    circle, connected, community, api, fake_circle, variant
+):
     fake_circle.existing_member_invite = variant
     circle.rule(connected, "invite_member", {"space_ids": [community.space2], "member_tag_ids": [community.tag2]})
     run, _ = only_run(api, circle.emit(community.member))
@@ -132,10 +154,19 @@ def test_inviting_an_existing_member_succeeds_and_still_applies_the_rule(circle,
 
 def test_the_daily_member_limit_is_retried_tomorrow(fake_circle, community):
     from hookyard_circle.actions import invite_member
+
     fake_circle.daily_member_limit = 0
-    ctx = RunContext(run_id=1, attempt=1, trigger="t", email="late@example.com", payload={},
-                     params={"space_ids": [], "space_group_ids": [], "member_tag_ids": [], "skip_invitation": False},
-                     config={"api_key": API_KEY}, info={}, options={})
+    ctx = RunContext(
+        run_id=1,
+        attempt=1,
+        trigger="t",
+        email="late@example.com",
+        payload={},
+        params={"space_ids": [], "space_group_ids": [], "member_tag_ids": [], "skip_invitation": False},
+        config={"api_key": API_KEY},
+        info={},
+        options={},
+    )
     outcome = invite_member(ctx)
     assert outcome.status == "failed" and outcome.retryable
     tomorrow = datetime.now(timezone.utc) + timedelta(seconds=outcome.retry_after)

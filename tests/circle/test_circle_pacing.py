@@ -1,4 +1,5 @@
 """Pacing: all workers share one budget under Circle's per-IP limit, split fairly between stores."""
+
 import pytest
 
 from ..conftest import purchase
@@ -9,8 +10,9 @@ pytestmark = pytest.mark.e2e
 BURST = 80
 
 
-def test_a_burst_stays_under_the_limit_and_does_not_starve_another_store(api, make_client, fake_circle, community,
-                                                                         start_worker, runtime):
+def test_a_burst_stays_under_the_limit_and_does_not_starve_another_store(
+    api, make_client, fake_circle, community, start_worker, runtime
+):
     # Circle's shape (2,000 per 5 min), scaled down to 10 per second. The budget keeps 20% spare, not the
     # default 10%: at this scale, the time between taking a slot and the request reaching the fake
     # (tens of milliseconds on a loaded machine) is a real share of the window.
@@ -29,11 +31,15 @@ def test_a_burst_stays_under_the_limit_and_does_not_starve_another_store(api, ma
     start_worker(**env)
 
     for i in range(BURST):  # launch day: a burst of purchases in one store...
-        stores["launch"].post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                                      "payload": purchase(email=f"buyer{i}@example.com")})
+        stores["launch"].post(
+            "/api/v1/events",
+            json={"trigger": "samcart.product_purchased", "payload": purchase(email=f"buyer{i}@example.com")},
+        )
     for i in range(6):  # ...while another store sells as usual
-        stores["quiet"].post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                                     "payload": purchase(email=f"quiet{i}@example.com")})
+        stores["quiet"].post(
+            "/api/v1/events",
+            json={"trigger": "samcart.product_purchased", "payload": purchase(email=f"quiet{i}@example.com")},
+        )
 
     def finished(client, count):
         entries = client.get("/api/v1/logs?page_size=200").json
@@ -53,6 +59,7 @@ def test_a_burst_stays_under_the_limit_and_does_not_starve_another_store(api, ma
 def span(entries) -> float:
     """Seconds from the first entry's creation to the last one's finish."""
     from datetime import datetime
+
     first = min(datetime.fromisoformat(e["created_at"]) for e in entries)
     last = max(datetime.fromisoformat(e["finished_at"]) for e in entries)
     return (last - first).total_seconds()

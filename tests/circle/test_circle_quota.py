@@ -1,6 +1,7 @@
 """Circle's monthly request quota (circle-api.md §6.3): every answer Circle counts (not 5xx, not timeouts) is counted
 per community and UTC calendar month, in the database, shared by every connection to the community; the connection
 shows it with warnings near and over its plan's quota; a refresh makes only the calls it needs."""
+
 import json
 from datetime import datetime, timezone
 
@@ -29,16 +30,25 @@ def codes(integration):
 
 def stored_calls(runtime, period=None):
     with runtime.db.session() as s:
-        return {(u.app, u.scope, u.period): u.calls for u in s.scalars(select(AppUsage))
-                if period is None or u.period == period}
+        return {
+            (u.app, u.scope, u.period): u.calls
+            for u in s.scalars(select(AppUsage))
+            if period is None or u.period == period
+        }
 
 
 def test_two_connections_to_one_community_in_two_stores_share_one_count(circle, fake_circle, make_client, runtime):
     store_a, store_b = make_client("store-a"), make_client("store-b")
     before = fake_circle.quota_used
     a = circle.connect()  # store-a (the circle fixture's client)
-    r = store_b.post("/api/v1/integrations", json={"app": "circle", "name": "Same community", "config": {
-        "api_key": API_KEY, "community_url": URL, "plan": "business"}})
+    r = store_b.post(
+        "/api/v1/integrations",
+        json={
+            "app": "circle",
+            "name": "Same community",
+            "config": {"api_key": API_KEY, "community_url": URL, "plan": "business"},
+        },
+    )
     assert r.status_code == 201, r.json
     b = r.json["id"]
     refresh(store_b, runtime, b)
@@ -46,8 +56,14 @@ def test_two_connections_to_one_community_in_two_stores_share_one_count(circle, 
     assert answered == 1 + 1 + 5  # two verifies, then a refresh: its verify and the four lists' first pages
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     for client, iid in ((store_a, a), (store_b, b)):
-        assert shown(client, iid)["usage"] == {"label": "Circle API requests", "period": month, "calls": answered,
-                                               "quota": 5000, "plan": "Business", "scope": COMMUNITY}
+        assert shown(client, iid)["usage"] == {
+            "label": "Circle API requests",
+            "period": month,
+            "calls": answered,
+            "quota": 5000,
+            "plan": "Business",
+            "scope": COMMUNITY,
+        }
     assert stored_calls(runtime) == {("circle", COMMUNITY, month): answered}  # one row for the community
 
 
@@ -60,8 +76,14 @@ def test_a_refresh_makes_exactly_the_calls_it_needs_and_each_is_counted(circle, 
     refresh(api, runtime, iid)
     calls = [(r.method, r.path, r.query.get("page")) for r in fake_circle.requests]
     # One verify, then each list once: the first pages (for the total), then only the pages still missing.
-    assert calls == [("GET", "/community", None), ("GET", "/spaces", "1"), ("GET", "/space_groups", "1"),
-                     ("GET", "/events", "1"), ("GET", "/member_tags", "1"), ("GET", "/spaces", "2")]
+    assert calls == [
+        ("GET", "/community", None),
+        ("GET", "/spaces", "1"),
+        ("GET", "/space_groups", "1"),
+        ("GET", "/events", "1"),
+        ("GET", "/member_tags", "1"),
+        ("GET", "/spaces", "2"),
+    ]
     assert shown(api, iid)["usage"]["calls"] - counted == fake_circle.quota_used - before == 6
 
 
@@ -112,11 +134,19 @@ def test_the_count_starts_again_each_utc_month(circle, fake_circle, api, runtime
     assert stored_calls(runtime) == {("circle", COMMUNITY, "2026-12"): 6, ("circle", COMMUNITY, "2027-01"): 5}
 
 
-@pytest.mark.parametrize("plan, calls, expected", [
-    ("business", 3999, []), ("business", 4000, ["quota_near"]), ("business", 4999, ["quota_near"]),
-    ("business", 5000, ["quota_exceeded"]), ("business", 7000, ["quota_exceeded"]),
-    ("enterprise", 7000, []), ("enterprise", 24000, ["quota_near"]), ("enterprise", 30000, ["quota_exceeded"]),
-])
+@pytest.mark.parametrize(
+    "plan, calls, expected",
+    [
+        ("business", 3999, []),
+        ("business", 4000, ["quota_near"]),
+        ("business", 4999, ["quota_near"]),
+        ("business", 5000, ["quota_exceeded"]),
+        ("business", 7000, ["quota_exceeded"]),
+        ("enterprise", 7000, []),
+        ("enterprise", 24000, ["quota_near"]),
+        ("enterprise", 30000, ["quota_exceeded"]),
+    ],
+)
 def test_warnings_near_and_over_the_plans_quota(circle, fake_circle, api, runtime, plan, calls, expected):
     iid = circle.connect()
     assert api.patch(f"/api/v1/integrations/{iid}", json={"config": {"plan": plan}}).status_code == 200
@@ -126,13 +156,17 @@ def test_warnings_near_and_over_the_plans_quota(circle, fake_circle, api, runtim
     assert integration["usage"]["calls"] == calls
     assert codes(integration) == expected
     if expected:
-        assert f"{calls:,} of {integration['usage']['quota']:,} Circle API requests" in \
-            integration["warnings"][0]["message"]
+        assert (
+            f"{calls:,} of {integration['usage']['quota']:,} Circle API requests"
+            in integration["warnings"][0]["message"]
+        )
 
 
 def test_an_unknown_plan_is_a_field_level_422(circle, api, runtime):
-    r = api.post("/api/v1/integrations", json={"app": "circle", "name": "C", "config": {
-        "api_key": API_KEY, "community_url": URL, "plan": "platinum"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={"app": "circle", "name": "C", "config": {"api_key": API_KEY, "community_url": URL, "plan": "platinum"}},
+    )
     assert r.status_code == 422
     assert r.json["errors"]["json"]["config"]["plan"] == ["Choose one of basic, professional, business, enterprise."]
     iid = circle.connect()
@@ -142,8 +176,10 @@ def test_an_unknown_plan_is_a_field_level_422(circle, api, runtime):
 
 @pytest.mark.parametrize("plan", ["basic", "professional"])
 def test_a_plan_without_the_admin_api_says_so_and_watches_no_quota(circle, fake_circle, api, plan):
-    r = api.post("/api/v1/integrations", json={"app": "circle", "name": "C", "config": {
-        "api_key": API_KEY, "community_url": URL, "plan": plan}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={"app": "circle", "name": "C", "config": {"api_key": API_KEY, "community_url": URL, "plan": plan}},
+    )
     assert r.status_code == 201, r.json
     assert codes(r.json) == ["plan_without_admin_api"]
     assert "Business plan or above" in r.json["warnings"][0]["message"]
@@ -166,6 +202,7 @@ def test_a_connection_saved_before_plans_is_business(circle, fake_circle, api, r
 def test_a_failure_to_count_fails_nothing(circle, fake_circle, api, runtime, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("the database is gone")
+
     monkeypatch.setattr(usage, "_upsert", broken)
     iid = circle.connect()
     refresh(api, runtime, iid)
@@ -175,14 +212,16 @@ def test_a_failure_to_count_fails_nothing(circle, fake_circle, api, runtime, mon
 
 def test_the_usage_is_documented_in_the_api_schema():
     from hookyard.cli import openapi_document
+
     spec = json.loads(openapi_document())["components"]["schemas"]
     assert set(spec["IntegrationUsage"]["properties"]) == {"label", "period", "calls", "quota", "plan", "scope"}
     assert all(p.get("description") for p in spec["IntegrationUsage"]["properties"].values())
     assert "quota_near" in spec["Integration"]["properties"]["usage"]["description"]
 
 
-def test_actions_in_a_worker_are_counted_once_each_answer_without_5xx(circle, fake_circle, community, api,
-                                                                     circle_worker, runtime):
+def test_actions_in_a_worker_are_counted_once_each_answer_without_5xx(
+    circle, fake_circle, community, api, circle_worker, runtime
+):
     iid = circle.connect()
     refresh(api, runtime, iid)
     circle.rule(iid, "add_member_to_space", {"space_id": community.space2})
@@ -198,5 +237,8 @@ def test_actions_in_a_worker_are_counted_once_each_answer_without_5xx(circle, fa
     answered = fake_circle.quota_used - before
     assert answered == 4  # two members × (space, tag); the 500 is not among them
     assert len(fake_circle.requests_for("POST", "/space_members")) == 3
-    wait_for(lambda: shown(api, iid)["usage"]["calls"] - counted == answered, timeout=10,
-             message=lambda: f"usage {shown(api, iid)['usage']} after {answered} counted answers")
+    wait_for(
+        lambda: shown(api, iid)["usage"]["calls"] - counted == answered,
+        timeout=10,
+        message=lambda: f"usage {shown(api, iid)['usage']} after {answered} counted answers",
+    )

@@ -1,6 +1,7 @@
 """A slow Circle: the connection check, made inside a request, is bounded as a whole (504 with Retry-After when
 Circle does not answer in time, nothing saved); a refresh that times out in the worker fails its task without
 flagging the connection."""
+
 import time
 
 from sqlalchemy import func, select
@@ -27,7 +28,9 @@ def test_a_check_circle_does_not_answer_in_time_is_a_504_and_saves_nothing(fake_
     assert r.status_code == 504, r.json
     assert r.headers["Retry-After"] == "30"  # Circle gave no hint: the API's default
     assert (r.json["code"], r.json["status"]) == (504, "Gateway Timeout")
-    assert r.json["message"].startswith("Circle at 127.0.0.1") and "did not answer within 0.5 seconds" in r.json["message"]
+    assert (
+        r.json["message"].startswith("Circle at 127.0.0.1") and "did not answer within 0.5 seconds" in r.json["message"]
+    )
     assert r.json["errors"]["json"]["config"]["_schema"] == [r.json["message"]]
     assert took < 5 / 2 and saved(runtime) == 0
 
@@ -46,8 +49,9 @@ def test_the_budget_covers_both_auth_schemes_together(fake_circle, api, runtime,
     assert api.post("/api/v1/integrations", json={"app": "circle", "name": "C", "config": CONFIG}).status_code == 201
 
 
-def test_a_refresh_that_times_out_fails_its_task_and_leaves_the_connection_connected(circle, fake_circle, api,
-                                                                                    runtime, monkeypatch):
+def test_a_refresh_that_times_out_fails_its_task_and_leaves_the_connection_connected(
+    circle, fake_circle, api, runtime, monkeypatch
+):
     iid = circle.connect()
     monkeypatch.setenv("CIRCLE_TIMEOUT", "0.5")
     fake_circle.fail_next(1, "timeout", path="/spaces")  # the answer never comes

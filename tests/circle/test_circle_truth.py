@@ -3,6 +3,7 @@ the key's community is a warning on the connection (API and page), a refresh tha
 a warning with when to try again (a refusal flags the connection), and Circle's answers as its own spec gives them
 (circle-api.md §9): a missing event called "post" or "posts/event", error_details as a string or an array, a
 plain 401 for a v1 token on verify."""
+
 import pytest
 from sqlalchemy import select
 
@@ -17,11 +18,14 @@ from .test_circle_outcomes import only_run
 
 
 def connect(api, url, name="Community", api_key=API_KEY):
-    return api.post("/api/v1/integrations", json={"app": "circle", "name": name, "config": {
-        "api_key": api_key, "community_url": url}})
+    return api.post(
+        "/api/v1/integrations",
+        json={"app": "circle", "name": name, "config": {"api_key": api_key, "community_url": url}},
+    )
 
 
 # --- 1. the community URL --------------------------------------------------------------------------------------
+
 
 def test_a_url_of_another_community_is_accepted_with_a_warning_naming_the_keys_community(circle, api, runtime, app):
     r = connect(api, "https://other-community.circle.so")
@@ -40,9 +44,11 @@ def test_a_url_of_another_community_is_accepted_with_a_warning_naming_the_keys_c
     page = WebClient(app).sign_in("owner@example.com").get(f"/integrations/{iid}").text
     assert 'data-warning="community_url_mismatch"' in page and "test-community.circle.so" in page
     # Correcting the URL clears it.
-    fixed = api.patch(f"/api/v1/integrations/{iid}", json={"config": {"community_url": "https://test-community.circle.so"}})
+    fixed = api.patch(
+        f"/api/v1/integrations/{iid}", json={"config": {"community_url": "https://test-community.circle.so"}}
+    )
     assert fixed.status_code == 200 and fixed.json["warnings"] == []
-    assert 'data-warning=' not in WebClient(app).sign_in("owner@example.com").get(f"/integrations/{iid}").text
+    assert "data-warning=" not in WebClient(app).sign_in("owner@example.com").get(f"/integrations/{iid}").text
 
 
 def test_the_keys_own_address_has_no_warning(circle, api):
@@ -53,9 +59,11 @@ def test_the_keys_own_address_has_no_warning(circle, api):
 
 # --- 2. a failed refresh ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["503", "429"])
 def test_a_passing_refresh_failure_keeps_the_connection_with_a_warning_until_a_refresh_succeeds(
-        circle, fake_circle, api, runtime, kind):
+    circle, fake_circle, api, runtime, kind
+):
     iid = circle.connect()
     refresh(api, runtime, iid)
     fake_circle.fail_next(1, kind, path="/spaces")
@@ -93,11 +101,16 @@ def test_a_refused_refresh_marks_the_connection_needs_attention(circle, fake_cir
 V1_HINT = "If this looks like an Admin API v1 token: create an Admin V2 token under Settings → Developers."
 
 
-@pytest.mark.parametrize("token, arrange", [
-    ("v1-token-123456", lambda f: (f.add_token("v1-token-123456", "admin_v1"),
-                                   setattr(f, "wrong_token_status", 401))),
-    ("mistyped-key-0000", lambda f: None),
-])
+@pytest.mark.parametrize(
+    "token, arrange",
+    [
+        (
+            "v1-token-123456",
+            lambda f: (f.add_token("v1-token-123456", "admin_v1"), setattr(f, "wrong_token_status", 401)),
+        ),
+        ("mistyped-key-0000", lambda f: None),
+    ],
+)
 def test_every_401_on_verify_suggests_a_v1_token(circle, fake_circle, api, runtime, token, arrange):
     arrange(fake_circle)
     r = connect(api, "https://test-community.circle.so", api_key=token)
@@ -110,8 +123,17 @@ def test_every_401_on_verify_suggests_a_v1_token(circle, fake_circle, api, runti
 
 
 def context(community, params, email=None):
-    return RunContext(run_id=1, attempt=1, trigger="t", email=email or community.member, payload={}, params=params,
-                      config={"api_key": API_KEY}, info={}, options={})
+    return RunContext(
+        run_id=1,
+        attempt=1,
+        trigger="t",
+        email=email or community.member,
+        payload={},
+        params=params,
+        config={"api_key": API_KEY},
+        info={},
+        options={},
+    )
 
 
 @pytest.mark.parametrize("shape", ["object", "string", "array"])
@@ -130,15 +152,18 @@ def test_error_details_as_a_string_or_an_array_are_read(fake_circle, community, 
     fake_circle.error_details_shape = shape
     outsider = actions.add_member_tag(context(community, {"member_tag_id": community.tag2}, "outsider@example.com"))
     assert (outsider.status, outsider.reason) == (
-        "skipped", "outsider@example.com is not a member of the Circle community (invite them first)")
+        "skipped",
+        "outsider@example.com is not a member of the Circle community (invite them first)",
+    )
     absent = actions.remove_member_from_space(context(community, {"space_id": community.space2}))
     assert (absent.status, absent.reason) == ("succeeded", f"{community.member} was not in the space")
     stale = actions.add_member_to_space(context(community, {"space_id": 424242}))
     assert stale.status == "failed" and stale.reason.startswith("Circle has no space 424242 any more")
 
 
-def test_unrsvp_from_an_event_deleted_in_circle_is_not_logged_as_success(circle, community, api, fake_circle,
-                                                                           circle_worker, runtime):
+def test_unrsvp_from_an_event_deleted_in_circle_is_not_logged_as_success(
+    circle, community, api, fake_circle, circle_worker, runtime
+):
     iid = circle.connect()
     refresh(api, runtime, iid)
     circle.rule(iid, "unrsvp_member_from_event", {"event_id": community.event1})

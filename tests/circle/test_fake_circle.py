@@ -1,5 +1,6 @@
 """The fake Circle Admin API v2 server: it must answer like circle-api.md says Circle does, because the
 Circle plugin's tests trust it. Everything goes through real HTTP with `requests`."""
+
 from __future__ import annotations
 
 import signal
@@ -36,9 +37,11 @@ def session(fake):
 @pytest.fixture
 def api(fake, session):
     """call(method, path, **requests_kwargs) against the fake's base URL, authenticated."""
+
     def call(method, path, **kwargs):
         kwargs.setdefault("timeout", 5)
         return session.request(method, fake.base_url + path, **kwargs)
+
     return call
 
 
@@ -49,8 +52,11 @@ def ada(fake):
 
 def assert_missing(response, model):
     assert response.status_code == 404
-    assert response.json() == {"success": False, "message": MISSING,
-                               "error_details": {"message": f"Missing record: {model}"}}
+    assert response.json() == {
+        "success": False,
+        "message": MISSING,
+        "error_details": {"message": f"Missing record: {model}"},
+    }
 
 
 def assert_error(response, status, message):
@@ -64,6 +70,7 @@ def get_as(fake, authorization):
 
 
 # ---------------------------------------------------------------------------------------------- auth
+
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Basic test-admin-v2-key", "test-admin-v2-key"])
 def test_a_missing_or_invalid_token_is_401(fake, authorization):
@@ -105,6 +112,7 @@ def test_a_community_without_an_eligible_plan_is_403(fake):
 
 # ---------------------------------------------------------------------------------------------- routing
 
+
 def test_an_unknown_path_is_404_not_found(api):
     assert_error(api("GET", "/nope"), 404, "Not found")
 
@@ -122,10 +130,17 @@ def test_malformed_json_is_400(api):
 
 # ---------------------------------------------------------------------------------------------- community and members
 
+
 def test_community_describes_the_tokens_community(api):
-    assert api("GET", "/community").json() == {"id": 4242, "name": "Test Community", "slug": "test-community",
-                                               "locale": "en", "is_private": False, "prefs": {},
-                                               "community_setting": {}}
+    assert api("GET", "/community").json() == {
+        "id": 4242,
+        "name": "Test Community",
+        "slug": "test-community",
+        "locale": "en",
+        "is_private": False,
+        "prefs": {},
+        "community_setting": {},
+    }
 
 
 def test_search_finds_a_member_case_insensitively(fake, api, ada):
@@ -146,8 +161,7 @@ def test_search_needs_a_plus_in_an_email_url_encoded(fake, api):
 
 
 def test_search_for_a_non_member_is_404(api):
-    assert_missing(api("GET", "/community_members/search", params={"email": "nobody@example.com"}),
-                   "community member")
+    assert_missing(api("GET", "/community_members/search", params={"email": "nobody@example.com"}), "community member")
 
 
 def test_invite_creates_an_inactive_member_and_sends_an_invitation(fake, api):
@@ -175,8 +189,11 @@ def test_skip_invitation_can_create_an_active_member(fake, api):
 def test_invite_applies_spaces_groups_and_tags(fake, api):
     space, group, tag = fake.add_space("Lobby"), fake.add_space_group("Paid"), fake.add_member_tag("VIP")
     in_group = fake.add_space("Paid Lounge", space_group_id=group)
-    r = api("POST", "/community_members", json={"email": "bob@example.com", "space_ids": [space],
-                                                  "space_group_ids": [group], "member_tag_ids": [tag]})
+    r = api(
+        "POST",
+        "/community_members",
+        json={"email": "bob@example.com", "space_ids": [space], "space_group_ids": [group], "member_tag_ids": [tag]},
+    )
     assert r.status_code == 201
     assert "Lobby" in r.json()["message"] and "Paid" in r.json()["message"]
     bob = fake.member("bob@example.com")
@@ -189,8 +206,9 @@ def test_invite_with_an_invalid_email_is_422(fake, api, email):
     assert fake.invitations_sent == []
 
 
-@pytest.mark.parametrize("field, model", [("space_ids", "space"), ("space_group_ids", "space group"),
-                                          ("member_tag_ids", "member tag")])
+@pytest.mark.parametrize(
+    "field, model", [("space_ids", "space"), ("space_group_ids", "space group"), ("member_tag_ids", "member tag")]
+)
 def test_invite_with_an_unknown_id_is_404_and_creates_nobody(fake, api, field, model):
     assert_missing(api("POST", "/community_members", json={"email": "bob@example.com", field: [999999]}), model)
     assert fake.member("bob@example.com") is None
@@ -220,8 +238,9 @@ def test_concurrent_invites_are_all_applied(fake):
     auth = {"Authorization": f"Bearer {fake.api_key}"}
 
     def invite(email):  # one connection per call: a requests.Session is not meant to be shared by threads
-        return requests.post(fake.base_url + "/community_members", json={"email": email}, headers=auth,
-                             timeout=5).status_code
+        return requests.post(
+            fake.base_url + "/community_members", json={"email": email}, headers=auth, timeout=5
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(invite, emails))
@@ -262,13 +281,16 @@ def test_destructive_member_endpoints_exist_so_their_absence_can_be_asserted(fak
 
 def test_list_members_filters_by_status(fake, api, ada):
     fake.add_member("bob@example.com", active=False)
+
     def emails(status):
         return [m["email"] for m in api("GET", "/community_members", params={"status": status}).json()["records"]]
+
     assert emails("active") == ["ada@example.com"]
     assert emails("inactive") == ["bob@example.com"]
 
 
 # ---------------------------------------------------------------------------------------------- spaces
+
 
 def test_add_show_and_remove_a_space_member(fake, api, ada):
     space = fake.add_space("Lobby")
@@ -308,14 +330,19 @@ def test_adding_to_a_space_twice_is_ok_by_default_or_422(fake, api, ada):
 
 # ---------------------------------------------------------------------------------------------- space groups
 
+
 def test_adding_to_a_space_group_grants_its_spaces_and_is_idempotent(fake, api, ada):
     group = fake.add_space_group("Paid")
     spaces = {fake.add_space("A", space_group_id=group), fake.add_space("B", space_group_id=group)}
     body = {"email": "ada@example.com", "space_group_id": group}
     assert api("POST", "/space_group_members", json=body).json() == {
-        "success": True, "message": "User has been added to the space group."}
+        "success": True,
+        "message": "User has been added to the space group.",
+    }
     assert api("POST", "/space_group_members", json=body).json() == {
-        "success": True, "message": "User is already added to the space group."}
+        "success": True,
+        "message": "User is already added to the space group.",
+    }
     assert fake.member("ada@example.com")["spaces"] == spaces
 
 
@@ -323,8 +350,9 @@ def test_adding_a_non_member_to_a_space_group_is_422(fake, api):
     group = fake.add_space_group("Paid")
     r = api("POST", "/space_group_members", json={"email": "nobody@example.com", "space_group_id": group})
     assert_error(r, 422, "User is not a member of community")
-    assert_missing(api("POST", "/space_group_members", json={"email": "x@example.com", "space_group_id": 999999}),
-                   "space group")
+    assert_missing(
+        api("POST", "/space_group_members", json={"email": "x@example.com", "space_group_id": 999999}), "space group"
+    )
 
 
 def test_show_and_remove_a_space_group_member(fake, api, ada):
@@ -357,6 +385,7 @@ def test_removing_from_a_space_group_is_ambiguous_about_the_user(fake, api, ada)
 
 # ---------------------------------------------------------------------------------------------- events
 
+
 @pytest.mark.parametrize("as_string", [True, False])
 def test_rsvp_and_unrsvp(fake, api, ada, as_string):
     event = fake.add_event("Q&A", NOW + timedelta(days=1))
@@ -372,17 +401,20 @@ def test_rsvp_and_unrsvp(fake, api, ada, as_string):
 def test_rsvp_needs_the_event_and_the_member(fake, api, ada):
     event = fake.add_event("Q&A", NOW)
     # Circle calls a missing event a post (reference §9).
-    assert_missing(api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
-                   "post")
-    assert_missing(api("POST", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}),
-                   "community member")
+    assert_missing(
+        api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}), "post"
+    )
+    assert_missing(
+        api("POST", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}), "community member"
+    )
 
 
 @pytest.mark.parametrize("model", ["posts/event", "event"])
 def test_what_a_missing_event_is_called_is_switchable(fake, api, ada, model):
     fake.missing_event_record = model
-    assert_missing(api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
-                   model)
+    assert_missing(
+        api("POST", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}), model
+    )
 
 
 def test_a_deleted_event_is_missing_and_its_rsvps_are_gone(fake, api, ada):
@@ -390,12 +422,12 @@ def test_a_deleted_event_is_missing_and_its_rsvps_are_gone(fake, api, ada):
     api("POST", "/event_attendees", json={"event_id": str(event), "member_email": "ada@example.com"})
     fake.delete_event(event)
     assert fake.member("ada@example.com")["events"] == set()
-    assert_missing(api("DELETE", "/event_attendees", json={"event_id": str(event), "member_email": "ada@example.com"}),
-                   "post")
+    assert_missing(
+        api("DELETE", "/event_attendees", json={"event_id": str(event), "member_email": "ada@example.com"}), "post"
+    )
 
 
-@pytest.mark.parametrize("shape, details", [("string", "Missing record: space"),
-                                            ("array", ["Missing record: space"])])
+@pytest.mark.parametrize("shape, details", [("string", "Missing record: space"), ("array", ["Missing record: space"])])
 def test_error_details_can_be_a_string_or_an_array(fake, api, ada, shape, details):
     fake.error_details_shape = shape
     r = api("POST", "/space_members", json={"email": "ada@example.com", "space_id": 999999})
@@ -422,12 +454,16 @@ def test_rsvp_to_an_rsvp_disabled_event_is_switchable(fake, api, ada):
 
 def test_unrsvp_lookups_say_what_is_missing(fake, api, ada):
     event = str(fake.add_event("Q&A", NOW))
-    assert_missing(api("DELETE", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}),
-                   "post")
-    assert_missing(api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}),
-                   "community member")
-    assert_missing(api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "ada@example.com"}),
-                   "event attendee")
+    assert_missing(
+        api("DELETE", "/event_attendees", json={"event_id": "999999", "member_email": "ada@example.com"}), "post"
+    )
+    assert_missing(
+        api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "no@example.com"}),
+        "community member",
+    )
+    assert_missing(
+        api("DELETE", "/event_attendees", json={"event_id": event, "member_email": "ada@example.com"}), "event attendee"
+    )
 
 
 def test_unrsvp_with_query_parameters_is_422_unless_switched_on(fake, api, ada):
@@ -441,6 +477,7 @@ def test_unrsvp_with_query_parameters_is_422_unless_switched_on(fake, api, ada):
 
 # ---------------------------------------------------------------------------------------------- tags
 
+
 def test_tag_and_untag_a_member(fake, api, ada):
     tag = fake.add_member_tag("VIP")
     r = api("POST", "/tagged_members", json={"member_tag_id": tag, "user_email": "ada@example.com"})
@@ -453,8 +490,9 @@ def test_tag_and_untag_a_member(fake, api, ada):
 
 def test_tagging_needs_the_tag_and_the_member(fake, api, ada):
     tag = fake.add_member_tag("VIP")
-    assert_missing(api("POST", "/tagged_members", json={"member_tag_id": 999999, "user_email": "ada@example.com"}),
-                   "member tag")
+    assert_missing(
+        api("POST", "/tagged_members", json={"member_tag_id": 999999, "user_email": "ada@example.com"}), "member tag"
+    )
     assert_missing(api("POST", "/tagged_members", json={"member_tag_id": tag, "user_email": "no@example.com"}), "user")
 
 
@@ -469,9 +507,11 @@ def test_tagging_twice_is_ok_by_default_or_422(fake, api, ada):
 @pytest.mark.parametrize("case", ["unknown tag", "not tagged", "unknown user"])
 def test_untag_failures_all_say_member_tag(fake, api, ada, case):
     tag = fake.add_member_tag("VIP")
-    params = {"unknown tag": {"member_tag_id": 999999, "user_email": "ada@example.com"},
-              "not tagged": {"member_tag_id": tag, "user_email": "ada@example.com"},
-              "unknown user": {"member_tag_id": tag, "user_email": "no@example.com"}}[case]
+    params = {
+        "unknown tag": {"member_tag_id": 999999, "user_email": "ada@example.com"},
+        "not tagged": {"member_tag_id": tag, "user_email": "ada@example.com"},
+        "unknown user": {"member_tag_id": tag, "user_email": "no@example.com"},
+    }[case]
     assert_missing(api("DELETE", "/tagged_members", params=params), "member tag")
 
 
@@ -493,6 +533,7 @@ def test_member_tags_filter_by_name(fake, api):
 
 
 # ---------------------------------------------------------------------------------------------- lists
+
 
 def test_pagination_over_250_spaces(fake, api):
     for i in range(250):
@@ -537,8 +578,10 @@ def test_events_default_newest_first_sort_by_start_and_filter_by_date(fake, api)
     past = fake.add_event("Past", NOW - timedelta(days=3))
     later = fake.add_event("Later", NOW + timedelta(days=10), space_id=space)
     sooner = fake.add_event("Sooner", NOW + timedelta(days=2))
+
     def ids(**params):
         return [e["id"] for e in api("GET", "/events", params=params).json()["records"]]
+
     assert ids() == [sooner, later, past]
     assert ids(sort="start_date") == [past, sooner, later]
     assert ids(sort="start_date", **{"filter_date[start_date]": NOW.date().isoformat()}) == [sooner, later]
@@ -549,20 +592,29 @@ def test_events_default_newest_first_sort_by_start_and_filter_by_date(fake, api)
 
 # ---------------------------------------------------------------------------------------------- recording
 
+
 def test_every_request_is_recorded_with_its_status(fake, api, ada):
     api("DELETE", "/space_members", params={"email": "ada@example.com", "space_id": "7"})
     api("POST", "/tagged_members", json={"member_tag_id": 1, "user_email": "ada@example.com"})
     delete, post = fake.requests
     assert (delete.method, delete.path, delete.query, delete.json, delete.status) == (
-        "DELETE", "/space_members", {"email": "ada@example.com", "space_id": "7"}, None, 404)
-    assert (post.json, post.headers["authorization"]) == ({"member_tag_id": 1, "user_email": "ada@example.com"},
-                                                          f"Bearer {fake.api_key}")
+        "DELETE",
+        "/space_members",
+        {"email": "ada@example.com", "space_id": "7"},
+        None,
+        404,
+    )
+    assert (post.json, post.headers["authorization"]) == (
+        {"member_tag_id": 1, "user_email": "ada@example.com"},
+        f"Bearer {fake.api_key}",
+    )
     assert fake.requests_for("post", "/tagged_members") == [post]
     fake.reset_requests()
     assert fake.requests == []
 
 
 # ---------------------------------------------------------------------------------------------- faults
+
 
 def add_ada_to(api, space, timeout=5):
     return api("POST", "/space_members", json={"email": "ada@example.com", "space_id": space}, timeout=timeout)
@@ -598,8 +650,9 @@ def test_a_lost_request_is_not_applied(fake, api, ada, kind, error):
     assert (fake.requests[-1].status, fake.quota_used) == (None, 0)
 
 
-@pytest.mark.parametrize("kind, error", [("drop_after_apply", requests.ConnectionError),
-                                         ("timeout_after_apply", requests.Timeout)])
+@pytest.mark.parametrize(
+    "kind, error", [("drop_after_apply", requests.ConnectionError), ("timeout_after_apply", requests.Timeout)]
+)
 def test_a_lost_response_after_apply_still_changes_state(fake, api, ada, kind, error):
     space = fake.add_space("Lobby")
     fake.hold_seconds = 0.5
@@ -654,6 +707,7 @@ def test_latency_delays_every_answer(fake, api):
 def test_rate_limit_uses_fixed_windows(fake, api):
     window = 0.5
     fake.rate_limit(5, window)
+
     def window_of(at):  # the fake's own alignment: fixed windows counted from its start
         return int((at - fake.started_at) // window)
 
@@ -699,9 +753,13 @@ def test_quota_counts_every_answer_except_5xx_and_lost_ones(fake, api):
 
 # ---------------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_serves_a_demo_community_until_interrupted():
-    proc = subprocess.Popen([sys.executable, "-m", "hookyard_circle.fake", "--port", "0", "--demo", "--quiet"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookyard_circle.fake", "--port", "0", "--demo", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = proc.stdout.readline().split(": ", 1)[1].strip()
         key = proc.stdout.readline().split(": ", 1)[1].strip()

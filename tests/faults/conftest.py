@@ -1,5 +1,6 @@
 """The fault-injection suite (docs/guarantees.md): each test records its figures here, and they are
 printed at the end of the run, so the numbers in the docs come from a run anyone can repeat."""
+
 from __future__ import annotations
 
 import pytest

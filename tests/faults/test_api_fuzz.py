@@ -12,6 +12,7 @@ Three kinds of request, for every operation:
 
 Generation is derandomized; it also follows the order of string hashing, so `PYTHONHASHSEED=0` replays a run
 request for request."""
+
 from __future__ import annotations
 
 import itertools
@@ -69,31 +70,53 @@ def json_header_conformance(ctx, response, case):
             parsed = json.loads(value[0])
         except ValueError:
             raise AssertionError(f"{name} is documented as JSON, but is not: {value[0]!r}") from None
-        errors = [e.message for e in jsonschema_rs.validator_for({**schema, "components": raw["components"]})
-                  .iter_errors(parsed)]
+        errors = [
+            e.message
+            for e in jsonschema_rs.validator_for({**schema, "components": raw["components"]}).iter_errors(parsed)
+        ]
         assert not errors, f"{name} does not match its documented schema: {errors}"
 
 
 # Every check schemathesis has for a single response. Not those that send more requests of their own (a resource
 # after its DELETE, the request again without or with another token): tests/test_auth_tenancy.py and
 # tests/faults/test_tenant_isolation.py test authentication and tenancy directly.
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance,
-          response_headers_conformance, json_header_conformance, negative_data_rejection,
-          positive_data_acceptance, missing_required_header, unsupported_method, allow_header_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    json_header_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    missing_required_header,
+    unsupported_method,
+    allow_header_conformance,
+]
 # A hostile request is generated valid and then made invalid on purpose: the two checks that judge a request by
 # its generation mode do not apply; what it must get is checked directly (a 4xx).
 HOSTILE_CHECKS = [c for c in CHECKS if c not in (negative_data_rejection, positive_data_acceptance)]
 
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                         # No shrinking: problems are collected rather than raised, one report for each kind.
-                         phases=[Phase.generate],
-                         # The server is across a socket: slow examples are its time, not a bad strategy.
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.filter_too_much, HealthCheck.large_base_example])
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    # No shrinking: problems are collected rather than raised, one report for each kind.
+    phases=[Phase.generate],
+    # The server is across a socket: slow examples are its time, not a bad strategy.
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.large_base_example,
+    ],
+)
 HOSTILE_SETTINGS = settings(FUZZ_SETTINGS, max_examples=HOSTILE_EXAMPLES)
 
 
 # -- hostile values ---------------------------------------------------------------------------------------------
+
 
 class Raw(str):
     """JSON text put into the body as it is: json.dumps cannot write 1,000 levels or 5,000 digits."""
@@ -134,17 +157,27 @@ def _near_the_end(distance: int, minutes: int) -> str:
 
 HOSTILE = {
     # Past the limit (32 levels), past the parser's recursion limit (~1,000), and far past it.
-    "nesting": st.builds(_nesting, st.one_of(st.integers(33, 1200), st.integers(1200, 20_000)),
-                         st.sampled_from(["[", "{"])),
-    "lone surrogates": st.builds(lambda a, s, b: a + s + b, st.text(max_size=8),
-                                 st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=8)),
+    "nesting": st.builds(
+        _nesting, st.one_of(st.integers(33, 1200), st.integers(1200, 20_000)), st.sampled_from(["[", "{"])
+    ),
+    "lone surrogates": st.builds(
+        lambda a, s, b: a + s + b,
+        st.text(max_size=8),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+        st.text(max_size=8),
+    ),
     # Past 64 bits, and past Python's int-string conversion limit (4,300 digits).
-    "long integers": st.one_of(st.integers(2**63, 10**30).map(str), st.integers(-(10**30), -(2**63) - 1).map(str),
-                               st.integers(4300, 6000).map(lambda n: "7" * n)).map(Raw),
+    "long integers": st.one_of(
+        st.integers(2**63, 10**30).map(str),
+        st.integers(-(10**30), -(2**63) - 1).map(str),
+        st.integers(4300, 6000).map(lambda n: "7" * n),
+    ).map(Raw),
     "non-finite numbers": st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999"]).map(Raw),
     # Instants with no UTC equivalent, and instants a delay away from the last one.
-    "extreme instants": st.one_of(st.builds(_without_utc_instant, st.booleans(), NEAR, st.integers(1, 14 * 60)),
-                                  st.builds(_near_the_end, NEAR, st.one_of(st.just(0), OFFSET))),
+    "extreme instants": st.one_of(
+        st.builds(_without_utc_instant, st.booleans(), NEAR, st.integers(1, 14 * 60)),
+        st.builds(_near_the_end, NEAR, st.one_of(st.just(0), OFFSET)),
+    ),
 }
 # Refused wherever they are put (the instants only where a date-time is read).
 ALWAYS_REFUSED = {"nesting", "lone surrogates", "long integers", "non-finite numbers"}
@@ -183,6 +216,7 @@ def _hostile_body(body, path: tuple, value) -> str:
 
 # -- the objects requests name ------------------------------------------------------------------------------------
 
+
 def _seed(setup, api, runtime, n: int) -> dict[str, int]:
     """One of every object, so generated requests can reach real ones (their ids are substituted below)."""
     integration = setup.integration(name=f"Recorder {n}")
@@ -196,8 +230,17 @@ def _seed(setup, api, runtime, n: int) -> dict[str, int]:
         run = s.get(Run, entry)
         now = datetime.now(timezone.utc)
         run.status, run.reason, run.attempts, run.finished_at = "failed", "the app answered 500", 1, now
-        run.history = [{"attempt": 1, "started_at": now.isoformat(), "finished_at": now.isoformat(),
-                        "status": "failed", "reason": "the app answered 500", "retryable": False, "details": {}}]
+        run.history = [
+            {
+                "attempt": 1,
+                "started_at": now.isoformat(),
+                "finished_at": now.isoformat(),
+                "status": "failed",
+                "reason": "the app answered 500",
+                "retryable": False,
+                "details": {},
+            }
+        ]
         s.commit()
     # A task (queued: no worker runs here), started the way a client starts one: a refresh answers 202 with it.
     refresh = api.post(f"/api/v1/integrations/{integration}/refresh")
@@ -207,9 +250,17 @@ def _seed(setup, api, runtime, n: int) -> dict[str, int]:
     inbox = api.post("/api/v1/integrations", json={"app": "inbox", "name": f"Inbox {n}", "config": {}}).json
     posted = api._client.post("/" + inbox["inbound_url"].split("/", 3)[3], json={"events": []})
     assert posted.status_code == 200, posted.json
-    return {"integration_id": integration, "product_id": product, "rule_id": rule, "event_id": event["id"],
-            "entry_id": entry, "task_id": task, "delivery_id": posted.json["delivery_id"], "inbox_id": inbox["id"],
-            "inbox_key": inbox["inbound_url"].rsplit("/", 1)[1]}
+    return {
+        "integration_id": integration,
+        "product_id": product,
+        "rule_id": rule,
+        "event_id": event["id"],
+        "entry_id": entry,
+        "task_id": task,
+        "delivery_id": posted.json["delivery_id"],
+        "inbox_id": inbox["id"],
+        "inbox_key": inbox["inbound_url"].rsplit("/", 1)[1],
+    }
 
 
 # Routes about what an inbound URL receives (and a store's product import) are tried on the inbox connection.
@@ -229,8 +280,9 @@ def _path_values(operation, ids: dict[str, int]) -> dict:
 
 
 def real_purchase(n: int) -> dict:
-    return purchase(product_id=f"fuzz-{n}", occurred_at="2026-01-01T12:00:00+02:00",
-                    order={"id": 1000 + n, "total_cents": 4900})
+    return purchase(
+        product_id=f"fuzz-{n}", occurred_at="2026-01-01T12:00:00+02:00", order={"id": 1000 + n, "total_cents": 4900}
+    )
 
 
 class RealValues:
@@ -258,12 +310,16 @@ class RealValues:
         pick = (lambda options: draw(st.sampled_from(options))) if draw else (lambda options: options[0])
         is_rule = case.path.startswith("/api/v1/rules")
         real = {
-            "trigger": pick(self.delayed if delayed and self.delayed else
-                            self.product_triggers if is_rule else self.triggers),
+            "trigger": pick(
+                self.delayed if delayed and self.delayed else self.product_triggers if is_rule else self.triggers
+            ),
             "payload": real_purchase(self.n),
-            "app": "recorder", "config": {"endpoint": self.recorder.url, "token": TOKEN},
-            "action": "record", "params": {"channel": "general"},
-            "integration_id": self.ids["integration_id"], "product_id": self.ids["product_id"],
+            "app": "recorder",
+            "config": {"endpoint": self.recorder.url, "token": TOKEN},
+            "action": "record",
+            "params": {"channel": "general"},
+            "integration_id": self.ids["integration_id"],
+            "product_id": self.ids["product_id"],
         }
         for key in body.keys() & real.keys():
             body[key] = real[key]
@@ -288,8 +344,10 @@ def _instant_fields(schema, operation) -> set[str]:
 
 # -- the run ------------------------------------------------------------------------------------------------------
 
-def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violation(app, api, setup, runtime,
-                                                                                   recorder, figures):
+
+def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violation(
+    app, api, setup, runtime, recorder, figures
+):
     auth = {"Authorization": f"Bearer {api.token}"}
     statuses: Counter = Counter()
     cases: Counter = Counter()  # by kind: fuzzing, coverage, hostile
@@ -312,10 +370,14 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
             for failure in group.exceptions:
                 # One report per kind of problem, with the first request that showed it.
                 key = (case.operation.label, f"{failure.title}{what}", response.status_code)
-                sent = (f"{case.method} {case.formatted_path} with the body {kwargs['data'][:500]}" if "data" in kwargs
-                        else case.as_curl_command(headers=auth))
-                failures.setdefault(key, f"{kind}: {sent}\n"
-                                         f"-> {response.status_code} {response.text[:500]}\n{failure.message[:1000]}")
+                sent = (
+                    f"{case.method} {case.formatted_path} with the body {kwargs['data'][:500]}"
+                    if "data" in kwargs
+                    else case.as_curl_command(headers=auth)
+                )
+                failures.setdefault(
+                    key, f"{kind}: {sent}\n-> {response.status_code} {response.text[:500]}\n{failure.message[:1000]}"
+                )
         return response
 
     with serve(app) as server, requests.Session() as http:
@@ -340,8 +402,9 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
             seeded.update(str(value) for value in ids.values())
             for mode, path_parameters in runs:
                 # The token is fixed, so that negative cases reach the handler instead of stopping at a 401.
-                strategy = operation.as_strategy(generation_mode=mode, headers=auth,
-                                                 path_parameters=path_parameters or None)
+                strategy = operation.as_strategy(
+                    generation_mode=mode, headers=auth, path_parameters=path_parameters or None
+                )
                 if not path_parameters and real:
                     strategy = strategy.filter(lambda c: not {str(v) for v in c.path_parameters.values()} & seeded)
 
@@ -356,9 +419,11 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
                 fuzz()
 
             # Coverage: the real objects, except where a case breaks them on purpose (a negative path or body).
-            for case in schema.iter_coverage_cases(operation, generation_config=GenerationConfig(deterministic=True),
-                                                   generation_modes=[GenerationMode.POSITIVE,
-                                                                     GenerationMode.NEGATIVE]):
+            for case in schema.iter_coverage_cases(
+                operation,
+                generation_config=GenerationConfig(deterministic=True),
+                generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            ):
                 negative = {location for location, info in case.meta.components.items() if info.mode.is_negative}
                 if ParameterLocation.PATH not in negative:
                     case.path_parameters = {**(case.path_parameters or {}), **real}
@@ -367,8 +432,9 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
                 send(case, "coverage")
 
             # Hostile values in valid requests.
-            base = operation.as_strategy(generation_mode=GenerationMode.POSITIVE, headers=auth,
-                                         path_parameters=real or None)
+            base = operation.as_strategy(
+                generation_mode=GenerationMode.POSITIVE, headers=auth, path_parameters=real or None
+            )
             has_body = bool(operation.body) and operation.method.upper() != "GET"
             for kind, hostile in HOSTILE.items():
                 if not has_body and not (operation.query and kind in QUERY_KINDS):
@@ -386,8 +452,14 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
                         if instant_fields:  # an instant matters where one is read
                             targets = [p for p in targets if p[-1] in instant_fields] or targets
                         path = data.draw(st.sampled_from(targets))
-                        response = send(case, "hostile", HOSTILE_CHECKS, f" ({kind})",
-                                        data=_hostile_body(case.body, path, value), json=None)
+                        response = send(
+                            case,
+                            "hostile",
+                            HOSTILE_CHECKS,
+                            f" ({kind})",
+                            data=_hostile_body(case.body, path, value),
+                            json=None,
+                        )
                     else:
                         names = [p.name for p in operation.query]
                         if instant_fields:
@@ -397,18 +469,31 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_schema_violat
                         response = send(case, "hostile", HOSTILE_CHECKS, f" ({kind})")
                     hostile_kinds[kind] += 1
                     if kind in ALWAYS_REFUSED and has_body and response.status_code not in (400, 422):
-                        failures.setdefault((operation.label, f"{kind} not refused", response.status_code),
-                                            f"{path} = {value[:200]!r} -> {response.status_code} {response.text[:500]}")
+                        failures.setdefault(
+                            (operation.label, f"{kind} not refused", response.status_code),
+                            f"{path} = {value[:200]!r} -> {response.status_code} {response.text[:500]}",
+                        )
 
                 attack()
 
     server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    figures.update(operations=operations, cases=sum(cases.values()), **{f"{k}_cases": v for k, v in cases.items()},
-                   hostile_values=dict(hostile_kinds), server_errors=server_errors, schema_violations=violations,
-                   statuses=dict(sorted(statuses.items())))
-    routes = sum(len(rule.methods - {"HEAD", "OPTIONS"}) for rule in app.url_map.iter_rules()
-                 if rule.rule.startswith(("/api/v1/", "/hooks/")))
-    assert operations == routes, (f"the document has {operations} operations for {routes} /api/v1 and /hooks routes "
-                                  "and methods")
+    figures.update(
+        operations=operations,
+        cases=sum(cases.values()),
+        **{f"{k}_cases": v for k, v in cases.items()},
+        hostile_values=dict(hostile_kinds),
+        server_errors=server_errors,
+        schema_violations=violations,
+        statuses=dict(sorted(statuses.items())),
+    )
+    routes = sum(
+        len(rule.methods - {"HEAD", "OPTIONS"})
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(("/api/v1/", "/hooks/"))
+    )
+    assert operations == routes, (
+        f"the document has {operations} operations for {routes} /api/v1 and /hooks routes and methods"
+    )
     assert not failures, f"{len(failures)} problem(s):\n\n" + "\n\n".join(
-        f"{label}: {title} ({status})\n{detail}" for (label, title, status), detail in sorted(failures.items()))
+        f"{label}: {title} ({status})\n{detail}" for (label, title, status), detail in sorted(failures.items())
+    )

@@ -1,6 +1,7 @@
 """The promise of docs/guarantees.md, under injected faults, with real worker processes, a real Redis
 and the fake Circle (a real HTTP server): every accepted event is processed at least once, every
 action's side effect happens at most once per (event, rule), and nothing is silently dropped."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,9 +26,16 @@ pytestmark = pytest.mark.e2e
 FAULTS = ["500", "502", "503", "429", "drop", "timeout", "drop_after_apply", "timeout_after_apply"]
 # Quick retries and leases so faults resolve in seconds; attempts enough that a 30% fault rate never
 # exhausts them (0.3^25 per run); a pacing budget far above the burst, so only faults slow it down.
-WORKER_ENV = dict(CIRCLE_TIMEOUT="0.5", CIRCLE_RATE_LIMIT="1000000/300", HOOKYARD_WORKER_FORK="0",
-                  HOOKYARD_RETRY_MAX_ATTEMPTS="25", HOOKYARD_RETRY_BASE_DELAY="0.05", HOOKYARD_RETRY_MAX_DELAY="0.5",
-                  HOOKYARD_LEASE_TTL="3", HOOKYARD_SWEEP_INTERVAL="2")
+WORKER_ENV = dict(
+    CIRCLE_TIMEOUT="0.5",
+    CIRCLE_RATE_LIMIT="1000000/300",
+    HOOKYARD_WORKER_FORK="0",
+    HOOKYARD_RETRY_MAX_ATTEMPTS="25",
+    HOOKYARD_RETRY_BASE_DELAY="0.05",
+    HOOKYARD_RETRY_MAX_DELAY="0.5",
+    HOOKYARD_LEASE_TTL="3",
+    HOOKYARD_SWEEP_INTERVAL="2",
+)
 serial = itertools.count(1)
 
 
@@ -48,8 +56,17 @@ def buyers(n):
 def emit_all(client, emails):
     accepted = []
     for email in emails:
-        answer = client.post("/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": {
-            "customer": {"email": email}, "product": {"id": "444", "name": "Community"}, "order": {"id": email}}})
+        answer = client.post(
+            "/api/v1/events",
+            json={
+                "trigger": "samcart.product_purchased",
+                "payload": {
+                    "customer": {"email": email},
+                    "product": {"id": "444", "name": "Community"},
+                    "order": {"id": email},
+                },
+            },
+        )
         assert answer.status_code == 202, answer.json
         accepted.append(answer.json["id"])
     return accepted
@@ -63,11 +80,18 @@ def statuses(runtime) -> dict[str, int]:
 def wait_all_final(runtime, expected, timeout):
     def done():
         counts = statuses(runtime)
-        return counts if counts.get("succeeded", 0) + counts.get("failed", 0) + counts.get("skipped", 0) == expected \
+        return (
+            counts
+            if counts.get("succeeded", 0) + counts.get("failed", 0) + counts.get("skipped", 0) == expected
             else None
-    return wait_for(done, timeout=timeout, interval=0.5,
-                    message=lambda: f"{expected} runs did not all finish (now {statuses(runtime)})")
+        )
 
+    return wait_for(
+        done,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: f"{expected} runs did not all finish (now {statuses(runtime)})",
+    )
 
 
 def assert_exactly_once(fake, emails, runtime):
@@ -78,8 +102,9 @@ def assert_exactly_once(fake, emails, runtime):
     assert all(fake.member(email) is not None for email in emails)
 
 
-def test_1000_purchases_with_30_percent_of_circle_calls_failing(store, api, runtime, fake_circle, start_worker,
-                                                               figures):
+def test_1000_purchases_with_30_percent_of_circle_calls_failing(
+    store, api, runtime, fake_circle, start_worker, figures
+):
     fake_circle.fail_randomly(0.3, FAULTS, seed=7, retry_after=0.2)
     for _ in range(2):
         start_worker(CIRCLE_API_BASE_URL=fake_circle.base_url, **WORKER_ENV)
@@ -90,9 +115,16 @@ def test_1000_purchases_with_30_percent_of_circle_calls_failing(store, api, runt
     assert_exactly_once(fake_circle, emails, runtime)
     with runtime.db.session() as s:
         attempts = s.scalar(select(func.sum(Run.attempts)))
-    figures.update(events=1000, faults_injected=fake_circle.random_faults, runs_succeeded=1000,
-                   attempts=attempts, invitations=len(fake_circle.invitations_sent), duplicates=0, lost=0,
-                   seconds=round(time.monotonic() - began, 1))
+    figures.update(
+        events=1000,
+        faults_injected=fake_circle.random_faults,
+        runs_succeeded=1000,
+        attempts=attempts,
+        invitations=len(fake_circle.invitations_sent),
+        duplicates=0,
+        lost=0,
+        seconds=round(time.monotonic() - began, 1),
+    )
 
 
 def test_a_worker_killed_mid_burst_and_restarted(store, api, runtime, fake_circle, start_worker, figures):
@@ -110,13 +142,21 @@ def test_a_worker_killed_mid_burst_and_restarted(store, api, runtime, fake_circl
     wait_all_final(runtime, 400, timeout=240)
     assert_exactly_once(fake_circle, emails, runtime)
     with runtime.db.session() as s:
-        given_up = sum(1 for h in s.scalars(select(Run.history)) for a in h if "lease lapsed" in (a.get("reason") or ""))
-    figures.update(events=400, faults_injected=fake_circle.random_faults, running_when_killed=killed_at.get("running", 0),
-                   attempts_given_up_by_lease=given_up, runs_succeeded=400, duplicates=0, lost=0)
+        given_up = sum(
+            1 for h in s.scalars(select(Run.history)) for a in h if "lease lapsed" in (a.get("reason") or "")
+        )
+    figures.update(
+        events=400,
+        faults_injected=fake_circle.random_faults,
+        running_when_killed=killed_at.get("running", 0),
+        attempts_given_up_by_lease=given_up,
+        runs_succeeded=400,
+        duplicates=0,
+        lost=0,
+    )
 
 
-def test_redis_stopped_for_10_seconds_during_a_burst(store, api, runtime, fake_circle, start_worker, tmp_path,
-                                                    figures):
+def test_redis_stopped_for_10_seconds_during_a_burst(store, api, runtime, fake_circle, start_worker, tmp_path, figures):
     """A Redis of this test's own, stopped and started again empty (no persistence): the jobs it held are
     gone too, and the database alone must bring every accepted event to its end."""
     proc, url = localredis.start(tmp_path / "redis", persist=False)
@@ -143,5 +183,6 @@ def test_redis_stopped_for_10_seconds_during_a_burst(store, api, runtime, fake_c
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    figures.update(events=400, accepted_during_outage=len(during), outage_seconds=10, runs_succeeded=400,
-                   duplicates=0, lost=0)
+    figures.update(
+        events=400, accepted_during_outage=len(during), outage_seconds=10, runs_succeeded=400, duplicates=0, lost=0
+    )

@@ -3,6 +3,7 @@
 The attack this guards against: store A's rule ran and failed, A deleted the rule, store B created a rule; on
 SQLite without AUTOINCREMENT, B's rule took the deleted id, so A's log entry showed B's parameters and A's
 Retry ran B's rule with B's credentials. Each test here runs on SQLite and on PostgreSQL."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,12 +25,14 @@ def _finished(client, entry_id, statuses=("succeeded", "skipped", "failed")):
     def done():
         body = client.get(f"/api/v1/logs/{entry_id}").json
         return body if body["status"] in statuses else None
+
     return wait_for(done, timeout=30, message=f"log entry {entry_id} did not finish")
 
 
 @pytest.mark.e2e
-def test_the_reused_id_attack_reads_and_retries_nothing_of_the_other_store(api, make_client, recorder,
-                                                                          start_worker, figures):
+def test_the_reused_id_attack_reads_and_retries_nothing_of_the_other_store(
+    api, make_client, recorder, start_worker, figures
+):
     start_worker()
     a = Setup(api, recorder)
     store_b = make_client("store-b")
@@ -63,8 +66,7 @@ def test_the_reused_id_attack_reads_and_retries_nothing_of_the_other_store(api, 
     figures.update(deleted_rule_id=a_rule, next_rule_id=b_rule, calls_after_retry=len(recorder.calls) - calls_before)
 
 
-def test_a_run_naming_another_stores_rule_is_refused_and_calls_nothing(api, make_client, recorder, runtime,
-                                                                      in_process):
+def test_a_run_naming_another_stores_rule_is_refused_and_calls_nothing(api, make_client, recorder, runtime, in_process):
     """Defence in depth: whatever put another store's id into a run (PostgreSQL never reuses ids, so the
     reference is forced here by a direct update), the run, a retry and a log read refuse it."""
     a = Setup(api, recorder)
@@ -92,8 +94,9 @@ def test_a_run_naming_another_stores_rule_is_refused_and_calls_nothing(api, make
     assert len(recorder.calls) == calls_before
 
 
-def test_a_run_waiting_to_retry_never_runs_a_rule_created_after_its_own_was_deleted(api, make_client, recorder,
-                                                                                   runtime, in_process):
+def test_a_run_waiting_to_retry_never_runs_a_rule_created_after_its_own_was_deleted(
+    api, make_client, recorder, runtime, in_process
+):
     """The accidental form: A's run waits after a 429 while A deletes the rule and B creates one."""
     a = Setup(api, recorder)
     b = Setup(make_client("store-b"), recorder)

@@ -1,5 +1,6 @@
 """Accepting events: a repeated delivery makes one run, a full queue answers 429, a database outage 503.
 Either way nothing is half-written."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,10 +28,16 @@ def count(runtime, model):
 
 def test_the_same_event_delivered_five_times_makes_one_run(setup, api, runtime, figures):
     setup.rule(setup.integration())
-    deliveries = [{}, {"Idempotency-Key": "samcart-222-444"}, {}, {"Idempotency-Key": "samcart-222-444"},
-                  {"Idempotency-Key": "another-key-same-order"}]
-    answers = [api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": order()}, headers=h)
-               for h in deliveries]
+    deliveries = [
+        {},
+        {"Idempotency-Key": "samcart-222-444"},
+        {},
+        {"Idempotency-Key": "samcart-222-444"},
+        {"Idempotency-Key": "another-key-same-order"},
+    ]
+    answers = [
+        api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": order()}, headers=h) for h in deliveries
+    ]
     assert [(a.status_code, a.json["status"]) for a in answers] == [(202, "accepted")] + [(200, "duplicate")] * 4
     assert len({a.json["id"] for a in answers}) == 1
     event = api.get(f"/api/v1/events/{answers[0].json['id']}").json
@@ -47,9 +54,18 @@ def test_only_the_same_real_world_event_is_suppressed(setup, api, runtime):
     assert emit(order(order_id=1), "samcart.product_refunded").status_code == 202  # another trigger
     assert emit(purchase()).status_code == 202 and emit(purchase()).status_code == 202  # no identity: no dedupe
     canceled = {"subscription": {"id": 9}}
-    assert emit(purchase(**canceled, occurred_at="2026-11-01T10:00:00Z"), "samcart.subscription_canceled").status_code == 202
-    assert emit(purchase(**canceled, occurred_at="2026-11-20T10:00:00Z"), "samcart.subscription_canceled").status_code == 202
-    assert emit(purchase(**canceled, occurred_at="2026-11-20T10:00:00Z"), "samcart.subscription_canceled").status_code == 200
+    assert (
+        emit(purchase(**canceled, occurred_at="2026-11-01T10:00:00Z"), "samcart.subscription_canceled").status_code
+        == 202
+    )
+    assert (
+        emit(purchase(**canceled, occurred_at="2026-11-20T10:00:00Z"), "samcart.subscription_canceled").status_code
+        == 202
+    )
+    assert (
+        emit(purchase(**canceled, occurred_at="2026-11-20T10:00:00Z"), "samcart.subscription_canceled").status_code
+        == 200
+    )
     assert count(runtime, Event) == 7
 
 
@@ -57,7 +73,10 @@ def test_a_queue_that_is_too_deep_or_too_old_answers_429_and_stores_nothing(setu
     setup.rule(setup.integration())
     runtime.settings = replace(runtime.settings, backpressure_max_depth=3)
     for i in range(4):  # no worker runs: the jobs stay queued
-        assert api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": purchase(f"b{i}@example.com")}).status_code == 202
+        assert (
+            api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": purchase(f"b{i}@example.com")}).status_code
+            == 202
+        )
     refused = api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": purchase("late@example.com")})
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "30"
     assert "The queue holds 4 jobs (limit 3)" in refused.json["message"] and refused.json["code"] == 429
@@ -81,11 +100,17 @@ def test_without_redis_events_are_still_accepted(setup, api, runtime):
 
 
 def test_with_the_database_down_the_api_answers_503_with_retry_after(runtime, api, caplog, figures):
-    down = Runtime(settings=replace(runtime.settings, database_url="postgresql+psycopg://hookyard@127.0.0.1:9/none"),
-                   db=Database("postgresql+psycopg://hookyard@127.0.0.1:9/none"), registry=runtime.registry)
+    down = Runtime(
+        settings=replace(runtime.settings, database_url="postgresql+psycopg://hookyard@127.0.0.1:9/none"),
+        db=Database("postgresql+psycopg://hookyard@127.0.0.1:9/none"),
+        registry=runtime.registry,
+    )
     client = create_app(runtime=down).test_client()
-    answer = client.post("/api/v1/events", json={"trigger": PURCHASE, "payload": purchase()},
-                         headers={"Authorization": f"Bearer {api.token}"})
+    answer = client.post(
+        "/api/v1/events",
+        json={"trigger": PURCHASE, "payload": purchase()},
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert answer.json["code"] == 503 and "nothing was stored" in answer.json["message"]
     assert "database unavailable while serving POST /api/v1/events" in caplog.text
@@ -102,8 +127,9 @@ def test_old_events_without_log_entries_are_pruned_and_their_keys_with_them(setu
 
     setup.rule(setup.integration(), trigger="samcart.product_refunded")  # purchases match no rule
     old = api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": order(order_id=1)}).json["id"]
-    logged = api.post("/api/v1/events", json={"trigger": "samcart.product_refunded",
-                                              "payload": order(order_id=2)}).json["id"]
+    logged = api.post(
+        "/api/v1/events", json={"trigger": "samcart.product_refunded", "payload": order(order_id=2)}
+    ).json["id"]
     recent = api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": order(order_id=3)}).json["id"]
     with runtime.db.session() as s:
         for event_id in (old, logged):

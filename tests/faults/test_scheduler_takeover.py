@@ -1,5 +1,6 @@
 """A worker killed while its scheduler holds the queues' locks: retries and delayed jobs must not wait the minute RQ
 lets those locks lapse (rq/rq#1758); a surviving worker takes them over (hookyard.scheduler_locks)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -32,8 +33,12 @@ def test_a_killed_workers_scheduled_jobs_run_without_waiting_for_its_locks_to_la
     jobs = [queue.enqueue_at(due, "time.sleep", 0) for queue in (queues[0], queues[-1])]
     # RQ alone leaves them until the dead locks lapse (61 s, then the next look): this deadline fails without the
     # takeover (15 s of silence, then the survivor's next maintenance, every 2 s here).
-    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), timeout=45, interval=0.5,
-             message=lambda: f"scheduled jobs still {[job.get_status(refresh=True) for job in jobs]}")
+    wait_for(
+        lambda: all(job.get_status(refresh=True) == "finished" for job in jobs),
+        timeout=45,
+        interval=0.5,
+        message=lambda: f"scheduled jobs still {[job.get_status(refresh=True) for job in jobs]}",
+    )
     assert {lock_holder(runtime, q) for q in queues}.isdisjoint(held_by_victim)
     log = (tmp_path / "worker-1.log").read_text()
     assert "stopped sending heartbeats: taking over its queues" in log

@@ -1,6 +1,7 @@
 """With two marketplaces, every /api/v1 route tried with the other marketplace's ids answers 404 and changes
 nothing. The routes come from the app's url_map, so a route added later is tried without editing this test,
 and one taking an id this test cannot supply fails it until it learns to."""
+
 from __future__ import annotations
 
 import itertools
@@ -54,8 +55,10 @@ def _body_for(rule, method):
         return BODIES[key]
     if key in NO_BODY or method in ("GET", "DELETE"):
         return None
-    raise AssertionError(f"{method} {rule.rule} is new: add a valid body to BODIES (or it to NO_BODY), so a "
-                         "422 for the body cannot hide a missing ownership check")
+    raise AssertionError(
+        f"{method} {rule.rule} is new: add a valid body to BODIES (or it to NO_BODY), so a "
+        "422 for the body cannot hide a missing ownership check"
+    )
 
 
 def _path(rule, ids: dict) -> str:
@@ -80,9 +83,15 @@ def _objects(setup: Setup, client) -> dict[str, list[int]]:
     inbox = client.post("/api/v1/integrations", json={"app": "inbox", "name": "Inbox", "config": {}}).json
     posted = client._client.post("/" + inbox["inbound_url"].split("/", 3)[3], json={"events": []})
     assert posted.status_code == 200, posted.json
-    return {"integration_id": [inbox["id"], integration], "product_id": [product],
-            "rule_id": [global_rule, product_rule], "event_id": [event["id"]], "entry_id": entries,
-            "task_id": [task.json["id"]], "delivery_id": [posted.json["delivery_id"]]}
+    return {
+        "integration_id": [inbox["id"], integration],
+        "product_id": [product],
+        "rule_id": [global_rule, product_rule],
+        "event_id": [event["id"]],
+        "entry_id": entries,
+        "task_id": [task.json["id"]],
+        "delivery_id": [posted.json["delivery_id"]],
+    }
 
 
 def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
@@ -91,8 +100,14 @@ def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
     for listing in ("integrations", "products", "rules", "events", "logs"):
         r = client.get(f"/api/v1/{listing}")
         seen[listing] = (r.status_code, r.json)
-    single = {"integration_id": "integrations", "product_id": "products", "rule_id": "rules",
-              "event_id": "events", "entry_id": "logs", "task_id": "tasks"}
+    single = {
+        "integration_id": "integrations",
+        "product_id": "products",
+        "rule_id": "rules",
+        "event_id": "events",
+        "entry_id": "logs",
+        "task_id": "tasks",
+    }
     for name, ids in objects.items():
         for object_id in ids:
             if name == "delivery_id":  # under the connection that received it
@@ -106,8 +121,9 @@ def _snapshot(client, runtime, objects: dict[str, list[int]]) -> dict:
     return seen
 
 
-def test_every_route_with_another_marketplaces_ids_is_404_and_changes_nothing(app, api, make_client, recorder,
-                                                                           runtime, figures):
+def test_every_route_with_another_marketplaces_ids_is_404_and_changes_nothing(
+    app, api, make_client, recorder, runtime, figures
+):
     store_b = make_client("store-b")
     b = _objects(Setup(store_b, recorder), store_b)
     mine = _objects(Setup(api, recorder), api)
@@ -115,8 +131,10 @@ def test_every_route_with_another_marketplaces_ids_is_404_and_changes_nothing(ap
     assert routes, "no /api/v1 route takes an id: the url_map is not what this test expects"
     for rule, _ in routes:
         unknown = set(rule.arguments) - set(b)
-        assert not unknown, (f"{rule.rule} takes {sorted(unknown)}, which this test has no object for: create one "
-                             "in _objects so the route is tried with another marketplace's id")
+        assert not unknown, (
+            f"{rule.rule} takes {sorted(unknown)}, which this test has no object for: create one "
+            "in _objects so the route is tried with another marketplace's id"
+        )
 
     before = _snapshot(store_b, runtime, b)
     assert all(v[0] == 200 for k, v in before.items() if k != "rows"), before
@@ -131,12 +149,21 @@ def test_every_route_with_another_marketplaces_ids_is_404_and_changes_nothing(ap
         tried.append(f"{method} {rule.rule}")
     after = _snapshot(store_b, runtime, b)
 
-    wrong = [(m, p, status, body) for m, p, status, body in answers
-             if status != 404 or not isinstance(body, dict) or body.get("code") != 404
-             or body.get("status") != "Not Found" or not body.get("message")]
+    wrong = [
+        (m, p, status, body)
+        for m, p, status, body in answers
+        if status != 404
+        or not isinstance(body, dict)
+        or body.get("code") != 404
+        or body.get("status") != "Not Found"
+        or not body.get("message")
+    ]
     changed = sorted(k for k in before if before[k] != after[k])
-    assert not wrong and not changed, ("answered something else than the API's 404:\n" + "\n".join(map(str, wrong))
-                                       + f"\nand changed store-b's {changed}")
+    assert not wrong and not changed, (
+        "answered something else than the API's 404:\n"
+        + "\n".join(map(str, wrong))
+        + f"\nand changed store-b's {changed}"
+    )
 
     # The control: the same requests with the caller's own ids do reach the object (anything but a 404 or a
     # 422), so the 404s above are the ownership check and not a route that is broken for everyone.
@@ -148,5 +175,10 @@ def test_every_route_with_another_marketplaces_ids_is_404_and_changes_nothing(ap
         r = getattr(api, method.lower())(path, **({"json": body} if body is not None else {}))
         assert r.status_code not in (404, 422) and r.status_code < 500, (method, path, r.status_code, r.json)
 
-    figures.update(routes_tried=len({rule.rule for rule, _ in routes}), route_methods=len(tried), requests=len(answers),
-                   answered_404=sum(status == 404 for _, _, status, _ in answers), changes=len(changed))
+    figures.update(
+        routes_tried=len({rule.rule for rule, _ in routes}),
+        route_methods=len(tried),
+        requests=len(answers),
+        answered_404=sum(status == 404 for _, _, status, _ in answers),
+        changes=len(changed),
+    )

@@ -1,5 +1,6 @@
 """SamCart API fixtures, loaded for the whole suite by tests/conftest.py: the fake SamCart Public API (a real HTTP
 server) with SAMCART_API_BASE_URL pointed at it."""
+
 import pytest
 
 from hookyard_samcart.fake import FakeSamCart

@@ -1,5 +1,6 @@
 """What the mapping tests share: the fixture bodies, a plugin state kept as JSON (as the database keeps it), and a
 map() that checks every event it returns would pass the core's own validation."""
+
 import copy
 import json
 from datetime import datetime, timezone
@@ -50,8 +51,9 @@ def check_event(event: InboundEvent) -> dict:
 
 
 def map_(b, *, delivery_id=1, received_at=RECEIVED, state=None, **kwargs) -> list[InboundEvent]:
-    events = map_delivery(b, delivery_id=delivery_id, received_at=received_at,
-                          state=JSONState() if state is None else state, **kwargs)
+    events = map_delivery(
+        b, delivery_id=delivery_id, received_at=received_at, state=JSONState() if state is None else state, **kwargs
+    )
     for event in events:
         check_event(event)
     return events

@@ -1,6 +1,7 @@
 """Derived subscription triggers (docs/samcart.md, "Derived subscription triggers"): SamCart's dunning cycle replayed
 from the charges its Notify URL sends, with identities that make SamCart's own Cancel or Recovered one event with
 the derived one, and a history that reprocessing never advances. Time is injected: each delivery says when it came."""
+
 import json
 from datetime import timedelta
 
@@ -31,8 +32,7 @@ class Store:
         b.update(extra)
         self.delivery_id += 1
         self.at += after
-        events = map_(b, delivery_id=self.delivery_id, received_at=self.at, state=self.state,
-                      looked_up=looked_up or {})
+        events = map_(b, delivery_id=self.delivery_id, received_at=self.at, state=self.state, looked_up=looked_up or {})
         for e in events:
             self.made[(e.trigger, e.identity)] = self.made.get((e.trigger, e.identity), 0) + 1
         return events
@@ -56,8 +56,11 @@ def test_three_failures_then_a_success_is_one_charge_failed_and_one_recovered(wi
     made = [short(store.send(FAILED, charge_id=f"ch_{n}" if with_ids else None)) for n in range(3)]
     made.append(short(store.send(SUCCEEDED, charge_id="ch_3" if with_ids else None)))
     assert made == [["subscription_charge_failed"], [], [], ["subscription_recovered", "subscription_charged"]]
-    assert (store.distinct("subscription_charge_failed"), store.distinct("subscription_recovered"),
-            store.distinct("subscription_charged")) == (1, 1, 1)
+    assert (
+        store.distinct("subscription_charge_failed"),
+        store.distinct("subscription_recovered"),
+        store.distinct("subscription_charged"),
+    ) == (1, 1, 1)
 
 
 @pytest.mark.parametrize("with_ids", [True, False], ids=["charge ids", "no ids, a day apart"])
@@ -65,10 +68,20 @@ def test_four_failures_are_one_charge_failed_one_delinquent_and_one_canceled(wit
     store = Store()
     made = [short(store.send(FAILED, charge_id=f"ch_{n}" if with_ids else None)) for n in range(4)]
     assert made == [["subscription_charge_failed"], [], [], ["subscription_delinquent", "subscription_canceled"]]
-    assert {t: store.distinct(t) for t in ("subscription_charge_failed", "subscription_delinquent",
-                                           "subscription_canceled", "subscription_recovered")} == {
-        "subscription_charge_failed": 1, "subscription_delinquent": 1, "subscription_canceled": 1,
-        "subscription_recovered": 0}
+    assert {
+        t: store.distinct(t)
+        for t in (
+            "subscription_charge_failed",
+            "subscription_delinquent",
+            "subscription_canceled",
+            "subscription_recovered",
+        )
+    } == {
+        "subscription_charge_failed": 1,
+        "subscription_delinquent": 1,
+        "subscription_canceled": 1,
+        "subscription_recovered": 0,
+    }
 
 
 def test_every_derived_event_says_why():
@@ -202,7 +215,9 @@ def test_completed_from_the_api_once():
     assert short(store.send("refund", looked_up=done)) == ["product_refunded"]
     sent = store.send("subscription_completed")
     assert store.distinct("subscription_completed") == 1 and short(sent) == ["subscription_completed"]
-    assert store.send(SUCCEEDED, looked_up={"subscription_status": "active"})[-1].trigger == "samcart.subscription_charged"
+    assert (
+        store.send(SUCCEEDED, looked_up={"subscription_status": "active"})[-1].trigger == "samcart.subscription_charged"
+    )
 
 
 def test_completed_sent_directly_maps_directly():

@@ -1,5 +1,6 @@
 """The fake SamCart Public API: it must answer like samcart.md §4 and §9 say SamCart does, because the SamCart
 plugin's tests trust it. Everything goes through real HTTP with `requests`."""
+
 from __future__ import annotations
 
 import signal
@@ -28,6 +29,7 @@ def get(fake):
     def call(path, **kwargs):
         kwargs.setdefault("timeout", 5)
         return session.get(path if "://" in path else fake.base_url + path, **kwargs)
+
     yield call
     session.close()
 
@@ -37,6 +39,7 @@ def ids_of(response) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- auth
+
 
 @pytest.mark.parametrize("headers", [{}, {"sc-api": "wrong-key"}, {"Authorization": "Bearer test-samcart-api-key"}])
 def test_a_missing_or_wrong_key_is_401(fake, headers):
@@ -63,6 +66,7 @@ def test_routing_404_and_405(fake, get):
 
 # ---------------------------------------------------------------------------------------------- pagination
 
+
 def test_250_products_come_in_three_pages_following_next(fake, get):
     created = fake.add_products(250)
     first = get("/products")
@@ -75,8 +79,7 @@ def test_250_products_come_in_three_pages_following_next(fake, get):
     assert ids_of(third) == created[200:]
     assert third.json()["pagination"]["next"] is None
     # next is a full URL on the fake, carrying the id cursor (§9: offset + dir)
-    assert first.json()["pagination"]["next"] == (f"{fake.base_url}/products?limit=100&offset={created[99]}"
-                                                  "&dir=next")
+    assert first.json()["pagination"]["next"] == (f"{fake.base_url}/products?limit=100&offset={created[99]}&dir=next")
 
 
 def test_prev_goes_back_a_page(fake, get):
@@ -97,8 +100,9 @@ def test_a_small_limit_and_the_cursor(fake, get):
     assert ids_of(prev) == created[2:4]
 
 
-@pytest.mark.parametrize("params", [{"limit": 101}, {"limit": 0}, {"limit": "ten"}, {"dir": "sideways"},
-                                    {"offset": "abc"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 101}, {"limit": 0}, {"limit": "ten"}, {"dir": "sideways"}, {"offset": "abc"}]
+)
 def test_bad_list_parameters_are_400(get, params):
     r = get("/products", params=params)
     assert r.status_code == 400 and r.json()["message"]
@@ -120,8 +124,10 @@ def test_list_filters_are_kept_in_next(fake, get):
     assert [p["product_name"] for p in rest.json()["data"]] == ["Old 2"]
 
 
-@pytest.mark.parametrize("style, expected", [("path", lambda f, last: f"/v1/products?limit=1&offset={last}&dir=next"),
-                                             ("cursor", lambda f, last: last)])
+@pytest.mark.parametrize(
+    "style, expected",
+    [("path", lambda f, last: f"/v1/products?limit=1&offset={last}&dir=next"), ("cursor", lambda f, last: last)],
+)
 def test_next_can_take_other_shapes(fake, get, style, expected):
     fake.next_style = style
     first, _ = fake.add_products(2)
@@ -137,13 +143,23 @@ def test_stuck_pagination_repeats_the_page_served(fake, get):
 
 # ---------------------------------------------------------------------------------------------- records
 
+
 def test_a_product_has_the_api_fields_with_price_in_cents(fake, get):
     pid = fake.add_product("Course", price=19700, internal_product_name="course-internal")
     product = get(f"/products/{pid}").json()
     assert product["id"] == pid and product["price"] == 19700 and product["currency"] == "USD"
     assert (product["product_name"], product["internal_product_name"]) == ("Course", "course-internal")
-    assert {"sku", "status", "pricing_type", "product_category", "slug", "product_tags", "created_at",
-            "updated_at", "archived_at"} <= product.keys()
+    assert {
+        "sku",
+        "status",
+        "pricing_type",
+        "product_category",
+        "slug",
+        "product_tags",
+        "created_at",
+        "updated_at",
+        "archived_at",
+    } <= product.keys()
     assert len(product["created_at"]) == 19 and product["created_at"][10] == " "  # "YYYY-MM-DD HH:MM:SS"
 
 
@@ -179,6 +195,7 @@ def test_unknown_ids_are_404(fake, get, path):
 
 
 # ---------------------------------------------------------------------------------------------- faults and log
+
 
 def test_429_carries_the_wait_header_then_recovers(fake, get):
     fake.fail_next(2, retry_after=3)
@@ -229,9 +246,13 @@ def test_latency_delays_every_answer(fake, get):
 
 # ---------------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_serves_a_demo_store_until_interrupted():
-    proc = subprocess.Popen([sys.executable, "-m", "hookyard_samcart.fake", "--port", "0", "--demo", "--quiet"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookyard_samcart.fake", "--port", "0", "--demo", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = proc.stdout.readline().split(": ", 1)[1].strip()
         key = proc.stdout.readline().split(": ", 1)[1].strip()

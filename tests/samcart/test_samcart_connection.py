@@ -1,6 +1,7 @@
 """The SamCart API side of the SamCart app: the optional key's verify, the product pages an import reads, the
 subscription status the dunning logic asks for, and the client's bounded 429 handling. Real HTTP against the fake
 SamCart API; no database needed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,6 +31,7 @@ def failure(call) -> ConnectionFailed:
 
 # ---------------------------------------------------------------------------------------------- config
 
+
 def test_the_key_is_optional_and_secret():
     assert SamCartConfig().load({}) == NO_KEY
     assert SamCartConfig().load({"api_key": None}) == NO_KEY
@@ -43,10 +45,13 @@ def test_type_names_are_limited_in_length():
     assert "type_names" in caught.value.messages
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hookyard_samcart.notify") is None,
-                    reason="hookyard_samcart.notify (parse_aliases, helper B's) is not written yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hookyard_samcart.notify") is None,
+    reason="hookyard_samcart.notify (parse_aliases, helper B's) is not written yet",
+)
 def test_type_names_are_checked_by_the_mapping_parser():
     from hookyard_samcart.notify import parse_aliases
+
     good = "Student Enrolled = course_enrolled"
     assert SamCartConfig().load({"type_names": good})["type_names"] == good
     bad = "this line has no equals sign"
@@ -58,6 +63,7 @@ def test_type_names_are_checked_by_the_mapping_parser():
 
 
 # ---------------------------------------------------------------------------------------------- verify
+
 
 @pytest.mark.parametrize("key", [None, "", "   "])
 def test_verify_without_a_key_makes_no_call(fake_samcart, key):
@@ -95,8 +101,9 @@ def test_a_slow_api_times_out_with_the_unreachable_message(fake_samcart, monkeyp
     started = time.monotonic()
     exc = failure(lambda: verify(KEYED))
     assert time.monotonic() - started < 1.5
-    assert exc.message.startswith(f"SamCart's API could not be reached at {fake_samcart.base_url}: no answer "
-                                  "within 0.2 seconds")
+    assert exc.message.startswith(
+        f"SamCart's API could not be reached at {fake_samcart.base_url}: no answer within 0.2 seconds"
+    )
     assert exc.timed_out and exc.transient
 
 
@@ -136,6 +143,7 @@ def test_the_base_url_is_read_at_call_time(fake_samcart, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- 429 handling
 
+
 @pytest.mark.parametrize("header", ["Retry-After", "RateLimit-Reset", "X-RateLimit-Reset"])
 def test_a_429_is_waited_out_then_retried(fake_samcart, header):
     fake_samcart.fail_next(2, retry_after=0.1, header=header)
@@ -174,13 +182,15 @@ def test_wait_hints():
     assert wait_hint({"Retry-After": "3"}) == 3
     assert wait_hint({"RateLimit-Reset": "bogus", "X-RateLimit-Reset": "2.5"}) == 2.5
     assert 9 <= wait_hint({"X-RateLimit-Reset": str(int(time.time()) + 10)}) <= 10  # a Unix time
-    assert 0 < wait_hint({"Retry-After": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
-                                                         time.gmtime(time.time() + 30))}) <= 30
+    assert (
+        0 < wait_hint({"Retry-After": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))}) <= 30
+    )
     assert wait_hint({"Retry-After": "-5"}) == 0
     assert wait_hint({}) is None
 
 
 # ---------------------------------------------------------------------------------------------- products
+
 
 def test_products_come_in_pages_of_100_to_the_end(fake_samcart):
     created = fake_samcart.add_products(250)
@@ -194,7 +204,10 @@ def test_products_come_in_pages_of_100_to_the_end(fake_samcart):
     assert len({row["id"] for row in rows}) == 251
     assert seen == [100, 200, 251]
     assert [(r.query.get("limit"), r.query.get("dir")) for r in fake_samcart.requests] == [
-        ("100", None), ("100", "next"), ("100", "next")]
+        ("100", None),
+        ("100", "next"),
+        ("100", "next"),
+    ]
 
 
 def test_products_are_a_lazy_generator(fake_samcart):
@@ -269,6 +282,7 @@ def test_progress_can_cancel_between_pages(fake_samcart):
 
 
 # ---------------------------------------------------------------------------------------------- subscription status
+
 
 @pytest.mark.parametrize("status", ["active", "completed", "delinquent"])
 def test_subscription_status_reads_the_api(fake_samcart, status):

@@ -9,6 +9,7 @@ The pages under test send a strict Content-Security-Policy, which blocks inline 
 attributes: helpers run their JavaScript through page.evaluate (the DevTools protocol, which CSP does not
 govern) and never through add_script_tag, and test pages must style themselves from stylesheet URLs.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,15 @@ from werkzeug.serving import make_server
 
 # Without the networking and update flags Chromium phones Google at start-up, which this machine's closed
 # network refuses; --no-sandbox because CI runs as root in a container.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 INTERACTIVE = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex="-1"])'
@@ -62,8 +70,12 @@ def serve(app, host: str = "127.0.0.1") -> Iterator[LiveServer]:
     server = make_server(host, 0, app, threaded=True)
     # make_server has already bound and is listening, so a request made now waits in the backlog:
     # no readiness poll is needed. A short poll interval keeps shutdown() (it waits one poll) fast.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name=f"live-server-{server.server_port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"live-server-{server.server_port}",
+        daemon=True,
+    )
     thread.start()
     try:
         yield LiveServer(url=f"http://{host}:{server.server_port}")
@@ -84,8 +96,9 @@ def check_accessibility(page, context_label: str) -> None:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         # `;0` so evaluate does not try to serialise whatever the bundle's last expression returns.
         page.evaluate(_axe_source() + "\n;0")
-    results = page.evaluate("async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
-                            WCAG_TAGS)
+    results = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
     violations = results["violations"]
     if not violations:
         return
@@ -99,7 +112,10 @@ def check_accessibility(page, context_label: str) -> None:
 
 def assert_fits_viewport(page) -> None:
     """Fails when the page scrolls horizontally, naming the elements that stick out furthest."""
-    result = page.evaluate("() => {" + _DESCRIBE_JS + r"""
+    result = page.evaluate(
+        "() => {"
+        + _DESCRIBE_JS
+        + r"""
       const width = window.innerWidth, scrollWidth = document.documentElement.scrollWidth;
       if (scrollWidth <= width) return {width, scrollWidth, offenders: []};
       // An element inside a box that clips or scrolls horizontally cannot widen the page itself.
@@ -115,34 +131,45 @@ def assert_fits_viewport(page) -> None:
       }
       offenders.sort((a, b) => b.right - a.right || b.w - a.w);
       return {width, scrollWidth, offenders: offenders.slice(0, 5)};
-    }""")
+    }"""
+    )
     if result["scrollWidth"] <= result["width"]:
         return
-    worst = "".join(f"\n- {o['what']}: right edge at {o['right']:.0f}px, {o['w']:.0f}px wide"
-                    for o in result["offenders"]) or "\n(no single element found; check margins and transforms)"
-    raise AssertionError(f"{page.url} scrolls horizontally: content is {result['scrollWidth']}px wide "
-                         f"in a {result['width']}px viewport. Widest offenders:{worst}")
+    worst = (
+        "".join(f"\n- {o['what']}: right edge at {o['right']:.0f}px, {o['w']:.0f}px wide" for o in result["offenders"])
+        or "\n(no single element found; check margins and transforms)"
+    )
+    raise AssertionError(
+        f"{page.url} scrolls horizontally: content is {result['scrollWidth']}px wide "
+        f"in a {result['width']}px viewport. Widest offenders:{worst}"
+    )
 
 
 def check_keyboard_reachable(page, max_tabs: int = 300) -> None:
     """Fails unless Tab alone reaches every visible, enabled interactive element on the page."""
     # Probe numbers stand in for element identity, which cannot cross from the page to Python.
-    page.evaluate("""([selector, probe]) => {
+    page.evaluate(
+        """([selector, probe]) => {
       document.querySelectorAll(selector).forEach((el, i) => el.setAttribute(probe, String(i)));
       document.activeElement?.blur();
-    }""", [INTERACTIVE, PROBE])
+    }""",
+        [INTERACTIVE, PROBE],
+    )
     try:
         reached, first, outside = [], None, 0
         for _ in range(max_tabs):
             page.keyboard.press("Tab")
             # Focusable things outside the selector (contenteditable, iframes...) get a probe on the spot,
             # so the cycle is still detected when one of them comes first.
-            probe = page.evaluate("""(probe) => {
+            probe = page.evaluate(
+                """(probe) => {
               const el = document.activeElement;
               if (!el || el === document.body || el === document.documentElement) return null;
               if (!el.hasAttribute(probe)) el.setAttribute(probe, 'extra-' + Math.random());
               return el.getAttribute(probe);
-            }""", PROBE)
+            }""",
+                PROBE,
+            )
             # Headless Chromium takes focus out of the document for one Tab between the last element and
             # the first; out twice in a row means nothing on the page takes focus at all.
             outside = outside + 1 if probe is None else 0
@@ -154,7 +181,10 @@ def check_keyboard_reachable(page, max_tabs: int = 300) -> None:
                 break
             first = first or probe
             reached.append(probe)
-        unreached = page.evaluate("([selector, probe, reached]) => {" + _DESCRIBE_JS + r"""
+        unreached = page.evaluate(
+            "([selector, probe, reached]) => {"
+            + _DESCRIBE_JS
+            + r"""
           const seen = new Set(reached);
           // Tab enters a radio group once; the arrow keys move within it.
           const group = (el) => el.type === 'radio' && el.name ? `${[...document.forms].indexOf(el.form)}|${el.name}` : null;
@@ -166,12 +196,17 @@ def check_keyboard_reachable(page, max_tabs: int = 300) -> None:
                             && !el.closest('[inert]'))
             .filter((el) => !seen.has(el.getAttribute(probe)) && !(group(el) && seenGroups.has(group(el))))
             .map(describe);
-        }""", [INTERACTIVE, PROBE, reached])
+        }""",
+            [INTERACTIVE, PROBE, reached],
+        )
     finally:
-        page.evaluate("(probe) => document.querySelectorAll(`[${probe}]`).forEach((el) => el.removeAttribute(probe))",
-                      PROBE)
-    assert not unreached, (f"{page.url}: {len(unreached)} interactive element(s) never received focus from Tab "
-                           f"({len(reached)} reached):\n" + "\n".join(f"- {u}" for u in unreached))
+        page.evaluate(
+            "(probe) => document.querySelectorAll(`[${probe}]`).forEach((el) => el.removeAttribute(probe))", PROBE
+        )
+    assert not unreached, (
+        f"{page.url}: {len(unreached)} interactive element(s) never received focus from Tab "
+        f"({len(reached)} reached):\n" + "\n".join(f"- {u}" for u in unreached)
+    )
 
 
 _session_screenshots: Path | None = None

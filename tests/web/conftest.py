@@ -1,6 +1,7 @@
 """Browser fixtures: one OS Chromium per session (Playwright's own browser downloads are not available
 here), a fresh context per page so cookies never leak between tests, and the project app on a live port.
 The checks themselves live in browser.py."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,11 @@ def browser():
     executable = chromium_executable()
     if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
         # A failure, not a skip: a CI machine without Chromium must not pass by testing nothing.
-        pytest.fail(f"Chromium not found at {executable}: install it (apt-get install chromium) or point "
-                    "HOOKYARD_CHROMIUM at a Chromium binary", pytrace=False)
+        pytest.fail(
+            f"Chromium not found at {executable}: install it (apt-get install chromium) or point "
+            "HOOKYARD_CHROMIUM at a Chromium binary",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
@@ -67,8 +71,10 @@ def open_page(browser):
 @pytest.fixture
 def new_page(open_page, live_server):
     """new_page(width=1440, height=900): a page in a new context against the project app's live server."""
+
     def new(width: int = 1440, height: int = 900):
         return open_page(live_server.url, width, height)
+
     return new
 
 

@@ -1,5 +1,6 @@
 """Signing in through the forms, as a browser would, with the Flask test client (for the checks that
 need no rendering: roles, CSRF, redirects)."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,11 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def add_user(runtime, email: str, role: str, marketplace: str = "store-a") -> None:
     with runtime.db.session() as session:
-        create_user(session, get_or_create_marketplace(session, marketplace),
-                    {"email": email, "password": PASSWORD, "role": role})
+        create_user(
+            session,
+            get_or_create_marketplace(session, marketplace),
+            {"email": email, "password": PASSWORD, "role": role},
+        )
         session.commit()
 
 

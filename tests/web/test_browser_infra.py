@@ -1,5 +1,6 @@
 """The browser infrastructure on a tiny app of its own: each check passes on a good page and fails on a
 page broken in exactly its way, and axe-core runs under the same strict CSP the real pages send."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ main { padding: 1rem; max-width: 40rem; }
 """
 PAGES = {
     "/": '<label for="email">Email</label> <input id="email" type="email">'
-         ' <button type="button">Save</button> <a href="/">Home</a>',
+    ' <button type="button">Save</button> <a href="/">Home</a>',
     "/unlabelled": '<input id="email" type="email"> <button type="button">Save</button>',
     "/wide": '<div class="wide" id="banner"></div> <a href="/">Home</a>',
     "/untabbable": '<a href="/">Home</a> <button type="button" tabindex="-1" id="hidden-from-tab">Save</button>',
@@ -34,10 +35,12 @@ def smoke_app() -> Flask:
         return Response(CSS, mimetype="text/css")
 
     def page_route(body):
-        return lambda: ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-                        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                        '<title>Smoke</title><link rel="stylesheet" href="/style.css"></head>'
-                        f'<body><main><h1>Smoke</h1>{body}</main></body></html>')
+        return lambda: (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<title>Smoke</title><link rel="stylesheet" href="/style.css"></head>'
+            f"<body><main><h1>Smoke</h1>{body}</main></body></html>"
+        )
 
     for path, body in PAGES.items():
         app.add_url_rule(path, endpoint=path, view_func=page_route(body))
@@ -63,6 +66,7 @@ def open_smoke(open_page, smoke_server):
         response = page.goto(path)
         assert response.ok and response.headers["content-security-policy"] == CSP
         return page
+
     return open_
 
 

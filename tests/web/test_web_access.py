@@ -1,6 +1,7 @@
 """Who may do what in the web UI: signed-out visitors are sent to sign in, viewers change nothing
 (every changing endpoint answers 403), and no form is accepted without its CSRF token. The endpoint
 lists come from the app's URL map, so a new page is covered the day it is added."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,8 +15,14 @@ from .session import PASSWORD, WebClient, add_user
 
 PUBLIC = {"web.sign_in", "web.setup", "web.static"}
 # A person's own account (password, sessions) is theirs to change, viewers' too (tests/web/test_web_sessions.py).
-ANY_USER_POSTS = {"web.sign_out", "web.sign_in", "web.setup", "web.change_own_password", "web.sign_out_session",
-                  "web.sign_out_others"}
+ANY_USER_POSTS = {
+    "web.sign_out",
+    "web.sign_in",
+    "web.setup",
+    "web.change_own_password",
+    "web.sign_out_session",
+    "web.sign_out_others",
+}
 
 
 def _rules(app, method):
@@ -23,7 +30,9 @@ def _rules(app, method):
 
 
 def _path(rule):
-    return rule.build({name: 1 for name in rule.arguments} | ({"app_key": "circle"} if "app_key" in rule.arguments else {}))[1]
+    return rule.build(
+        {name: 1 for name in rule.arguments} | ({"app_key": "circle"} if "app_key" in rule.arguments else {})
+    )[1]
 
 
 @pytest.fixture
@@ -37,12 +46,14 @@ def test_first_start_shows_the_owner_sign_up_once(app, runtime):
     assert web.get("/").location.endswith("/setup")
     page = web.get("/setup")
     assert "Create the owner account" in page.text
-    refused = web.post("/setup", {"marketplace": "Shop", "email": "not-an-email", "password": "short",
-                                  "password_confirm": "short"})
+    refused = web.post(
+        "/setup", {"marketplace": "Shop", "email": "not-an-email", "password": "short", "password_confirm": "short"}
+    )
     assert refused.status_code == 422 and "Not a valid email address." in refused.text
     assert "Use 10 to 1024 characters." in refused.text
-    created = web.post("/setup", {"marketplace": "Shop", "email": "Me@Example.com", "password": PASSWORD,
-                                  "password_confirm": PASSWORD})
+    created = web.post(
+        "/setup", {"marketplace": "Shop", "email": "Me@Example.com", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     assert created.status_code == 302
     with runtime.db.session() as session:
         user = session.query(User).one()
@@ -52,19 +63,28 @@ def test_first_start_shows_the_owner_sign_up_once(app, runtime):
     assert WebClient(app).get("/setup").location.endswith("/sign-in")  # never again
 
 
-@pytest.mark.parametrize("password, why", [
-    (" " * 10, "A password cannot be only spaces."),
-    ("a" * 10, "A password cannot be one character repeated"),
-    ("password123", "This password is too easy to guess. This is a very common password."),
-])
+@pytest.mark.parametrize(
+    "password, why",
+    [
+        (" " * 10, "A password cannot be only spaces."),
+        ("a" * 10, "A password cannot be one character repeated"),
+        ("password123", "This password is too easy to guess. This is a very common password."),
+    ],
+)
 def test_the_first_start_page_and_the_people_form_refuse_weak_passwords_and_say_why(app, runtime, password, why):
     web = WebClient(app)
     web.get("/setup")
-    refused = web.post("/setup", {"marketplace": "Shop", "email": "me@example.com", "password": password,
-                                  "password_confirm": password})
+    refused = web.post(
+        "/setup", {"marketplace": "Shop", "email": "me@example.com", "password": password, "password_confirm": password}
+    )
     assert refused.status_code == 422 and why in refused.text
-    assert web.post("/setup", {"marketplace": "Shop", "email": "me@example.com", "password": PASSWORD,
-                               "password_confirm": PASSWORD}).status_code == 302
+    assert (
+        web.post(
+            "/setup",
+            {"marketplace": "Shop", "email": "me@example.com", "password": PASSWORD, "password_confirm": PASSWORD},
+        ).status_code
+        == 302
+    )
     web.get("/settings")
     person = web.post("/settings/users", {"email": "helper@example.com", "password": password, "role": "viewer"})
     assert person.status_code == 422 and why in person.text
@@ -90,8 +110,10 @@ def test_sign_in_returns_to_the_page_asked_for_and_only_on_this_server(app, owne
     assert web.post("/sign-in?next=/logs", {"email": "owner@example.com", "password": PASSWORD}).location == "/logs"
     other = WebClient(app)
     other.get("/sign-in")
-    assert other.post("/sign-in?next=//evil.example/x", {"email": "owner@example.com",
-                                                         "password": PASSWORD}).location == "/"
+    assert (
+        other.post("/sign-in?next=//evil.example/x", {"email": "owner@example.com", "password": PASSWORD}).location
+        == "/"
+    )
 
 
 def test_viewers_cannot_change_anything(app, viewer):
@@ -160,11 +182,18 @@ def test_sign_in_attempts_are_limited_per_address_and_email_until_the_window_pas
     other_email.sign_in("bob@example.com")
     from_elsewhere = WebClient(app)
     from_elsewhere.get("/sign-in", environ_base={"REMOTE_ADDR": "192.0.2.7"})
-    assert from_elsewhere.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD},
-                               environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 302
+    assert (
+        from_elsewhere.post(
+            "/sign-in", {"email": "ada@example.com", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "192.0.2.7"}
+        ).status_code
+        == 302
+    )
 
-    wait_for(lambda: web.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD}).status_code == 302,
-             timeout=15, message="sign-in was still refused after the window")
+    wait_for(
+        lambda: web.post("/sign-in", {"email": "ada@example.com", "password": PASSWORD}).status_code == 302,
+        timeout=15,
+        message="sign-in was still refused after the window",
+    )
     assert web.get("/logs").status_code == 200
 
 

@@ -1,5 +1,6 @@
 """/api/docs in Chromium with every request to another origin refused: the offline case. Swagger UI must render
 the operations from this server's files alone, with no CSP violation and no console error."""
+
 from urllib.parse import urlsplit
 
 

@@ -3,6 +3,7 @@ fake Circle (a real HTTP server): sign-up, sign-in, connecting Circle (a bad key
 a product rule and a global rule through the wizard, a purchase emitted through the API, its log entry
 found by email and opened, a failed entry retried, and a connection deleted. Screenshots of each step go
 to HOOKYARD_SCREENSHOTS_DIR (`make screenshots` writes docs/screenshots)."""
+
 from __future__ import annotations
 
 import re
@@ -135,13 +136,23 @@ def test_a_merchant_sets_up_circle_rules_and_follows_the_log(page, api, fake_cir
     save_screenshot(page, "global-rule-created")
     rules = api.get("/api/v1/rules").json
     assert sorted((r["action"], r["product_id"] is None) for r in rules) == [
-        ("add_member_to_space", True), ("invite_member", False)]
+        ("add_member_to_space", True),
+        ("invite_member", False),
+    ]
 
     # A purchase through the API runs both rules; the log shows them, searchable by email.
-    assert api.post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                            "payload": purchase("new.member@example.com")}).status_code == 202
-    wait_for(lambda: [e["status"] for e in entries(api)] == ["succeeded", "succeeded"], timeout=30,
-             message="both runs did not succeed")
+    assert (
+        api.post(
+            "/api/v1/events",
+            json={"trigger": "samcart.product_purchased", "payload": purchase("new.member@example.com")},
+        ).status_code
+        == 202
+    )
+    wait_for(
+        lambda: [e["status"] for e in entries(api)] == ["succeeded", "succeeded"],
+        timeout=30,
+        message="both runs did not succeed",
+    )
     assert fake_circle.member("new.member@example.com") is not None
     page.get_by_role("link", name="Logs").click()
     page.get_by_role("searchbox", name="Search").fill("new.member@")
@@ -167,10 +178,14 @@ def test_a_merchant_sets_up_circle_rules_and_follows_the_log(page, api, fake_cir
 
     # A failed entry (Circle answered 503 and this worker makes one attempt), retried from its page.
     fake_circle.fail_next(5, "503")
-    api.post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                     "payload": purchase("member@example.com")})
-    wait_for(lambda: sorted(e["status"] for e in entries(api, q="member@example.com", status="failed")) ==
-             ["failed", "failed"], timeout=30, message="the runs did not fail")
+    api.post("/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": purchase("member@example.com")})
+    wait_for(
+        lambda: (
+            sorted(e["status"] for e in entries(api, q="member@example.com", status="failed")) == ["failed", "failed"]
+        ),
+        timeout=30,
+        message="the runs did not fail",
+    )
     fake_circle.clear_faults()
     page.goto("/logs?status=failed")
     page.get_by_role("table").get_by_role("link").first.click()
@@ -178,8 +193,11 @@ def test_a_merchant_sets_up_circle_rules_and_follows_the_log(page, api, fake_cir
     page.get_by_role("button", name="Retry").click()
     expect(page.get_by_role("status")).to_contain_text("Retry queued")
     retried = int(page.url.rsplit("/", 1)[1])
-    wait_for(lambda: api.get(f"/api/v1/logs/{retried}").json["status"] == "succeeded", timeout=30,
-             message="the retried run did not succeed")
+    wait_for(
+        lambda: api.get(f"/api/v1/logs/{retried}").json["status"] == "succeeded",
+        timeout=30,
+        message="the retried run did not succeed",
+    )
     assert len(entries(api, status="failed")) == 1  # the other failed entry was not retried
     page.reload()
     expect(page.get_by_role("table")).to_contain_text("Retried by owner@example.com")

@@ -5,6 +5,7 @@ the delivery log (statuses, filters, links to the log entries of the events made
 the mapping was fixed, rotating the URL (the old one answers 404), a viewer's masked URL and missing buttons, and
 the product import task against the fake SamCart. Screenshots: integration-connect-samcart, integration-inbound-url,
 deliveries, deliveries-phone, delivery and import-products (`make screenshots` writes them into docs/screenshots)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,17 @@ from .session import add_user
 from .test_web_flows import sign_in
 
 BODIES = Path(__file__).parent.parent / "samcart" / "bodies"
-OWNER_ONLY = ["Copy", "Rotate URL", "Create URL", "Import products", "Process again", "Edit", "Refresh", "Delete",
-              "Cancel the import"]
+OWNER_ONLY = [
+    "Copy",
+    "Rotate URL",
+    "Create URL",
+    "Import products",
+    "Process again",
+    "Edit",
+    "Refresh",
+    "Delete",
+    "Cancel the import",
+]
 
 
 def body(name: str) -> dict:
@@ -47,15 +57,17 @@ def statuses(api, integration_id) -> list[str]:
 
 
 def all_processed(api, integration_id) -> list[str]:
-    return wait_for(lambda: (s := statuses(api, integration_id)) and "received" not in s and s,
-                    timeout=30, message="the worker did not process every delivery")
+    return wait_for(
+        lambda: (s := statuses(api, integration_id)) and "received" not in s and s,
+        timeout=30,
+        message="the worker did not process every delivery",
+    )
 
 
 def process_here(runtime) -> list[str]:
     """What the worker does with each queued delivery (hookyard.deliveries.process), in this process."""
     with runtime.db.session() as session:
-        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")
-                                       .order_by(Delivery.id)))
+        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received").order_by(Delivery.id)))
     return [deliveries.process(delivery_id) for delivery_id in waiting]
 
 
@@ -67,8 +79,9 @@ def samcart(api):
     return r.json
 
 
-def test_an_owner_connects_samcart_copies_its_url_and_follows_its_deliveries(owner_page, live_server, new_page, api,
-                                                                              setup, start_worker):
+def test_an_owner_connects_samcart_copies_its_url_and_follows_its_deliveries(
+    owner_page, live_server, new_page, api, setup, start_worker
+):
     page = owner_page
     # A global rule on Product Purchased, so the purchase's event has a log entry to link to.
     setup.rule(setup.integration())
@@ -151,7 +164,8 @@ def test_an_owner_connects_samcart_copies_its_url_and_follows_its_deliveries(own
     # Teach the connection the unknown type, then process the unmapped delivery again.
     page.goto(f"/integrations/{integration_id}/edit")
     page.get_by_label("Extra notification types (optional)").fill(
-        "# SamCart's own name for it\nSubscriptionCancelScheduled = subscription_canceled")
+        "# SamCart's own name for it\nSubscriptionCancelScheduled = subscription_canceled"
+    )
     page.get_by_role("button", name="Save and verify").click()
     expect(page.get_by_role("status")).to_contain_text("saved")
     page.goto(f"/integrations/{integration_id}/deliveries?status=unmapped")
@@ -159,8 +173,7 @@ def test_an_owner_connects_samcart_copies_its_url_and_follows_its_deliveries(own
     page.get_by_role("button", name="Process again").click()
     expect(page.get_by_role("status")).to_contain_text("is queued to be processed again")
     # The page reloads itself while the delivery waits (a Refresh header), until the worker has done it.
-    expect(page.get_by_role("region", name="Events it made")).to_contain_text("Subscription Canceled",
-                                                                               timeout=30_000)
+    expect(page.get_by_role("region", name="Events it made")).to_contain_text("Subscription Canceled", timeout=30_000)
     expect(page.locator(".facts")).to_contain_text("Mapped")
     assert sorted(statuses(api, integration_id)) == ["mapped", "mapped", "rejected"]
 
@@ -189,13 +202,13 @@ def test_without_the_clipboard_api_the_url_is_left_selected(owner_page, samcart)
     page.get_by_role("button", name="Copy the inbound URL").click()
     expect(page.get_by_text("Selected: press Ctrl+C (⌘C on a Mac) to copy it.")).to_be_visible()
     focused, start, end, value = page.evaluate(
-        "() => { const el = document.activeElement; return [el.id, el.selectionStart, el.selectionEnd, el.value]; }")
+        "() => { const el = document.activeElement; return [el.id, el.selectionStart, el.selectionEnd, el.value]; }"
+    )
     key = samcart["inbound_url"].rsplit("/", 1)[1]
     assert (focused, start, end) == ("inbound-url", 0, len(value)) and value.endswith(f"/hooks/samcart/{key}")
 
 
-def test_a_viewer_sees_the_url_masked_and_no_button_that_changes_anything(page, runtime, api, app, samcart,
-                                                                          in_process):
+def test_a_viewer_sees_the_url_masked_and_no_button_that_changes_anything(page, runtime, api, app, samcart, in_process):
     path = "/" + samcart["inbound_url"].split("/", 3)[3]
     client = app.test_client()
     assert client.post(path, json=body("order")).status_code == 200
@@ -212,9 +225,14 @@ def test_a_viewer_sees_the_url_masked_and_no_button_that_changes_anything(page, 
     expect(section).to_contain_text("only owners see the whole URL")
     expect(section.get_by_role("link", name="Delivery log (2)")).to_be_visible()
     checked(page)
-    paths = [f"/integrations/{samcart['id']}", f"/integrations/{samcart['id']}/deliveries",
-             *[f"/integrations/{samcart['id']}/deliveries/{d['id']}"
-               for d in api.get(f"/api/v1/integrations/{samcart['id']}/deliveries").json]]
+    paths = [
+        f"/integrations/{samcart['id']}",
+        f"/integrations/{samcart['id']}/deliveries",
+        *[
+            f"/integrations/{samcart['id']}/deliveries/{d['id']}"
+            for d in api.get(f"/api/v1/integrations/{samcart['id']}/deliveries").json
+        ],
+    ]
     for shown in paths:
         assert page.goto(shown).status == 200, shown
         for label in OWNER_ONLY:
@@ -268,7 +286,8 @@ def test_products_are_imported_with_progress_and_cancel(owner_page, fake_samcart
     expect(page.get_by_role("status")).to_contain_text("Asking SamCart", timeout=30_000)
     fake_samcart.resume()
     expect(page.get_by_role("status")).to_contain_text(
-        "250 products imported into “Keyed store”'s store: 250 new, 0 renamed, 0 unchanged.", timeout=60_000)
+        "250 products imported into “Keyed store”'s store: 250 new, 0 renamed, 0 unchanged.", timeout=60_000
+    )
     bar = page.get_by_role("progressbar", name="Products read")
     expect(bar).to_have_attribute("value", "250")
     expect(bar).to_have_attribute("max", "250")
@@ -285,8 +304,8 @@ def test_an_import_without_an_api_key_says_what_is_missing(owner_page, samcart, 
     page.goto(f"/integrations/{samcart['id']}")
     page.get_by_role("button", name="Import products").click()
     expect(page.get_by_role("alert")).to_contain_text(
-        "“My SamCart store” could not import its products: Importing products needs a SamCart API key",
-        timeout=30_000)
+        "“My SamCart store” could not import its products: Importing products needs a SamCart API key", timeout=30_000
+    )
     page.get_by_role("link", name="Back to “My SamCart store”").click()
     expect(page.get_by_role("region", name="Products")).to_contain_text("Failed")
 
@@ -306,8 +325,9 @@ def test_the_rule_wizard_offers_only_apps_with_actions(owner, samcart, setup):
 def test_the_delivery_log_refuses_an_unknown_status_and_other_stores_deliveries(owner, samcart, app, make_client):
     refused = owner.get(f"/integrations/{samcart['id']}/deliveries?status=lost")
     assert refused.status_code == 422 and "Choose one of: received, mapped" in refused.text
-    theirs = make_client("store-b").post("/api/v1/integrations", json={"app": "samcart", "name": "B",
-                                                                      "config": {}}).json
+    theirs = (
+        make_client("store-b").post("/api/v1/integrations", json={"app": "samcart", "name": "B", "config": {}}).json
+    )
     path = "/" + theirs["inbound_url"].split("/", 3)[3]
     assert app.test_client().post(path, json=body("order")).status_code == 200
     assert owner.get(f"/integrations/{theirs['id']}/deliveries").status_code == 404
@@ -331,17 +351,20 @@ def test_an_unreadable_delivery_is_not_processed_again(owner, samcart, app, runt
 
 def test_clearing_an_optional_field_on_the_edit_form_clears_it(owner, samcart, runtime):
     owner.get(f"/integrations/{samcart['id']}/edit")
-    saved = owner.post(f"/integrations/{samcart['id']}/edit", {
-        "name": "My SamCart store", "config.type_names": "Student Enrolled = course_enrolled"})
+    saved = owner.post(
+        f"/integrations/{samcart['id']}/edit",
+        {"name": "My SamCart store", "config.type_names": "Student Enrolled = course_enrolled"},
+    )
     assert saved.status_code == 302, saved.text
     with runtime.db.session() as session:
         assert session.get(Integration, samcart["id"]).config["type_names"] == "Student Enrolled = course_enrolled"
-    refused = owner.post(f"/integrations/{samcart['id']}/edit", {
-        "name": "My SamCart store", "config.type_names": "Student Enrolled = not_a_trigger"})
+    refused = owner.post(
+        f"/integrations/{samcart['id']}/edit",
+        {"name": "My SamCart store", "config.type_names": "Student Enrolled = not_a_trigger"},
+    )
     assert refused.status_code == 422 and "is not a SamCart trigger" in refused.text
     assert "<textarea" in refused.text and "not_a_trigger</textarea>" in refused.text
-    cleared = owner.post(f"/integrations/{samcart['id']}/edit", {"name": "My SamCart store",
-                                                                 "config.type_names": ""})
+    cleared = owner.post(f"/integrations/{samcart['id']}/edit", {"name": "My SamCart store", "config.type_names": ""})
     assert cleared.status_code == 302
     with runtime.db.session() as session:
         assert session.get(Integration, samcart["id"]).config["type_names"] is None

@@ -1,5 +1,6 @@
 """The log pages show what an entry ran as it was: a deleted rule, connection or product reads by its old name,
 marked deleted, never as raw keys, and never as whatever object was created after it."""
+
 from __future__ import annotations
 
 from sqlalchemy import update

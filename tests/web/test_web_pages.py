@@ -1,6 +1,7 @@
 """Every main page, with real data in it, at a phone width (390 px) and a desktop width (1440 px):
 no accessibility violations (axe-core, WCAG 2.1 A and AA), no horizontal scrolling, every control
 reachable with the keyboard. The screenshots for the docs come from here."""
+
 from __future__ import annotations
 
 import re
@@ -29,14 +30,23 @@ def store(api, runtime, fake_circle, community, start_worker):
     integration = circle.connect()
     refresh(api, runtime, integration)
     product = api.post("/api/v1/products", json={"external_id": "1001", "name": "Community"}).json["id"]
-    product_rule = api.post("/api/v1/rules", json={
-        "product_id": product, "trigger": "samcart.product_purchased", "integration_id": integration,
-        "action": "invite_member", "params": {"space_ids": [community.space2], "member_tag_ids": [community.tag1]}}).json
+    product_rule = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": product,
+            "trigger": "samcart.product_purchased",
+            "integration_id": integration,
+            "action": "invite_member",
+            "params": {"space_ids": [community.space2], "member_tag_ids": [community.tag1]},
+        },
+    ).json
     circle.rule(integration, "add_member_to_space", {"space_id": community.space1})
     start_worker(CIRCLE_API_BASE_URL=fake_circle.base_url, HOOKYARD_RETRY_MAX_ATTEMPTS="1")
     for i in range(3):
-        api.post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                         "payload": purchase(f"buyer{i}@example.com")})
+        api.post(
+            "/api/v1/events",
+            json={"trigger": "samcart.product_purchased", "payload": purchase(f"buyer{i}@example.com")},
+        )
     wait_for(lambda: len([e for e in api.get("/api/v1/logs").json if e["status"] == "succeeded"]) == 6, timeout=30)
     fake_circle.fail_next(2, "503")
     api.post("/api/v1/events", json={"trigger": "samcart.product_purchased", "payload": purchase("late@example.com")})
@@ -97,8 +107,21 @@ def test_the_first_start_page_is_accessible_and_fits(new_page, width_name):
     check_page(page, "setup", width_name)
 
 
-CHANGING = ["New Integration", "New Rule", "Edit", "Delete", "Refresh", "Retry", "Add product", "Create token",
-            "Disable", "Enable", "Revoke", "Add person", "Connect"]
+CHANGING = [
+    "New Integration",
+    "New Rule",
+    "Edit",
+    "Delete",
+    "Refresh",
+    "Retry",
+    "Add product",
+    "Create token",
+    "Disable",
+    "Enable",
+    "Revoke",
+    "Add person",
+    "Connect",
+]
 
 
 def test_a_viewer_sees_no_button_that_changes_anything(page, store):
@@ -107,8 +130,15 @@ def test_a_viewer_sees_no_button_that_changes_anything(page, store):
     assert "Settings" not in main_nav.inner_text()
     for name, path in pages(store).items():
         response = page.goto(path)
-        if name in ("integration-choose-app", "integration-connect", "integration-edit", "integration-delete",
-                    "rule-new", "rule-edit", "settings"):
+        if name in (
+            "integration-choose-app",
+            "integration-connect",
+            "integration-edit",
+            "integration-delete",
+            "rule-new",
+            "rule-edit",
+            "settings",
+        ):
             assert response.status == 403, name
             continue
         assert response.status == 200, name

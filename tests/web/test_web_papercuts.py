@@ -2,6 +2,7 @@
 beside the field with the focus on it, eCommerce first, the focus on each new step's heading, a confirmation
 before deleting a rule and before a bulk retry, HTML 404/500 pages (JSON kept for /api/ and /hooks/), the empty
 dashboard's first steps, plurals, and the log's filters folded on a phone."""
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,9 @@ def test_submitting_the_wizard_without_a_trigger_marks_the_field_scrolls_and_foc
     # Beside the choice, described by it, and where the page now is: the focus is on the first trigger shown.
     focused = page.locator(":focus")
     expect(focused).to_have_attribute("name", "trigger")
-    group = focused.evaluate("(el) => [el.closest('fieldset').dataset.category, "
-                             "el.closest('fieldset').getAttribute('aria-describedby')]")
+    group = focused.evaluate(
+        "(el) => [el.closest('fieldset').dataset.category, el.closest('fieldset').getAttribute('aria-describedby')]"
+    )
     assert group == ["eCommerce", "e-trigger"]  # the category shown, and the error describes the choice
     assert in_viewport(error) and in_viewport(focused)
     checked(page, "papercut-wizard-no-trigger")
@@ -128,8 +130,7 @@ def test_deleting_a_rule_asks_first(owner_page, circle, api, community):
     assert api.get(f"/api/v1/rules/{rule}").status_code == 404
 
 
-def test_retrying_every_matching_failed_entry_asks_first(owner_page, circle, api, community, fake_circle,
-                                                         start_worker):
+def test_retrying_every_matching_failed_entry_asks_first(owner_page, circle, api, community, fake_circle, start_worker):
     page = owner_page
     circle.rule(circle.id, "add_member_to_space", {"space_id": community.space1})
     start_worker(CIRCLE_API_BASE_URL=fake_circle.base_url, HOOKYARD_RETRY_MAX_ATTEMPTS="1")
@@ -156,8 +157,10 @@ def test_retrying_every_matching_failed_entry_asks_first(owner_page, circle, api
 @pytest.fixture
 def breaking_app(app):
     """The app with a route that fails, as a bug would, under the UI and under /api/ (added before any request)."""
+
     def boom():
         raise RuntimeError("a bug")
+
     app.add_url_rule("/papercut-boom", "papercut_boom", boom)
     app.add_url_rule("/api/v1/papercut-boom", "papercut_api_boom", boom)
     return app
@@ -203,19 +206,22 @@ def test_an_empty_dashboard_says_what_to_do_first(owner_page, api):
     expect(page.locator(".stats")).to_contain_text("1 event received")
 
 
-def test_counts_of_one_are_singular_and_an_app_without_lists_shows_no_refresh_time(owner_page, api, runtime,
-                                                                                    fake_circle):
+def test_counts_of_one_are_singular_and_an_app_without_lists_shows_no_refresh_time(
+    owner_page, api, runtime, fake_circle
+):
     page = owner_page
     group = fake_circle.add_space_group("Members")
     fake_circle.add_space("Welcome", space_group_id=group)
     fake_circle.add_member_tag("Customer")
     from datetime import datetime, timedelta, timezone
+
     fake_circle.add_event("Kick-off", datetime.now(timezone.utc) + timedelta(days=3))
     integration = CircleSetup(api, fake_circle).connect()
     task = refresh(api, runtime, integration)
     page.goto(f"/integrations/{integration}/refresh/{task['id']}")
     expect(page.get_by_role("status").last).to_have_text(
-        "“Community” refreshed: 1 event, 1 member tag, 1 space group, 1 space.")
+        "“Community” refreshed: 1 event, 1 member tag, 1 space group, 1 space."
+    )
     page.goto(f"/integrations/{integration}")
     expect(page.get_by_text("Last refreshed")).to_be_visible()  # Circle has lists
     samcart = api.post("/api/v1/integrations", json={"app": "samcart", "name": "Shop", "config": {}}).json["id"]

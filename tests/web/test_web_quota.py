@@ -1,6 +1,7 @@
 """Circle's monthly request quota in the UI, in headless Chromium against the real server: the connection's page says
 "N of Q Circle API requests this month (plan)" with the warning banner near and over the quota, the dashboard lists
 each metered connection's month, and the connection form offers the plan."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,9 @@ def usage_fact(page):
     return page.locator("dd[data-usage]")
 
 
-def test_the_connection_page_shows_this_months_requests_and_warns_near_and_over_the_quota(owner_page, connected,
-                                                                                          runtime):
+def test_the_connection_page_shows_this_months_requests_and_warns_near_and_over_the_quota(
+    owner_page, connected, runtime
+):
     page = owner_page
     page.goto(f"/integrations/{connected}")
     expect(usage_fact(page)).to_contain_text("6 of 5,000 Circle API requests this month (Business plan)")

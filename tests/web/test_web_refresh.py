@@ -1,5 +1,6 @@
 """The web UI's Refresh: it starts a task and shows its page, which reloads itself (a Refresh header, no script)
 until the task ends; cancel from that page; the rule wizard never waits on the remote for lists never loaded."""
+
 from __future__ import annotations
 
 import re
@@ -66,6 +67,7 @@ def test_another_stores_task_or_integration_is_not_found(owner, connected, make_
     task_id = page_path.rsplit("/", 1)[1]
     other = make_client("store-b")
     from ..conftest import Setup
+
     theirs = Setup(other, recorder).integration()
     assert owner.get(f"/integrations/{theirs}/refresh/{task_id}").status_code == 404
     their_task = other.post(f"/api/v1/integrations/{theirs}/refresh").json["id"]

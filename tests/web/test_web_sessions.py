@@ -1,6 +1,7 @@
 """Sessions that really end: the cookie names a server-side session, and signing out, a password change, removing
 the person, "sign out everywhere else" and signing one session out each end it for every copy of the cookie.
 Each test replays a cookie copied before the change, as someone who stole it would."""
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,9 @@ def signed_out(web: WebClient) -> bool:
 def live_sessions(runtime, email):
     with runtime.db.session() as session:
         user = session.scalar(select(User).where(User.email == email))
-        return list(session.scalars(select(UserSession).where(UserSession.user_id == user.id,
-                                                              UserSession.revoked_at.is_(None))))
+        return list(
+            session.scalars(select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None)))
+        )
 
 
 def test_a_cookie_copied_before_sign_out_signs_nobody_in_after_it(app, runtime, owner):
@@ -69,19 +71,26 @@ def test_a_password_change_ends_every_other_session_and_keeps_this_one(app, runt
     laptop = WebClient(app).sign_in("owner@example.com")
     stolen = replay(app, laptop)
     owner.get("/account")
-    wrong = owner.post("/account/password", {"current_password": "not my password", "password": NEW_PASSWORD,
-                                             "password_confirm": NEW_PASSWORD})
+    wrong = owner.post(
+        "/account/password",
+        {"current_password": "not my password", "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
+    )
     assert wrong.status_code == 422 and "That is not your current password." in wrong.text
-    mismatch = owner.post("/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD,
-                                                "password_confirm": NEW_PASSWORD + "!"})
+    mismatch = owner.post(
+        "/account/password",
+        {"current_password": PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD + "!"},
+    )
     assert mismatch.status_code == 422 and "The two passwords are not the same." in mismatch.text
-    weak = owner.post("/account/password", {"current_password": PASSWORD, "password": "password123",
-                                            "password_confirm": "password123"})
+    weak = owner.post(
+        "/account/password",
+        {"current_password": PASSWORD, "password": "password123", "password_confirm": "password123"},
+    )
     assert weak.status_code == 422 and "This is a very common password." in weak.text
     assert not signed_out(laptop)  # refused changes end nothing
 
-    changed = owner.post("/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD,
-                                               "password_confirm": NEW_PASSWORD})
+    changed = owner.post(
+        "/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+    )
     assert changed.status_code == 302
     assert "1 other session was signed out" in owner.get("/account").text
     assert owner.get("/logs").status_code == 200
@@ -132,7 +141,8 @@ def test_sign_out_everywhere_else_and_one_session_at_a_time(app, runtime, owner)
     phone = WebClient(app)
     phone.client.environ_base["HTTP_USER_AGENT"] = (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "Version/17.1 Mobile/15E148 Safari/604.1")
+        "Version/17.1 Mobile/15E148 Safari/604.1"
+    )
     phone.sign_in("owner@example.com")
     tablet = WebClient(app).sign_in("owner@example.com")
 
@@ -204,8 +214,9 @@ def test_a_viewer_changes_their_own_password_and_sees_their_sessions(app, runtim
     viewer = WebClient(app).sign_in("viewer@example.com")
     page = viewer.get("/account")
     assert page.status_code == 200 and "This session" in page.text and "viewer@example.com" in page.text
-    changed = viewer.post("/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD,
-                                                "password_confirm": NEW_PASSWORD})
+    changed = viewer.post(
+        "/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+    )
     assert changed.status_code == 302 and viewer.get("/logs").status_code == 200
 
 
@@ -215,8 +226,10 @@ def test_a_session_signed_with_an_old_key_still_works_while_the_key_is_a_fallbac
         return create_app(runtime=rotated)
 
     cookie = owner.client.get_cookie(COOKIE).value
-    for other_app, works in ((app_with("the-new-secret-key", settings.secret_key), True),
-                             (app_with("the-new-secret-key"), False)):
+    for other_app, works in (
+        (app_with("the-new-secret-key", settings.secret_key), True),
+        (app_with("the-new-secret-key"), False),
+    ):
         browser = WebClient(other_app)
         browser.client.set_cookie(COOKIE, cookie)
         assert signed_out(browser) is not works
@@ -228,11 +241,14 @@ def test_guessing_the_current_password_from_a_borrowed_session_is_limited(app, r
     runtime.settings = replace(runtime.settings, signin_rate_limit=(2, 300.0))
     owner.get("/account")
     for _ in range(2):
-        guess = owner.post("/account/password", {"current_password": "a guess", "password": NEW_PASSWORD,
-                                                 "password_confirm": NEW_PASSWORD})
+        guess = owner.post(
+            "/account/password",
+            {"current_password": "a guess", "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
+        )
         assert guess.status_code == 422
-    limited = owner.post("/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD,
-                                               "password_confirm": NEW_PASSWORD})
+    limited = owner.post(
+        "/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+    )
     assert limited.status_code == 429 and "Too many attempts; try again in 5 minutes." in limited.text
     assert 1 <= int(limited.headers["Retry-After"]) <= 300
     WebClient(app).sign_in("owner@example.com")  # the password is unchanged

@@ -3,6 +3,7 @@
 Two autouse guards make "nothing leaves the machine" a property of every test here, not a hope: names resolve
 only through a stub (a name the stub does not know is a resolution error, never a real DNS query), and any
 connect attempt outside 127.0.0.0/8 is refused and fails the test, whatever code made it."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -87,12 +88,32 @@ def allow_loopback(monkeypatch):
     monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
 
 
-def run_context(url: str, secret: str | None = None, payload: dict | None = None, fields=(), run_id: int = 41,
-                trigger: str = "samcart.product_purchased") -> RunContext:
+def run_context(
+    url: str,
+    secret: str | None = None,
+    payload: dict | None = None,
+    fields=(),
+    run_id: int = 41,
+    trigger: str = "samcart.product_purchased",
+) -> RunContext:
     """What the worker hands the action for one run (hookyard.jobs builds the same)."""
-    payload = payload if payload is not None else {
-        "customer": {"email": "ada@example.com", "first_name": "Ada"},
-        "product": {"id": "1001", "name": "Community"}, "occurred_at": "2026-12-01T10:00:00+00:00"}
-    return RunContext(run_id=run_id, attempt=1, trigger=trigger, email=payload.get("customer", {}).get("email"),
-                      payload=payload, params=SendPostParams().load({"fields": list(fields)}),
-                      config={"url": url, "secret": secret or new_secret()}, info={}, options={})
+    payload = (
+        payload
+        if payload is not None
+        else {
+            "customer": {"email": "ada@example.com", "first_name": "Ada"},
+            "product": {"id": "1001", "name": "Community"},
+            "occurred_at": "2026-12-01T10:00:00+00:00",
+        }
+    )
+    return RunContext(
+        run_id=run_id,
+        attempt=1,
+        trigger=trigger,
+        email=payload.get("customer", {}).get("email"),
+        payload=payload,
+        params=SendPostParams().load({"fields": list(fields)}),
+        config={"url": url, "secret": secret or new_secret()},
+        info={},
+        options={},
+    )

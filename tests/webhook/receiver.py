@@ -1,5 +1,6 @@
 """A real HTTP receiver on 127.0.0.1 for the Webhook app's tests: it keeps each request's exact bytes (signatures
 are over them) and answers as scripted, per path."""
+
 from __future__ import annotations
 
 import threading

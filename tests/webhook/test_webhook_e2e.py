@@ -1,5 +1,6 @@
 """End to end: a Webhook connection made through the API, its secret read with `hookyard webhook secret`, a rule
 run by a real worker process against the receiver on 127.0.0.1, a 503 retried no sooner than its Retry-After."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,14 @@ def connect(api, url):
 
 
 def cli_secret(settings, plugin_site, integration_id, *extra):
-    done = subprocess.run([HOOKYARD, "webhook", "secret", str(integration_id), *extra], capture_output=True,
-                          text=True, env=worker_env(settings, plugin_site), timeout=60, check=False)
+    done = subprocess.run(
+        [HOOKYARD, "webhook", "secret", str(integration_id), *extra],
+        capture_output=True,
+        text=True,
+        env=worker_env(settings, plugin_site),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -35,23 +42,40 @@ def test_the_secret_is_read_or_replaced_on_the_server(api, receiver, settings, p
     replaced = cli_secret(settings, plugin_site, iid, "--new")
     assert replaced.startswith("whsec_") and replaced != secret
     assert cli_secret(settings, plugin_site, iid) == replaced
-    missing = subprocess.run([HOOKYARD, "webhook", "secret", "999999"], capture_output=True, text=True,
-                             env=worker_env(settings, plugin_site), timeout=60, check=False)
+    missing = subprocess.run(
+        [HOOKYARD, "webhook", "secret", "999999"],
+        capture_output=True,
+        text=True,
+        env=worker_env(settings, plugin_site),
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 1 and "no Webhook connection with id 999999" in missing.stderr
 
 
 def test_a_rule_posts_a_verifiable_event_and_a_503_is_retried_after_its_retry_after(
-        api, receiver, settings, plugin_site, start_worker):
+    api, receiver, settings, plugin_site, start_worker
+):
     receiver.answer("/in", (503, "down for maintenance", {"Retry-After": "2"}))
     iid = connect(api, f"{receiver.url}/in")
     secret = cli_secret(settings, plugin_site, iid)
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": iid, "action": "send_post", "params": {}})
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": iid,
+            "action": "send_post",
+            "params": {},
+        },
+    )
     assert r.status_code == 201, r.json
     # Backoff alone would retry within 0.1 s: a gap of 2 s is the Retry-After's doing.
     start_worker(WEBHOOK_ALLOWED_HOSTS="127.0.0.1", HOOKYARD_RETRY_BASE_DELAY="0.05", HOOKYARD_RETRY_MAX_DELAY="0.1")
-    r = api.post("/api/v1/events", json={"trigger": "samcart.product_purchased",
-                                         "payload": purchase(occurred_at="2026-12-01T10:00:00+00:00")})
+    r = api.post(
+        "/api/v1/events",
+        json={"trigger": "samcart.product_purchased", "payload": purchase(occurred_at="2026-12-01T10:00:00+00:00")},
+    )
     assert r.status_code == 202, r.json
 
     def finished():

@@ -1,4 +1,5 @@
 """The Webhook plugin is a distribution of its own, found through its entry point like any third party's."""
+
 from hookyard.plugins import load_registry
 
 
@@ -24,11 +25,20 @@ def test_the_api_describes_its_fields(api):
 
 def test_a_rule_with_a_malformed_path_is_refused_field_by_field(api, dns):
     dns["hooks.example.test"] = "93.184.215.14"
-    r = api.post("/api/v1/integrations", json={"app": "webhook", "name": "Hook",
-                                               "config": {"url": "https://hooks.example.test/in"}})
+    r = api.post(
+        "/api/v1/integrations",
+        json={"app": "webhook", "name": "Hook", "config": {"url": "https://hooks.example.test/in"}},
+    )
     assert r.status_code == 201, r.json
-    r = api.post("/api/v1/rules", json={"product_id": None, "trigger": "samcart.product_purchased",
-                                        "integration_id": r.json["id"], "action": "send_post",
-                                        "params": {"fields": ["customer.email", ".oops"]}})
+    r = api.post(
+        "/api/v1/rules",
+        json={
+            "product_id": None,
+            "trigger": "samcart.product_purchased",
+            "integration_id": r.json["id"],
+            "action": "send_post",
+            "params": {"fields": ["customer.email", ".oops"]},
+        },
+    )
     assert r.status_code == 422, r.json
     assert "fields" in str(r.json["errors"]) and "dotted path" in str(r.json["errors"])

@@ -1,5 +1,6 @@
 """The action against a real receiver on 127.0.0.1: the signed body verifies with the standardwebhooks package
 (the recipe docs/webhook.md gives), a tampered body or an old timestamp does not, and every answer's outcome."""
+
 import base64
 import hashlib
 import hmac
@@ -31,8 +32,11 @@ def test_the_post_verifies_with_standardwebhooks_and_carries_the_whole_payload(r
     assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 60
     # The documented recipe, with the receiver's own library: it returns the parsed body once the signature holds.
     document = Webhook(secret).verify(got.body, got.headers)
-    assert document == {"type": "samcart.product_purchased", "timestamp": "2026-12-01T10:00:00+00:00",
-                        "data": dict(ctx.payload)}
+    assert document == {
+        "type": "samcart.product_purchased",
+        "timestamp": "2026-12-01T10:00:00+00:00",
+        "data": dict(ctx.payload),
+    }
 
 
 def test_the_signature_by_hand_with_hmac(receiver):
@@ -65,13 +69,16 @@ def test_a_tampered_body_another_secret_or_an_old_timestamp_fails_verification(r
 
 def test_chosen_fields_are_sent_nested_as_in_the_payload_and_missing_ones_are_reported(receiver):
     secret = signing.new_secret()
-    outcome = send_post(run_context(f"{receiver.url}/in", secret, fields=["customer.email", "product",
-                                                                           "order.id", "customer.phone"]))
+    outcome = send_post(
+        run_context(f"{receiver.url}/in", secret, fields=["customer.email", "product", "order.id", "customer.phone"])
+    )
     assert outcome.status == "succeeded"
     assert outcome.details["missing_fields"] == ["order.id", "customer.phone"]
     [got] = receiver.at("/in")
     assert Webhook(secret).verify(got.body, got.headers)["data"] == {
-        "customer": {"email": "ada@example.com"}, "product": {"id": "1001", "name": "Community"}}
+        "customer": {"email": "ada@example.com"},
+        "product": {"id": "1001", "name": "Community"},
+    }
 
 
 def test_pick_keeps_paths_nested_and_a_parent_after_a_child_wins():
@@ -190,7 +197,10 @@ def test_fields_may_come_as_one_comma_separated_string_and_a_bad_path_is_a_field
     from hookyard_webhook.actions import SendPostParams
 
     assert SendPostParams().load({"fields": ["customer.email, product.id", " order"]})["fields"] == [
-        "customer.email", "product.id", "order"]
+        "customer.email",
+        "product.id",
+        "order",
+    ]
     assert SendPostParams().load({"fields": "customer.email product.id"})["fields"] == ["customer.email", "product.id"]
     assert SendPostParams().load({})["fields"] == []
     with pytest.raises(ValidationError) as exc:

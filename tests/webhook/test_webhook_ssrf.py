@@ -4,15 +4,22 @@ name or behind a redirect, unless the operator allows the host (WEBHOOK_ALLOWED_
 No packet leaves the machine: names resolve through the stub in conftest.py, and its connect guard fails any
 test that tries to connect outside 127.0.0.0/8. Each refusal below also checks that guard saw no attempt (the
 refusal came before any connection, not from the test guard)."""
+
 import pytest
 
 from hookyard_webhook.actions import send_post
 
 from .conftest import run_context
 
-REFUSED_URLS = ["http://127.0.0.1:9/in", "http://10.0.0.1/in", "http://169.254.169.254/latest/meta-data/",
-                "https://internal.example.test/in", "http://192.168.1.20/in",
-                "http://0.0.0.0:9/in", "http://100.64.0.1/in"]
+REFUSED_URLS = [
+    "http://127.0.0.1:9/in",
+    "http://10.0.0.1/in",
+    "http://169.254.169.254/latest/meta-data/",
+    "https://internal.example.test/in",
+    "http://192.168.1.20/in",
+    "http://0.0.0.0:9/in",
+    "http://100.64.0.1/in",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +67,18 @@ def test_a_name_that_turns_private_after_the_connection_was_saved_is_refused(api
     assert outcome.reason.startswith("not sent: hooks.example.test (10.9.9.9) is a loopback, private")
 
 
-@pytest.mark.parametrize("target", ["http://10.0.0.1/admin", "http://169.254.169.254/latest/meta-data/",
-                                    "http://internal.example.test/in", "http://127.0.0.2:9/in"])
-def test_a_redirect_from_an_allowed_host_to_a_refused_address_is_refused(receiver, allow_loopback, target,
-                                                                          no_traffic_off_the_machine):
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://10.0.0.1/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://internal.example.test/in",
+        "http://127.0.0.2:9/in",
+    ],
+)
+def test_a_redirect_from_an_allowed_host_to_a_refused_address_is_refused(
+    receiver, allow_loopback, target, no_traffic_off_the_machine
+):
     receiver.answer("/in", (307, "", {"Location": target}))
     outcome = send_post(run_context(f"{receiver.url}/in"))
     assert len(receiver.at("/in")) == 1  # the allowed host got the POST; the hop it pointed to did not

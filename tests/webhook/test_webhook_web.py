@@ -1,4 +1,5 @@
 """The Webhook app in the web UI: connecting through the generic form, the generated secret never on a page."""
+
 from hookyard.models import Integration
 
 from ..web.session import WebClient, add_user
@@ -10,8 +11,9 @@ def test_connecting_in_the_ui_generates_a_secret_the_pages_never_show(app, runti
     assert "Webhook" in owner.get("/integrations/new").text
     form = owner.get("/integrations/new/webhook")
     assert form.status_code == 200 and 'name="config.url"' in form.text and 'name="config.secret"' in form.text
-    r = owner.post("/integrations/new/webhook", {"name": "Receiver", "config.url": f"{receiver.url}/in",
-                                                 "config.secret": ""})
+    r = owner.post(
+        "/integrations/new/webhook", {"name": "Receiver", "config.url": f"{receiver.url}/in", "config.secret": ""}
+    )
     assert r.status_code == 302, r.text
     with runtime.db.session() as session:
         [integration] = session.query(Integration).all()
@@ -20,6 +22,7 @@ def test_connecting_in_the_ui_generates_a_secret_the_pages_never_show(app, runti
     for path in ("/integrations", f"/integrations/{integration.id}", f"/integrations/{integration.id}/edit"):
         page = owner.get(path)
         assert page.status_code == 200 and secret not in page.text, path
-    refused = owner.post("/integrations/new/webhook", {"name": "Metadata",
-                                                       "config.url": "http://169.254.169.254/latest/"})
+    refused = owner.post(
+        "/integrations/new/webhook", {"name": "Metadata", "config.url": "http://169.254.169.254/latest/"}
+    )
     assert refused.status_code == 422 and "WEBHOOK_ALLOWED_HOSTS" in refused.text

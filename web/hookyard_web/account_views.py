@@ -1,5 +1,6 @@
 """First start (the owner account), sign-in and sign-out, and each person's own account: their password and the
 browsers they are signed in on (every person has one, viewers too)."""
+
 from __future__ import annotations
 
 import math
@@ -42,9 +43,11 @@ def setup():
             store = get_or_create_marketplace(db(), existing or name)
             store.name = name
             try:
-                user = create_user(db(), store,
-                                   {"email": values.get("email", ""), "password": request.form.get("password", ""),
-                                    "role": "owner"})
+                user = create_user(
+                    db(),
+                    store,
+                    {"email": values.get("email", ""), "password": request.form.get("password", ""), "role": "owner"},
+                )
             except ValidationError as exc:
                 db().rollback()
                 errors = flat_errors(exc.messages)
@@ -66,13 +69,11 @@ def sign_in():
         # Every attempt counts, the right password too: counted before the check, so parallel guesses
         # cannot slip in while a failure is being recorded, and a refused attempt costs no scrypt hash.
         # The per-address-and-email limit is far above what a person signing in needs.
-        retry_after = over_limit("sign-in", f"{request.remote_addr}\n{email.lower()}",
-                                 rt().settings.signin_rate_limit)
+        retry_after = over_limit("sign-in", f"{request.remote_addr}\n{email.lower()}", rt().settings.signin_rate_limit)
         if retry_after is not None:
             minutes = math.ceil(retry_after / 60)
             error = f"Too many sign-in attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}."
-            return (render_template("sign_in.html", error=error, email=email), 429,
-                    {"Retry-After": str(retry_after)})
+            return (render_template("sign_in.html", error=error, email=email), 429, {"Retry-After": str(retry_after)})
         user = authenticate(db(), email, request.form.get("password", ""))
         if user is not None:
             db().commit()
@@ -111,13 +112,21 @@ def change_own_password():
     retry_after = over_limit("password-change", str(user.id), rt().settings.signin_rate_limit)
     if retry_after is not None:
         minutes = math.ceil(retry_after / 60)
-        return _account_page({"current_password": f"Too many attempts; try again in {minutes} minute"
-                                                  f"{'s' if minutes != 1 else ''}."}, 429, {"Retry-After": str(retry_after)})
+        return _account_page(
+            {"current_password": f"Too many attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}."},
+            429,
+            {"Retry-After": str(retry_after)},
+        )
     if request.form.get("password") != request.form.get("password_confirm"):
         return _account_page({"password_confirm": "The two passwords are not the same."}, 422)
     try:
-        ended = change_password(db(), user, request.form.get("current_password", ""),
-                                request.form.get("password", ""), keep=current_session())
+        ended = change_password(
+            db(),
+            user,
+            request.form.get("current_password", ""),
+            request.form.get("password", ""),
+            keep=current_session(),
+        )
     except ValidationError as exc:
         db().rollback()
         return _account_page(flat_errors(exc.messages), 422)
@@ -148,10 +157,17 @@ def sign_out_others():
 
 def _account_page(errors=None, status=200, headers=None):
     current = current_session()
-    rows = [{"id": s.id, "device": device_summary(s.user_agent), "address": s.client_address or "—",
-             "created_at": s.created_at, "last_seen_at": s.last_seen_at,
-             "current": current is not None and s.id == current.id}
-            for s in user_sessions.active(db(), g.user)]
+    rows = [
+        {
+            "id": s.id,
+            "device": device_summary(s.user_agent),
+            "address": s.client_address or "—",
+            "created_at": s.created_at,
+            "last_seen_at": s.last_seen_at,
+            "current": current is not None and s.id == current.id,
+        }
+        for s in user_sessions.active(db(), g.user)
+    ]
     return render_template("account.html", sessions=rows, errors=errors or {}), status, headers or {}
 
 

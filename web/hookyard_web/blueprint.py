@@ -1,4 +1,5 @@
 """The UI's one blueprint and what every page shares: who is signed in, CSRF, roles, headers, filters."""
+
 from __future__ import annotations
 
 import hmac
@@ -18,8 +19,7 @@ from hookyard.requestctx import runtime as rt
 
 from .labels import trigger_label
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/ui-static")
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/ui-static")
 
 # Reachable without signing in.
 PUBLIC = {"web.sign_in", "web.setup", "web.static"}
@@ -30,7 +30,7 @@ SESSION_LIFETIME = user_sessions.LIFETIME  # the cookie's; the server-side row d
 SECURITY_HEADERS = {
     # No inline script or style anywhere in the UI, so the policy can forbid both.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'",
+    "form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -43,15 +43,22 @@ class SessionInterface(SecureCookieSessionInterface):
     router), so a local http://127.0.0.1 run still works."""
 
     def get_cookie_secure(self, app):
-        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure
-                    or request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https")
+        return bool(
+            app.config["SESSION_COOKIE_SECURE"]
+            or request.is_secure
+            or request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https"
+        )
 
 
 @bp.record_once
 def _configure(state):
     app = state.app
-    app.config.update(SESSION_COOKIE_NAME="hookyard_session", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+    app.config.update(
+        SESSION_COOKIE_NAME="hookyard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
     app.session_interface = SessionInterface()
     app.jinja_env.filters.update(when=_when, day=_day, plural=plural)
     app.jinja_env.globals.update(csrf_token=csrf_token, trigger_label=trigger_label)
@@ -108,8 +115,10 @@ def _guard():
     if g.user is not None:
         g.marketplace = db().get(Marketplace, g.user.marketplace_id)  # scopes hookyard.requestctx.owned()
     if request.method not in SAFE_METHODS and not _csrf_ok():
-        abort(400, description="This form has expired or is missing its security token. "
-                               "Reload the page and submit it again.")
+        abort(
+            400,
+            description="This form has expired or is missing its security token. Reload the page and submit it again.",
+        )
     if any("\x00" in value for value in [*request.args.values(), *request.form.values()]):
         # PostgreSQL text cannot hold it: refused here rather than failing a query later.
         abort(400, description="The form contains a NUL character, which no field accepts.")
@@ -171,11 +180,13 @@ def end_session() -> None:
 
 def owner_only(view):
     """Viewers read; only owners change things. Their buttons are hidden too, but this is the check."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         if g.user.role != "owner":
             abort(403, description="Only an owner can do this; your account can view rules and logs.")
         return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -187,17 +198,27 @@ def _headers(response):
 
 
 # The top navigation entry each page belongs to.
-SECTIONS = {"dashboard": "dashboard", "products": "products", "product": "products", "settings": "settings",
-            "account": "account", "change_own_password": "account"}
+SECTIONS = {
+    "dashboard": "dashboard",
+    "products": "products",
+    "product": "products",
+    "settings": "settings",
+    "account": "account",
+    "change_own_password": "account",
+}
 
 
 @bp.app_context_processor
 def _page_context():
     user = g.get("user")
     endpoint = (request.endpoint or "").removeprefix("web.")
-    return {"user": user, "is_owner": bool(user and user.role == "owner"),
-            "marketplace": g.get("marketplace") if user else None, "registry": rt().registry,
-            "section": SECTIONS.get(endpoint, "integrations")}
+    return {
+        "user": user,
+        "is_owner": bool(user and user.role == "owner"),
+        "marketplace": g.get("marketplace") if user else None,
+        "registry": rt().registry,
+        "section": SECTIONS.get(endpoint, "integrations"),
+    }
 
 
 @bp.errorhandler(HTTPException)

@@ -1,4 +1,5 @@
 """The dashboard: the last 14 days of events and runs, the failure rate per action, and what needs attention."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,36 +34,68 @@ def dashboard():
     first = today - timedelta(days=DAYS - 1)
     since = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS - 1)
     mp = marketplace_id()
-    events = {_as_date(d): n for d, n in db().execute(
-        select(func.date(Event.received_at), func.count()).where(Event.marketplace_id == mp, Event.received_at >= since)
-        .group_by(func.date(Event.received_at)))}
+    events = {
+        _as_date(d): n
+        for d, n in db().execute(
+            select(func.date(Event.received_at), func.count())
+            .where(Event.marketplace_id == mp, Event.received_at >= since)
+            .group_by(func.date(Event.received_at))
+        )
+    }
     runs: dict = {}
     for d, status, n in db().execute(
-            select(func.date(Run.finished_at), Run.status, func.count())
-            .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
-            .group_by(func.date(Run.finished_at), Run.status)):
+        select(func.date(Run.finished_at), Run.status, func.count())
+        .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
+        .group_by(func.date(Run.finished_at), Run.status)
+    ):
         runs.setdefault(_as_date(d), {})[status] = n
-    days = [Day(first + timedelta(days=i), events.get(first + timedelta(days=i), 0),
-                runs.get(first + timedelta(days=i), {})) for i in range(DAYS)]
+    days = [
+        Day(
+            first + timedelta(days=i), events.get(first + timedelta(days=i), 0), runs.get(first + timedelta(days=i), {})
+        )
+        for i in range(DAYS)
+    ]
     per_action = []
     for app, action, total, failed in db().execute(
-            select(Run.app, Run.action, func.count(), func.sum((Run.status == "failed").cast(Integer)))
-            .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
-            .group_by(Run.app, Run.action)):
-        per_action.append({"label": action_label(app, action), "total": total, "failed": failed or 0,
-                           "rate": (failed or 0) / total if total else 0.0, "action": action})
+        select(Run.app, Run.action, func.count(), func.sum((Run.status == "failed").cast(Integer)))
+        .where(Run.marketplace_id == mp, Run.finished_at >= since, Run.status.in_(OUTCOMES))
+        .group_by(Run.app, Run.action)
+    ):
+        per_action.append(
+            {
+                "label": action_label(app, action),
+                "total": total,
+                "failed": failed or 0,
+                "rate": (failed or 0) / total if total else 0.0,
+                "action": action,
+            }
+        )
     per_action.sort(key=lambda a: (-a["rate"], a["label"]))
-    attention = list(db().scalars(select(Integration).where(Integration.marketplace_id == mp,
-                                                            Integration.status == "needs_attention")))
-    failed_recent = db().scalar(select(func.count()).select_from(Run).where(
-        Run.marketplace_id == mp, Run.status == "failed", Run.finished_at >= since))
+    attention = list(
+        db().scalars(
+            select(Integration).where(Integration.marketplace_id == mp, Integration.status == "needs_attention")
+        )
+    )
+    failed_recent = db().scalar(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.marketplace_id == mp, Run.status == "failed", Run.finished_at >= since)
+    )
     totals = {s: sum(d.runs.get(s, 0) for d in days) for s in OUTCOMES}
     quiet = not any(d.events for d in days) and not any(totals.values())
-    return render_template("dashboard.html", days=days, chart=_chart(days), per_action=per_action,
-                           metered=_metered(),
-                           first_steps=_first_steps() if quiet else None,
-                           attention=attention, failed_recent=failed_recent, totals=totals,
-                           events_total=sum(d.events for d in days), since=first)
+    return render_template(
+        "dashboard.html",
+        days=days,
+        chart=_chart(days),
+        per_action=per_action,
+        metered=_metered(),
+        first_steps=_first_steps() if quiet else None,
+        attention=attention,
+        failed_recent=failed_recent,
+        totals=totals,
+        events_total=sum(d.events for d in days),
+        since=first,
+    )
 
 
 @dataclass
@@ -95,8 +128,10 @@ def _first_steps() -> list[Step]:
     actions, add a rule. Shown instead of an empty chart; a step already done says so."""
     apps, connected = rt().registry.apps, {i.app for i in marketplace_integrations()}
     steps = []
-    for key, text in (("samcart", "Connect SamCart, so its sales arrive as events"),
-                      ("circle", "Connect Circle, the community the rules act on")):
+    for key, text in (
+        ("samcart", "Connect SamCart, so its sales arrive as events"),
+        ("circle", "Connect Circle, the community the rules act on"),
+    ):
         if key in apps:
             steps.append(Step(text, "web.configure_integration", {"app_key": key}, key in connected))
     has_rule = db().scalar(select(func.count()).select_from(Rule).where(Rule.marketplace_id == marketplace_id())) > 0
@@ -126,15 +161,21 @@ def _chart(days: list[Day]) -> dict:
             if h:
                 y -= h
                 segments.append({"status": status, "y": round(y, 1), "h": round(h, 1), "n": d.runs[status]})
-        bars.append({"x": round(x, 1), "w": round(slot * 0.6, 1), "segments": segments, "day": d,
-                     "label_x": round(x + slot * 0.3, 1),
-                     "event_y": round(CHART_H - PAD_BOTTOM - d.events * scale, 1)})
+        bars.append(
+            {
+                "x": round(x, 1),
+                "w": round(slot * 0.6, 1),
+                "segments": segments,
+                "day": d,
+                "label_x": round(x + slot * 0.3, 1),
+                "event_y": round(CHART_H - PAD_BOTTOM - d.events * scale, 1),
+            }
+        )
     ticks = [{"value": v, "y": round(CHART_H - PAD_BOTTOM - v * scale, 1)} for v in ticks]
-    return {"w": CHART_W, "h": CHART_H, "bars": bars, "ticks": ticks, "base": CHART_H - PAD_BOTTOM,
-            "left": PAD_LEFT}
+    return {"w": CHART_W, "h": CHART_H, "bars": bars, "ticks": ticks, "base": CHART_H - PAD_BOTTOM, "left": PAD_LEFT}
 
 
 def _ticks(peak: int) -> list[int]:
     """At most six round gridlines, the top one at or above the peak."""
-    step = next(s * 10 ** e for e in range(12) for s in (1, 2, 5) if peak / (s * 10 ** e) <= 5)
+    step = next(s * 10**e for e in range(12) for s in (1, 2, 5) if peak / (s * 10**e) <= 5)
     return list(range(0, peak + step, step)) if peak % step else list(range(0, peak + 1, step))

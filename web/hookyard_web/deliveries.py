@@ -1,5 +1,6 @@
 """A connection's delivery log: what its inbound URL received (hookyard.deliveries), what became of each delivery,
 links to the log entries of the events it made, and Process again (hookyard.deliveries.reprocess, as the API's)."""
+
 from __future__ import annotations
 
 import json
@@ -48,21 +49,36 @@ class MadeEvent:
 def _made(items: list[Delivery]) -> dict[int, list[MadeEvent]]:
     """The events each delivery made, by delivery id, with their runs: two queries for the whole page, and only
     within the signed-in store whatever ids a delivery's record holds."""
-    listed = {d.id: [item for item in d.events or [] if isinstance(item, dict) and item.get("event_id")]
-              for d in items}
+    listed = {d.id: [item for item in d.events or [] if isinstance(item, dict) and item.get("event_id")] for d in items}
     ids = {item["event_id"] for made in listed.values() for item in made}
-    events = {e.id: e for e in db().scalars(select(Event).where(
-        Event.id.in_(ids), Event.marketplace_id == marketplace_id()))} if ids else {}
+    events = (
+        {
+            e.id: e
+            for e in db().scalars(select(Event).where(Event.id.in_(ids), Event.marketplace_id == marketplace_id()))
+        }
+        if ids
+        else {}
+    )
     runs: dict[int, list[Run]] = {}
     if ids:
-        for run in db().scalars(select(Run).where(Run.event_id.in_(ids), Run.marketplace_id == marketplace_id())
-                                .order_by(Run.id)):
+        for run in db().scalars(
+            select(Run).where(Run.event_id.in_(ids), Run.marketplace_id == marketplace_id()).order_by(Run.id)
+        ):
             runs.setdefault(run.event_id, []).append(run)
-    return {delivery_id: [MadeEvent(event_id=item["event_id"], trigger=trigger_label(item.get("trigger") or ""),
-                                    note=item.get("note") or "", duplicate=bool(item.get("duplicate")),
-                                    event=events.get(item["event_id"]), runs=runs.get(item["event_id"], []))
-                          for item in made]
-            for delivery_id, made in listed.items()}
+    return {
+        delivery_id: [
+            MadeEvent(
+                event_id=item["event_id"],
+                trigger=trigger_label(item.get("trigger") or ""),
+                note=item.get("note") or "",
+                duplicate=bool(item.get("duplicate")),
+                event=events.get(item["event_id"]),
+                runs=runs.get(item["event_id"], []),
+            )
+            for item in made
+        ]
+        for delivery_id, made in listed.items()
+    }
 
 
 @bp.route("/integrations/<int:integration_id>/deliveries")
@@ -74,27 +90,46 @@ def deliveries(integration_id):
     errors = {}
     if status and status not in DELIVERY_STATES:
         errors["status"] = f"Choose one of: {', '.join(DELIVERY_STATES)}."
-    query = select(Delivery).where(Delivery.integration_id == integration.id,
-                                   Delivery.marketplace_id == marketplace_id())
+    query = select(Delivery).where(
+        Delivery.integration_id == integration.id, Delivery.marketplace_id == marketplace_id()
+    )
     if status and not errors:
         query = query.where(Delivery.status == status)
     total = 0 if errors else db().scalar(select(func.count()).select_from(query.subquery()))
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
-    items = [] if errors else list(db().scalars(query.order_by(Delivery.id.desc())
-                                                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
-    return render_template("deliveries.html", integration=integration, app=app, items=items, made=_made(items),
-                           status=status, statuses=DELIVERY_STATES, meanings=MEANINGS, errors=errors, total=total,
-                           page=page, pages=pages, cap=rt().settings.log_cap,
-                           paging={"status": status} if status and not errors else {}), 422 if errors else 200
+    items = (
+        []
+        if errors
+        else list(db().scalars(query.order_by(Delivery.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    )
+    return render_template(
+        "deliveries.html",
+        integration=integration,
+        app=app,
+        items=items,
+        made=_made(items),
+        status=status,
+        statuses=DELIVERY_STATES,
+        meanings=MEANINGS,
+        errors=errors,
+        total=total,
+        page=page,
+        pages=pages,
+        cap=rt().settings.log_cap,
+        paging={"status": status} if status and not errors else {},
+    ), 422 if errors else 200
 
 
 def _delivery(integration_id: int, delivery_id: int) -> tuple[Integration, Delivery]:
     integration = owned(Integration, integration_id)
     found = delivery_service.find(db(), marketplace_id(), integration.id, delivery_id)
     if found is None:
-        abort(404, description=f"“{integration.name}” has no delivery {delivery_id} (the log keeps the newest "
-                               f"{rt().settings.log_cap:,}).")
+        abort(
+            404,
+            description=f"“{integration.name}” has no delivery {delivery_id} (the log keeps the newest "
+            f"{rt().settings.log_cap:,}).",
+        )
     return integration, found
 
 
@@ -105,9 +140,19 @@ def delivery(integration_id, delivery_id):
     # Pretty-printed here rather than with |tojson, which escapes <, > and & as \u003c… (a body's URLs have &).
     body = json.dumps(item.body, indent=2, ensure_ascii=False) if item.body is not None else None
     waiting = item.status == "received"
-    response = make_response(render_template("delivery.html", integration=integration, app=app, delivery=item,
-                                             body=body, made=_made([item])[item.id], meanings=MEANINGS,
-                                             waiting=waiting, reload_every=WAITING_RELOAD))
+    response = make_response(
+        render_template(
+            "delivery.html",
+            integration=integration,
+            app=app,
+            delivery=item,
+            body=body,
+            made=_made([item])[item.id],
+            meanings=MEANINGS,
+            waiting=waiting,
+            reload_every=WAITING_RELOAD,
+        )
+    )
     if waiting:  # reloads itself until a worker has processed it (no script: the CSP allows none inline)
         response.headers["Refresh"] = str(WAITING_RELOAD)
     return response
@@ -119,12 +164,20 @@ def reprocess_delivery(integration_id, delivery_id):
     integration, item = _delivery(integration_id, delivery_id)
     back = {"integration_id": integration.id, "delivery_id": item.id}
     if item.body is None:
-        flash(f"Delivery {item.id} could not be read ({item.reason}), so there is nothing to process. Fix the "
-              "sender and let it deliver again.", "error")
+        flash(
+            f"Delivery {item.id} could not be read ({item.reason}), so there is nothing to process. Fix the "
+            "sender and let it deliver again.",
+            "error",
+        )
         return redirect(url_for("web.delivery", **back))
     if item.status == "received":
-        return done(f"Delivery {item.id} is already queued: it is processed as soon as a worker is free.",
-                    "web.delivery", back)
+        return done(
+            f"Delivery {item.id} is already queued: it is processed as soon as a worker is free.", "web.delivery", back
+        )
     delivery_service.reprocess(rt(), db(), item)
-    return done(f"Delivery {item.id} is queued to be processed again; this page shows what it became once a "
-                "worker has done it. Events it made before are found again, not made twice.", "web.delivery", back)
+    return done(
+        f"Delivery {item.id} is queued to be processed again; this page shows what it became once a "
+        "worker has done it. Events it made before are found again, not made twice.",
+        "web.delivery",
+        back,
+    )

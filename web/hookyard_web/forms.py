@@ -1,4 +1,5 @@
 """Turning HTML forms into the values the core's schemas and services take, and their errors back."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,8 @@ def cleared_optional(schema, form, prefix: str = "") -> dict:
             continue
         if not form[key].strip():
             field = schema.fields.get(item["name"]) or next(
-                f for f in schema.fields.values() if f.data_key == item["name"])
+                f for f in schema.fields.values() if f.data_key == item["name"]
+            )
             cleared[item["name"]] = None if field.allow_none else ""
     return cleared
 

@@ -5,6 +5,7 @@ delete. Every change goes through hookyard.connections, as the API's do.
 Refresh and product import start a task in the worker (hookyard.tasks) and show its page, which reloads itself (a
 ``Refresh`` response header: the UI's CSP allows no inline script) until the task has ended. Both kinds share one
 page (TASK_KINDS says what differs)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,6 @@ def _app_or_404(key: str):
     return app
 
 
-
 # Seconds between reloads of a task's page while the task is queued or running.
 TASK_PAGE_RELOAD = 2
 
@@ -55,20 +55,37 @@ class TaskKind:
 
 
 TASK_KINDS = {
-    tasks.REFRESH: TaskKind(tasks.REFRESH, "web.refresh_task", "web.cancel_refresh_task", "Refresh", "Refreshing",
-                            "Records loaded", "could not be refreshed", "Cancel the refresh"),
-    tasks.IMPORT_PRODUCTS: TaskKind(tasks.IMPORT_PRODUCTS, "web.import_task", "web.cancel_import_task",
-                                    "Import products into", "Importing products", "Products read",
-                                    "could not import its products", "Cancel the import"),
+    tasks.REFRESH: TaskKind(
+        tasks.REFRESH,
+        "web.refresh_task",
+        "web.cancel_refresh_task",
+        "Refresh",
+        "Refreshing",
+        "Records loaded",
+        "could not be refreshed",
+        "Cancel the refresh",
+    ),
+    tasks.IMPORT_PRODUCTS: TaskKind(
+        tasks.IMPORT_PRODUCTS,
+        "web.import_task",
+        "web.cancel_import_task",
+        "Import products into",
+        "Importing products",
+        "Products read",
+        "could not import its products",
+        "Cancel the import",
+    ),
 }
 
 
 def _active_tasks() -> dict[int, list[Task]]:
     """The marketplace's tasks under way, by integration."""
     found: dict[int, list[Task]] = {}
-    for task in db().scalars(select(Task).where(Task.marketplace_id == marketplace_id(),
-                                                Task.kind.in_(TASK_KINDS), Task.active_key.is_not(None))
-                             .order_by(Task.id)):
+    for task in db().scalars(
+        select(Task)
+        .where(Task.marketplace_id == marketplace_id(), Task.kind.in_(TASK_KINDS), Task.active_key.is_not(None))
+        .order_by(Task.id)
+    ):
         found.setdefault(task.target_id, []).append(task)
     return found
 
@@ -76,17 +93,29 @@ def _active_tasks() -> dict[int, list[Task]]:
 def _delivery_counts(integration_ids) -> dict[int, int]:
     if not integration_ids:
         return {}
-    return dict(db().execute(select(Delivery.integration_id, func.count()).where(
-        Delivery.marketplace_id == marketplace_id(), Delivery.integration_id.in_(integration_ids))
-        .group_by(Delivery.integration_id)).all())
+    return dict(
+        db()
+        .execute(
+            select(Delivery.integration_id, func.count())
+            .where(Delivery.marketplace_id == marketplace_id(), Delivery.integration_id.in_(integration_ids))
+            .group_by(Delivery.integration_id)
+        )
+        .all()
+    )
 
 
 @bp.route("/integrations")
 def integrations():
     listed = marketplace_integrations()
     receiving = [i.id for i in listed if _receives(i)]
-    return render_template("integrations.html", integrations=listed, tab="setup", under_way=_active_tasks(),
-                           kinds=TASK_KINDS, delivery_counts=_delivery_counts(receiving))
+    return render_template(
+        "integrations.html",
+        integrations=listed,
+        tab="setup",
+        under_way=_active_tasks(),
+        kinds=TASK_KINDS,
+        delivery_counts=_delivery_counts(receiving),
+    )
 
 
 def _receives(integration: Integration) -> bool:
@@ -103,17 +132,45 @@ def integration(integration_id):
     address = inbound.url(rt(), item, request.host_url) if app and app.inbound else None
     # A credential (whoever has it posts into this store): whole only for owners, as the API does.
     shown = address if address is None or g.user.role == "owner" else inbound.masked(address)
-    counts = dict(db().execute(select(Delivery.status, func.count()).where(
-        Delivery.integration_id == item.id, Delivery.marketplace_id == marketplace_id())
-        .group_by(Delivery.status)).all()) if app and app.inbound else {}
-    last_import = db().scalar(select(Task).where(
-        Task.marketplace_id == marketplace_id(), Task.kind == tasks.IMPORT_PRODUCTS, Task.target_id == item.id)
-        .order_by(Task.id.desc()).limit(1)) if app and app.products else None
+    counts = (
+        dict(
+            db()
+            .execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.integration_id == item.id, Delivery.marketplace_id == marketplace_id())
+                .group_by(Delivery.status)
+            )
+            .all()
+        )
+        if app and app.inbound
+        else {}
+    )
+    last_import = (
+        db().scalar(
+            select(Task)
+            .where(
+                Task.marketplace_id == marketplace_id(), Task.kind == tasks.IMPORT_PRODUCTS, Task.target_id == item.id
+            )
+            .order_by(Task.id.desc())
+            .limit(1)
+        )
+        if app and app.products
+        else None
+    )
     used = connections.usage_of(rt(), db(), item)
-    return render_template("integration.html", integration=item, app=app, inbound_url=shown,
-                           usage=used, warnings=connections.warnings(item, used),
-                           public_url=rt().settings.public_url, delivery_counts=counts,
-                           under_way=_active_tasks().get(item.id, []), kinds=TASK_KINDS, last_import=last_import)
+    return render_template(
+        "integration.html",
+        integration=item,
+        app=app,
+        inbound_url=shown,
+        usage=used,
+        warnings=connections.warnings(item, used),
+        public_url=rt().settings.public_url,
+        delivery_counts=counts,
+        under_way=_active_tasks().get(item.id, []),
+        kinds=TASK_KINDS,
+        last_import=last_import,
+    )
 
 
 @bp.route("/integrations/<int:integration_id>/inbound-url/rotate", methods=["GET", "POST"])
@@ -131,8 +188,9 @@ def rotate_inbound_url(integration_id):
     connections.rotate_inbound_url(rt(), db(), item)
     db().commit()
     if had_url:
-        message = (f"“{item.name}” has a new inbound URL: the old one stopped working. Copy the new one into "
-                   f"{app.name} now.")
+        message = (
+            f"“{item.name}” has a new inbound URL: the old one stopped working. Copy the new one into {app.name} now."
+        )
     else:
         message = f"“{item.name}” has an inbound URL: copy it into {app.name}."
     return done(message, "web.integration", {"integration_id": item.id})
@@ -163,13 +221,25 @@ def configure_integration(app_key):
             else:
                 db().commit()
                 if app.inbound is not None:  # the next step is pasting its URL into the app: show it
-                    return done(f"{app.name} connected as “{integration.name}”. {_learned(integration)} Copy its "
-                                f"inbound URL into {app.name}.", "web.integration", {"integration_id": integration.id})
-                return done(f"{app.name} connected as “{integration.name}”. {_learned(integration)}",
-                            "web.integrations")
-    return render_template("integration_form.html", app=app, fields=describe(app.config_schema), name=name,
-                           values=_without_secrets(app, config), errors=errors, failure=failure,
-                           integration=None), 422 if errors else 200
+                    return done(
+                        f"{app.name} connected as “{integration.name}”. {_learned(integration)} Copy its "
+                        f"inbound URL into {app.name}.",
+                        "web.integration",
+                        {"integration_id": integration.id},
+                    )
+                return done(
+                    f"{app.name} connected as “{integration.name}”. {_learned(integration)}", "web.integrations"
+                )
+    return render_template(
+        "integration_form.html",
+        app=app,
+        fields=describe(app.config_schema),
+        name=name,
+        values=_without_secrets(app, config),
+        errors=errors,
+        failure=failure,
+        integration=None,
+    ), 422 if errors else 200
 
 
 @bp.route("/integrations/<int:integration_id>/edit", methods=["GET", "POST"])
@@ -197,9 +267,17 @@ def edit_integration(integration_id):
             else:
                 db().commit()
                 return done(f"“{integration.name}” saved and verified with {app.name}.", "web.integrations")
-    return render_template("integration_form.html", app=app, fields=describe(app.config_schema), name=name,
-                           values=values, errors=errors, failure=failure, integration=integration,
-                           stored_secrets=set(connections.masked_config(rt(), integration))), 422 if errors else 200
+    return render_template(
+        "integration_form.html",
+        app=app,
+        fields=describe(app.config_schema),
+        name=name,
+        values=values,
+        errors=errors,
+        failure=failure,
+        integration=integration,
+        stored_secrets=set(connections.masked_config(rt(), integration)),
+    ), 422 if errors else 200
 
 
 @bp.route("/integrations/<int:integration_id>/refresh", methods=["POST"])
@@ -228,8 +306,7 @@ def import_products(integration_id):
         flash(" ".join(flat_errors(exc.messages).values()), "error")
         return redirect(url_for("web.integration", integration_id=integration.id))
     except tasks.TaskNotQueued as exc:
-        flash(f"“{integration.name}” could not import its products: {exc.task.message} Try again in a moment.",
-              "error")
+        flash(f"“{integration.name}” could not import its products: {exc.task.message} Try again in a moment.", "error")
         return redirect(url_for("web.integration", integration_id=integration.id))
     return redirect(url_for("web.import_task", integration_id=integration.id, task_id=task.id))
 
@@ -246,8 +323,16 @@ def _task_of(kind: str, integration_id: int, task_id: int) -> tuple[Integration,
 def _task_page(kind: str, integration_id: int, task_id: int):
     integration, task = _task_of(kind, integration_id, task_id)
     active = task.status in TASK_ACTIVE_STATES
-    response = make_response(render_template("integration_task.html", integration=integration, task=task,
-                                             kind=TASK_KINDS[kind], active=active, reload_every=TASK_PAGE_RELOAD))
+    response = make_response(
+        render_template(
+            "integration_task.html",
+            integration=integration,
+            task=task,
+            kind=TASK_KINDS[kind],
+            active=active,
+            reload_every=TASK_PAGE_RELOAD,
+        )
+    )
     if active:
         # The browser reloads the page by itself (HTML's Refresh header, as a meta refresh would), no script.
         response.headers["Refresh"] = str(TASK_PAGE_RELOAD)

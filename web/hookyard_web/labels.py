@@ -1,4 +1,5 @@
 """What pages show instead of keys and ids: trigger and action labels, option names, product names."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,11 @@ from hookyard.requestctx import store_id as marketplace_id
 
 def marketplace_integrations() -> list[Integration]:
     """The signed-in marketplace's connections by name: the lists, wizards and filters that offer them."""
-    return list(db().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
-                             .order_by(Integration.name)))
+    return list(
+        db().scalars(
+            select(Integration).where(Integration.marketplace_id == marketplace_id()).order_by(Integration.name)
+        )
+    )
 
 
 def trigger_label(key: str) -> str:
@@ -48,15 +52,31 @@ def rule_rows(rules: list[Rule]) -> list[RuleRow]:
     integration_ids = {r.integration_id for r in rules if r.integration_id}
     product_ids = {r.product_id for r in rules if r.product_id}
     # Within the signed-in store, whatever ids the rules hold.
-    integrations = {i.id: i for i in db().scalars(select(Integration).where(
-        Integration.id.in_(integration_ids), Integration.marketplace_id == marketplace_id()))}
-    products = {p.id: p for p in db().scalars(select(Product).where(
-        Product.id.in_(product_ids), Product.marketplace_id == marketplace_id()))}
+    integrations = {
+        i.id: i
+        for i in db().scalars(
+            select(Integration).where(
+                Integration.id.in_(integration_ids), Integration.marketplace_id == marketplace_id()
+            )
+        )
+    }
+    products = {
+        p.id: p
+        for p in db().scalars(
+            select(Product).where(Product.id.in_(product_ids), Product.marketplace_id == marketplace_id())
+        )
+    }
     rows = []
     for rule in rules:
         integration = integrations.get(rule.integration_id)
-        rows.append(RuleRow(rule=rule, trigger=trigger_label(rule.trigger),
-                            action=action_label(integration.app if integration else None, rule.action),
-                            integration=integration, product=products.get(rule.product_id),
-                            params=describe_params(integration, rule.action, rule.params)))
+        rows.append(
+            RuleRow(
+                rule=rule,
+                trigger=trigger_label(rule.trigger),
+                action=action_label(integration.app if integration else None, rule.action),
+                integration=integration,
+                product=products.get(rule.product_id),
+                params=describe_params(integration, rule.action, rule.params),
+            )
+        )
     return rows

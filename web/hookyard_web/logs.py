@@ -1,5 +1,6 @@
 """Integrations → Logs: the capped log, searched with hookyard.logsearch and validated with the API's
 query schema; entry details; Retry through hookyard.replay."""
+
 from __future__ import annotations
 
 import math
@@ -51,24 +52,41 @@ def logs():
     total = db().scalar(select(func.count()).select_from(query.subquery())) if not errors else 0
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
-    runs = [] if errors else list(db().scalars(query.order_by(Run.log_seq.desc())
-                                                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
-    return render_template("logs.html", tab="logs", runs=runs, shown=shown, errors=errors, total=total, page=page,
-                           pages=pages, choices=_choices(), statuses=RUN_STATES,
-                           cap=rt().settings.log_cap,
-                           paging={k: v for k, v in shown.items() if v},
-                           retry_args={k: v for k, v in shown.items() if v and k != "status"},
-                           filters_set=len([k for k, v in shown.items() if v and k != "q"])), 422 if errors else 200
+    runs = (
+        []
+        if errors
+        else list(db().scalars(query.order_by(Run.log_seq.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    )
+    return render_template(
+        "logs.html",
+        tab="logs",
+        runs=runs,
+        shown=shown,
+        errors=errors,
+        total=total,
+        page=page,
+        pages=pages,
+        choices=_choices(),
+        statuses=RUN_STATES,
+        cap=rt().settings.log_cap,
+        paging={k: v for k, v in shown.items() if v},
+        retry_args={k: v for k, v in shown.items() if v and k != "status"},
+        filters_set=len([k for k, v in shown.items() if v and k != "q"]),
+    ), 422 if errors else 200
 
 
 def _choices() -> dict:
     registry = rt().registry
     return {
         "triggers": sorted(((k, t.label) for k, t in registry.trigger_types.items()), key=lambda kv: kv[1]),
-        "actions": sorted({(a.key, a.label) for app in registry.apps.values() for a in app.actions},
-                          key=lambda kv: kv[1]),
-        "products": list(db().scalars(select(Product).where(Product.marketplace_id == marketplace_id())
-                                      .order_by(Product.name).limit(500))),
+        "actions": sorted(
+            {(a.key, a.label) for app in registry.apps.values() for a in app.actions}, key=lambda kv: kv[1]
+        ),
+        "products": list(
+            db().scalars(
+                select(Product).where(Product.marketplace_id == marketplace_id()).order_by(Product.name).limit(500)
+            )
+        ),
         "integrations": marketplace_integrations(),
     }
 
@@ -80,14 +98,27 @@ def log_entry(entry_id):
     run = owned(Run, entry_id)
     extra = logsearch.detail(db(), run)
     current, ran = extra["current"], run.ran or {}
-    action = (f"{ran['app_name']}: {ran['action_label']}" if ran.get("app_name") and ran.get("action_label")
-              else action_label(run.app, run.action))
+    action = (
+        f"{ran['app_name']}: {ran['action_label']}"
+        if ran.get("app_name") and ran.get("action_label")
+        else action_label(run.app, run.action)
+    )
     settings = ran.get("settings")
     if settings is None:  # not attempted yet: described with the connection's option names as they are now
         settings = describe_params(current["integration"], run.action, ran.get("params") or {})
-    return render_template("log_entry.html", tab="logs", run=run, ran=ran, current=current, deleted=extra["deleted"],
-                           trigger=trigger_label(run.trigger), action=action, settings=settings,
-                           history=extra["history"], payload=extra["payload"])
+    return render_template(
+        "log_entry.html",
+        tab="logs",
+        run=run,
+        ran=ran,
+        current=current,
+        deleted=extra["deleted"],
+        trigger=trigger_label(run.trigger),
+        action=action,
+        settings=settings,
+        history=extra["history"],
+        payload=extra["payload"],
+    )
 
 
 @bp.route("/logs/<int:entry_id>/retry", methods=["POST"])
@@ -99,8 +130,9 @@ def retry_entry(entry_id):
     except replay.NotReplayable as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.log_entry", entry_id=entry_id))
-    return done("Retry queued: the entry runs again with the rule's current settings.", "web.log_entry",
-                {"entry_id": entry_id})
+    return done(
+        "Retry queued: the entry runs again with the rule's current settings.", "web.log_entry", {"entry_id": entry_id}
+    )
 
 
 @bp.route("/logs/retry", methods=["GET", "POST"])
@@ -115,22 +147,45 @@ def retry_matching():
         failed = logsearch.search(marketplace_id(), {**filters, "status": "failed"})
         count = db().scalar(select(func.count()).select_from(failed.subquery()))
         kept = {k: v for k, v in shown.items() if v and k != "status"}
-        return render_template("logs_retry.html", tab="logs", count=count, kept=kept, limit=replay.MAX_BULK,
-                               described=_described(shown), back=url_for("web.logs", **kept))
+        return render_template(
+            "logs_retry.html",
+            tab="logs",
+            count=count,
+            kept=kept,
+            limit=replay.MAX_BULK,
+            described=_described(shown),
+            back=url_for("web.logs", **kept),
+        )
     retried = replay.replay_matching(rt(), db(), marketplace_id(), filters, by=g.user.email)
-    return done(f"{len(retried)} failed entr{'y' if len(retried) == 1 else 'ies'} queued again.", "web.logs",
-                {k: v for k, v in shown.items() if v and k != "status"})
+    return done(
+        f"{len(retried)} failed entr{'y' if len(retried) == 1 else 'ies'} queued again.",
+        "web.logs",
+        {k: v for k, v in shown.items() if v and k != "status"},
+    )
 
 
-FILTER_LABELS = {"q": "Search", "trigger": "Trigger", "action": "Action", "product_id": "Product",
-                 "integration_id": "Integration", "since": "From", "until": "To"}
+FILTER_LABELS = {
+    "q": "Search",
+    "trigger": "Trigger",
+    "action": "Action",
+    "product_id": "Product",
+    "integration_id": "Integration",
+    "since": "From",
+    "until": "To",
+}
 
 
 def _described(shown: dict) -> list[tuple[str, str]]:
     """The search as the confirmation shows it: each filter by its label, and choices by name rather than id."""
     choices = _choices()
-    names = {"trigger": dict(choices["triggers"]), "action": dict(choices["actions"]),
-             "product_id": {str(p.id): p.name or p.external_id for p in choices["products"]},
-             "integration_id": {str(i.id): i.name for i in choices["integrations"]}}
-    return [(label, names.get(key, {}).get(shown[key], shown[key]))
-            for key, label in FILTER_LABELS.items() if shown.get(key)]
+    names = {
+        "trigger": dict(choices["triggers"]),
+        "action": dict(choices["actions"]),
+        "product_id": {str(p.id): p.name or p.external_id for p in choices["products"]},
+        "integration_id": {str(i.id): i.name for i in choices["integrations"]},
+    }
+    return [
+        (label, names.get(key, {}).get(shown[key], shown[key]))
+        for key, label in FILTER_LABELS.items()
+        if shown.get(key)
+    ]

@@ -1,5 +1,6 @@
 """Products: the list (auto-created ones included), adding one by id and name, and each product's
 Integrations tab with its rules."""
+
 from __future__ import annotations
 
 from flask import render_template, request
@@ -19,12 +20,21 @@ from .labels import rule_rows
 
 def _list(errors=None, values=None, status=200):
     q = request.args.get("q", "").strip()
-    products = list(db().scalars(product_service.search(marketplace_id(), q).order_by(Product.name, Product.id)
-                                 .limit(500)))
-    counts = dict(db().execute(select(Rule.product_id, func.count()).where(
-        Rule.marketplace_id == marketplace_id(), Rule.product_id.is_not(None)).group_by(Rule.product_id)).all())
-    return render_template("products.html", products=products, counts=counts, q=q, errors=errors or {},
-                           values=values or {}), status
+    products = list(
+        db().scalars(product_service.search(marketplace_id(), q).order_by(Product.name, Product.id).limit(500))
+    )
+    counts = dict(
+        db()
+        .execute(
+            select(Rule.product_id, func.count())
+            .where(Rule.marketplace_id == marketplace_id(), Rule.product_id.is_not(None))
+            .group_by(Rule.product_id)
+        )
+        .all()
+    )
+    return render_template(
+        "products.html", products=products, counts=counts, q=q, errors=errors or {}, values=values or {}
+    ), status
 
 
 @bp.route("/products")

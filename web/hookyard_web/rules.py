@@ -1,5 +1,6 @@
 """Rules: the global list (Integrations → Global rules), the New Rule wizard shared by product-level and
 global rules, edit, enable/disable and delete. Validation is hookyard.rules', as for the API."""
+
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -32,7 +33,6 @@ def _product(product_id) -> Product | None:
     if product_id in (None, "", "None"):
         return None
     return owned(Product, id_or_none(product_id) or 0)  # 0 names nothing: a 404 like any unknown id
-
 
 
 def _triggers(product: Product | None):
@@ -79,9 +79,14 @@ class Wizard:
         return _action_for(self.integration, self.action_key)
 
     def values(self) -> dict:
-        return {"product_id": self.product.id if self.product else None, "trigger": self.trigger,
-                "integration_id": self.integration_id,
-                "action": self.action_key, "params": self.params, "enabled": True}
+        return {
+            "product_id": self.product.id if self.product else None,
+            "trigger": self.trigger,
+            "integration_id": self.integration_id,
+            "action": self.action_key,
+            "params": self.params,
+            "enabled": True,
+        }
 
     def check(self, *fields: str) -> bool:
         """Validates the whole draft with the core's rules and keeps the errors of this step's fields."""
@@ -109,20 +114,31 @@ def new_rule():
         options = wizard.integration.options or {}
     status = 422 if wizard.errors or wizard.failure else 200
     param_fields = describe(wizard.action.params_schema) if wizard.action else []
-    return render_template("rule_wizard.html", wizard=wizard, step=step, product=product,
-                           focus=_focus(wizard, step, param_fields) if request.method == "POST" else None,
-                           integrations=_with_actions(marketplace_integrations()), triggers=_triggers(product),
-                           options=options,
-                           param_fields=param_fields, params_json=dumps(wizard.params)), status
+    return render_template(
+        "rule_wizard.html",
+        wizard=wizard,
+        step=step,
+        product=product,
+        focus=_focus(wizard, step, param_fields) if request.method == "POST" else None,
+        integrations=_with_actions(marketplace_integrations()),
+        triggers=_triggers(product),
+        options=options,
+        param_fields=param_fields,
+        params_json=dumps(wizard.params),
+    ), status
 
 
 def _focus(wizard: Wizard, step: str, param_fields: list) -> str:
     """Where a step's page puts the focus (its template sets autofocus there): the first field in error, in the
     order they are shown, else the new step's heading; without this each step starts at the top of the page."""
-    order = {"action": ["integration_id", "action"], "params": [PARAMS_PREFIX + f["name"] for f in param_fields],
-             "trigger": ["trigger", "product_id"]}.get(step, [])
-    return next((name for name in order if any(key == name or key.startswith(name + ".") for key in wizard.errors)),
-                "heading")
+    order = {
+        "action": ["integration_id", "action"],
+        "params": [PARAMS_PREFIX + f["name"] for f in param_fields],
+        "trigger": ["trigger", "product_id"],
+    }.get(step, [])
+    return next(
+        (name for name in order if any(key == name or key.startswith(name + ".") for key in wizard.errors)), "heading"
+    )
 
 
 def _advance(wizard: Wizard, step: str | None, goto: str | None) -> str:
@@ -157,7 +173,9 @@ def _advance(wizard: Wizard, step: str | None, goto: str | None) -> str:
 
 def _summary(rule: Rule) -> str:
     integration = db().get(Integration, rule.integration_id) if rule.integration_id else None
-    return f"when “{trigger_label(rule.trigger)}”, {action_label(integration.app if integration else None, rule.action)}."
+    return (
+        f"when “{trigger_label(rule.trigger)}”, {action_label(integration.app if integration else None, rule.action)}."
+    )
 
 
 def _back_to(rule: Rule) -> tuple:
@@ -173,8 +191,12 @@ def edit_rule(rule_id):
     product = _product(rule.product_id)
     integration = db().get(Integration, rule.integration_id) if rule.integration_id else None
     errors, failure = {}, None
-    values = {"integration_id": rule.integration_id, "trigger": rule.trigger, "params": rule.params,
-              "enabled": rule.enabled}
+    values = {
+        "integration_id": rule.integration_id,
+        "trigger": rule.trigger,
+        "params": rule.params,
+        "enabled": rule.enabled,
+    }
     action = _action_for(integration, rule.action)
     if request.method == "POST":
         changes = {"trigger": request.form.get("trigger") or None, "enabled": request.form.get("enabled") == "true"}
@@ -197,11 +219,19 @@ def edit_rule(rule_id):
         except ValidationError as exc:
             db().rollback()
             failure = getattr(exc, "reason", None)
-    return render_template("rule_edit.html", rule=rule, row=rule_rows([rule])[0], values=values, errors=errors,
-                           failure=failure, product=product,
-                           integrations=_with_actions(marketplace_integrations()),
-                           triggers=_triggers(product), options=(integration.options or {}) if integration else {},
-                           param_fields=describe(action.params_schema) if action else []), 422 if errors else 200
+    return render_template(
+        "rule_edit.html",
+        rule=rule,
+        row=rule_rows([rule])[0],
+        values=values,
+        errors=errors,
+        failure=failure,
+        product=product,
+        integrations=_with_actions(marketplace_integrations()),
+        triggers=_triggers(product),
+        options=(integration.options or {}) if integration else {},
+        param_fields=describe(action.params_schema) if action else [],
+    ), 422 if errors else 200
 
 
 @bp.route("/rules/<int:rule_id>/toggle", methods=["POST"])
@@ -227,8 +257,13 @@ def delete_rule(rule_id):
     target, summary = _back_to(rule), _summary(rule)
     if request.method == "GET":
         endpoint, values = target
-        return render_template("rule_delete.html", rule=rule, row=rule_rows([rule])[0], product=_product(rule.product_id),
-                               back=url_for(endpoint, **values))
+        return render_template(
+            "rule_delete.html",
+            rule=rule,
+            row=rule_rows([rule])[0],
+            product=_product(rule.product_id),
+            back=url_for(endpoint, **values),
+        )
     db().delete(rule)
     db().commit()
     return done("Rule deleted: " + summary, *target)

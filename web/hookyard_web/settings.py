@@ -1,5 +1,6 @@
 """Settings (owners only): API tokens (shown once) and the people who can sign in. Each person's own password and
 sessions are on their account page (account_views), which viewers have too."""
+
 from __future__ import annotations
 
 from flask import abort, flash, g, render_template, request
@@ -19,11 +20,13 @@ from .forms import flat_errors, present
 
 
 def _page(errors=None, values=None, status=200, new_token=None):
-    tokens = list(db().scalars(select(ApiToken).where(ApiToken.marketplace_id == marketplace_id())
-                               .order_by(ApiToken.id.desc())))
+    tokens = list(
+        db().scalars(select(ApiToken).where(ApiToken.marketplace_id == marketplace_id()).order_by(ApiToken.id.desc()))
+    )
     users = list(db().scalars(select(User).where(User.marketplace_id == marketplace_id()).order_by(User.email)))
-    return render_template("settings.html", tokens=tokens, users=users, new_token=new_token, errors=errors or {},
-                           values=values or {}), status
+    return render_template(
+        "settings.html", tokens=tokens, users=users, new_token=new_token, errors=errors or {}, values=values or {}
+    ), status
 
 
 @bp.route("/settings")

@@ -1,5 +1,6 @@
 """An example third-party Hookyard plugin: one app, "Hello webhook", with one action that POSTs a
 greeting for the customer to a URL. Read it with docs/plugins.md; it is the template to copy."""
+
 import requests
 from marshmallow import Schema, fields
 
@@ -27,9 +28,12 @@ def verify(config):
 def greet(ctx):
     first_name = (ctx.payload.get("customer") or {}).get("first_name") or "there"
     try:
-        response = requests.post(ctx.config["url"], timeout=10,
-                                 json={"text": f"{ctx.params['greeting']}, {first_name}!", "email": ctx.email},
-                                 headers={"X-Hello-Secret": ctx.config.get("secret", "")})
+        response = requests.post(
+            ctx.config["url"],
+            timeout=10,
+            json={"text": f"{ctx.params['greeting']}, {first_name}!", "email": ctx.email},
+            headers={"X-Hello-Secret": ctx.config.get("secret", "")},
+        )
     except requests.RequestException as exc:
         return Outcome.failed(f"webhook unreachable: {exc.__class__.__name__}", retryable=True)
     if response.status_code >= 500 or response.status_code == 429:
@@ -41,6 +45,13 @@ def greet(ctx):
 
 @hookimpl
 def register_apps(register):
-    register(App(key="hello", name="Hello webhook", config_schema=Config, verify=verify,
-                 description="Greets each customer through a webhook.",
-                 actions=(Action("greet", "Send a greeting", GreetParams, greet),)))
+    register(
+        App(
+            key="hello",
+            name="Hello webhook",
+            config_schema=Config,
+            verify=verify,
+            description="Greets each customer through a webhook.",
+            actions=(Action("greet", "Send a greeting", GreetParams, greet),),
+        )
+    )

@@ -1,4 +1,5 @@
 """The REST API: one flask-smorest blueprint per resource under /api/v1, one error shape."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,18 @@ from .base import text_without_nul
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (catalog.plugins_blp, catalog.triggers_blp, catalog.apps_blp, integrations.blp, deliveries.blp,
-              products.blp, rules.blp, events.blp, logs.blp, tasks.blp)
+BLUEPRINTS = (
+    catalog.plugins_blp,
+    catalog.triggers_blp,
+    catalog.apps_blp,
+    integrations.blp,
+    deliveries.blp,
+    products.blp,
+    rules.blp,
+    events.blp,
+    logs.blp,
+    tasks.blp,
+)
 
 API_CONFIG = {
     "API_TITLE": "Hookyard",
@@ -25,8 +36,10 @@ API_CONFIG = {
     # No OPENAPI_SWAGGER_UI_*: flask-smorest's page loads Swagger UI from a CDN with an inline script; /api/docs is
     # served by .docs_ui instead, from the pinned swagger-ui-bundle package, under its own CSP.
     "API_SPEC_OPTIONS": {
-        "info": {"description": "Store triggers in, app actions out. Every /api/v1 route takes "
-                                "`Authorization: Bearer <token>`; tokens are scoped to one marketplace."},
+        "info": {
+            "description": "Store triggers in, app actions out. Every /api/v1 route takes "
+            "`Authorization: Bearer <token>`; tokens are scoped to one marketplace."
+        },
         "security": [{"bearerAuth": []}],
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     },
@@ -45,8 +58,9 @@ class HookyardApi(Api):
                 headers.setdefault(name, value)
         if "message" not in payload:
             errors = payload.get("errors")
-            payload["message"] = ("The request is not valid; see errors for each field." if errors and code == 422
-                                  else error.description)
+            payload["message"] = (
+                "The request is not valid; see errors for each field." if errors and code == 422 else error.description
+            )
         return payload, code, headers
 
 
@@ -57,8 +71,12 @@ DATABASE_RETRY_AFTER = 5
 
 
 def database_unavailable(error):
-    log.error("database unavailable while serving %s %s: %s", request.method, request.path,
-              error.__class__.__name__ + (f" ({error.orig.__class__.__name__})" if getattr(error, "orig", None) else ""))
+    log.error(
+        "database unavailable while serving %s %s: %s",
+        request.method,
+        request.path,
+        error.__class__.__name__ + (f" ({error.orig.__class__.__name__})" if getattr(error, "orig", None) else ""),
+    )
     headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
     message = "The database is unavailable, so nothing was stored. Retry in a few seconds."
     if request.path.startswith("/api/"):

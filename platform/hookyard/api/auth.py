@@ -1,5 +1,6 @@
 """Bearer-token authentication: every /api/v1 route is scoped to the token's marketplace, limited to the
 token's role, and rate limited per token."""
+
 from __future__ import annotations
 
 from flask import g, request
@@ -16,9 +17,12 @@ def require_token():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        abort(401, message="Send an API token as 'Authorization: Bearer <token>' "
-                           "(create one with `hookyard tokens create --marketplace NAME`).",
-              headers={"WWW-Authenticate": "Bearer"})
+        abort(
+            401,
+            message="Send an API token as 'Authorization: Bearer <token>' "
+            "(create one with `hookyard tokens create --marketplace NAME`).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     found = lookup_token(session(), token.strip())
     if found is None:
         abort(401, message="The API token is invalid or revoked.", headers={"WWW-Authenticate": "Bearer"})
@@ -27,13 +31,19 @@ def require_token():
     limit, window = rt().settings.api_rate_limit
     retry_after = over_limit("api", api_token.token_hash, (limit, window))
     if retry_after is not None:
-        abort(429, message=f"Too many requests with this API token (the limit is {limit} per {window:g} seconds); "
-                           f"try again in {retry_after} seconds.",
-              headers={"Retry-After": str(retry_after)})
+        abort(
+            429,
+            message=f"Too many requests with this API token (the limit is {limit} per {window:g} seconds); "
+            f"try again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )
     # Anything but "owner" reads only: a role this code does not know gets the least it could mean.
     if api_token.role != "owner" and request.method not in READ_METHODS:
-        abort(403, message=f"This API token is read-only (role {api_token.role}): it can only read (GET). "
-                           "Use an owner token to make changes.")
+        abort(
+            403,
+            message=f"This API token is read-only (role {api_token.role}): it can only read (GET). "
+            "Use an owner token to make changes.",
+        )
     g.api_token = api_token
     g.marketplace = marketplace
 

@@ -1,4 +1,5 @@
 """What every resource blueprint shares: the schema policy, the session, tenancy and the error helpers."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint, abort
@@ -24,8 +25,6 @@ def text_without_nul(converter, field, ret, **kwargs) -> dict:
     return {}
 
 
-
-
 class JsonBodyParser(FlaskParser):
     """webargs' parser, with one reader for every JSON request body.
 
@@ -39,8 +38,11 @@ class JsonBodyParser(FlaskParser):
         if not body:
             raise ValidationError(["A JSON body is required (Content-Type: application/json)."])
         if not is_json_request(req):
-            abort(415, message="The body must be JSON.",
-                  errors={"headers": {"Content-Type": [f"Must be application/json, not {req.mimetype or 'missing'}."]}})
+            abort(
+                415,
+                message="The body must be JSON.",
+                errors={"headers": {"Content-Type": [f"Must be application/json, not {req.mimetype or 'missing'}."]}},
+            )
         try:
             return inputs.loads(body)
         except inputs.NotJSON as exc:
@@ -49,8 +51,10 @@ class JsonBodyParser(FlaskParser):
 
 # X-Pagination is JSON text, so it is documented as content, not as a "simple"-style object header (which a
 # client reading the document would expect as `total,1000,page,2,…`).
-PAGINATION_HEADER = {"description": "Pagination metadata, as a JSON object.",
-                     "content": {"application/json": {"schema": PaginationMetadataSchema}}}
+PAGINATION_HEADER = {
+    "description": "Pagination metadata, as a JSON object.",
+    "content": {"application/json": {"schema": PaginationMetadataSchema}},
+}
 
 
 class ApiBlueprint(Blueprint):

@@ -1,4 +1,5 @@
 """Read-only views of what the installed plugins provide: plugins, trigger types, apps and actions."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -43,9 +44,13 @@ class PluginSchema(BaseSchema):
     apps = fields.List(fields.String())
     commands = fields.List(fields.String(), metadata={"description": "Commands added to the `hookyard` CLI."})
     blueprints = fields.List(fields.String(), metadata={"description": "Flask blueprints (pages, endpoints)."})
-    settings = fields.List(fields.Nested(SettingDoc), metadata={
-        "description": "The settings it declares (hookyard plugins --settings): defaults and descriptions, never "
-                       "the values."})
+    settings = fields.List(
+        fields.Nested(SettingDoc),
+        metadata={
+            "description": "The settings it declares (hookyard plugins --settings): defaults and descriptions, never "
+            "the values."
+        },
+    )
 
 
 class TriggerSchema(BaseSchema):
@@ -80,18 +85,34 @@ class AppSchema(BaseSchema):
 
 
 def trigger_doc(t) -> dict:
-    return dict(key=t.key, label=t.label, category=t.category, description=t.description,
-                product_scoped=t.product_scoped, delay_seconds=int(t.delay.total_seconds()) if t.delay else None,
-                plugin=rt().registry.owner("trigger type", t.key), payload_fields=describe(t.payload_schema))
+    return dict(
+        key=t.key,
+        label=t.label,
+        category=t.category,
+        description=t.description,
+        product_scoped=t.product_scoped,
+        delay_seconds=int(t.delay.total_seconds()) if t.delay else None,
+        plugin=rt().registry.owner("trigger type", t.key),
+        payload_fields=describe(t.payload_schema),
+    )
 
 
 def app_doc(a) -> dict:
-    return dict(key=a.key, name=a.name, description=a.description, logo_url=a.logo_url,
-                plugin=rt().registry.owner("app", a.key), config_fields=describe(a.config_schema),
-                actions=[dict(key=x.key, label=x.label, description=x.description,
-                              params_fields=describe(x.params_schema)) for x in a.actions],
-                inbound=a.inbound is not None, inbound_instructions=a.inbound.instructions if a.inbound else None,
-                imports_products=a.products is not None)
+    return dict(
+        key=a.key,
+        name=a.name,
+        description=a.description,
+        logo_url=a.logo_url,
+        plugin=rt().registry.owner("app", a.key),
+        config_fields=describe(a.config_schema),
+        actions=[
+            dict(key=x.key, label=x.label, description=x.description, params_fields=describe(x.params_schema))
+            for x in a.actions
+        ],
+        inbound=a.inbound is not None,
+        inbound_instructions=a.inbound.instructions if a.inbound else None,
+        imports_products=a.products is not None,
+    )
 
 
 @plugins_blp.route("")

@@ -1,6 +1,7 @@
 """The API docs page (/api/docs): Swagger UI served from this server, so it works offline and loads nothing
 from a third party. Its files come from the ``swagger-ui-bundle`` package (pinned in setup.cfg), never copied
 into this repository; the page itself is ours so that it can run under a CSP with no inline script."""
+
 from __future__ import annotations
 
 import swagger_ui_bundle
@@ -10,15 +11,24 @@ from werkzeug.exceptions import NotFound
 blp = Blueprint("api_docs_ui", __name__)
 
 # Only what the page loads: the package also ships source maps and an index.html we do not serve.
-ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
-                    "favicon-16x16.png", "favicon-32x32.png"})
+ASSETS = frozenset(
+    {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "favicon-16x16.png",
+        "favicon-32x32.png",
+    }
+)
 ASSET_MAX_AGE = 24 * 3600
 
 # Everything the page needs is on this server. Swagger UI sets inline style attributes and uses data: URIs for
 # its icons; 'unsafe-inline' styles cannot run script. connect-src 'self' is the document and "Try it out".
-DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">

@@ -1,4 +1,5 @@
 """Events: emit a trigger (the ingest point) and see what it caused."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,12 @@ class EmitSchema(BaseSchema):
 
 class EmittedSchema(BaseSchema):
     id = fields.Integer()
-    status = fields.String(metadata={"description": "accepted, or duplicate for a repeated delivery (the same "
-                                                    "Idempotency-Key, or the trigger's dedupe key): the first event"})
+    status = fields.String(
+        metadata={
+            "description": "accepted, or duplicate for a repeated delivery (the same "
+            "Idempotency-Key, or the trigger's dedupe key): the first event"
+        }
+    )
     matched_rules = fields.Integer()
 
 
@@ -55,27 +60,45 @@ class EventQuerySchema(BaseSchema):
     email = fields.String()
 
 
-IDEMPOTENCY_HEADER = {"Idempotency-Key": {"description": "Repeat it to make a retry of the same event harmless.",
-                                          "schema": {"type": "string", "maxLength": 255}}}
+IDEMPOTENCY_HEADER = {
+    "Idempotency-Key": {
+        "description": "Repeat it to make a retry of the same event harmless.",
+        "schema": {"type": "string", "maxLength": 255},
+    }
+}
 
 
 @blp.route("")
 class Events(MethodView):
     @blp.arguments(EmitSchema)
     @blp.response(202, EmittedSchema, description="Accepted: the matching rules are queued.")
-    @blp.alt_response(200, schema=EmittedSchema, description="A repeated delivery (the same Idempotency-Key, or "
-                                                             "the trigger's dedupe key): the first event, nothing "
-                                                             "new queued.")
-    @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="The workers are behind: nothing was stored; "
-                                                                      "retry after Retry-After seconds.")
-    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The database is unavailable: nothing was "
-                                                                        "stored; retry after Retry-After seconds.")
+    @blp.alt_response(
+        200,
+        schema=EmittedSchema,
+        description="A repeated delivery (the same Idempotency-Key, or "
+        "the trigger's dedupe key): the first event, nothing "
+        "new queued.",
+    )
+    @blp.alt_response(
+        429,
+        response="TOO_MANY_REQUESTS",
+        description="The workers are behind: nothing was stored; retry after Retry-After seconds.",
+    )
+    @blp.alt_response(
+        503,
+        response="SERVICE_UNAVAILABLE",
+        description="The database is unavailable: nothing was stored; retry after Retry-After seconds.",
+    )
     @blp.doc(parameters=[{"in": "header", "name": k, **v} for k, v in IDEMPOTENCY_HEADER.items()])
     def post(self, body):
         """Emit a trigger: validated, stored, matched against rules and queued"""
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
-            abort(422, message="Idempotency-Key is too long.", errors={"headers": {"Idempotency-Key": ["At most 255 characters."]}})
+            abort(
+                422,
+                message="Idempotency-Key is too long.",
+                errors={"headers": {"Idempotency-Key": ["At most 255 characters."]}},
+            )
         problem = inputs.text_problem(key) if key is not None else None  # it is stored: NUL fails on PostgreSQL
         if problem:
             abort(422, message="Idempotency-Key is not valid.", errors={"headers": {"Idempotency-Key": [problem]}})
@@ -86,10 +109,14 @@ class Events(MethodView):
         try:
             result = emit(rt(), session(), marketplace(), body["trigger"], body["payload"], key)
         except UnknownTrigger:
-            abort_invalid(ValidationError({"trigger": [f"Unknown trigger {body['trigger']!r}; see GET /api/v1/triggers."]}),
-                          message="Unknown trigger.")
+            abort_invalid(
+                ValidationError({"trigger": [f"Unknown trigger {body['trigger']!r}; see GET /api/v1/triggers."]}),
+                message="Unknown trigger.",
+            )
         except ValidationError as exc:
-            abort_invalid(ValidationError({"payload": exc.messages}), message="The payload is not valid for this trigger.")
+            abort_invalid(
+                ValidationError({"payload": exc.messages}), message="The payload is not valid for this trigger."
+            )
         event = result.event
         status = "accepted" if result.created else "duplicate"
         return {"id": event.id, "status": status, "matched_rules": event.matched_rules}, 202 if result.created else 200
@@ -115,4 +142,3 @@ class EventById(MethodView):
         event = owned(Event, event_id)
         runs = list(session().scalars(select(Run).where(Run.event_id == event.id).order_by(Run.id)))
         return {**{c: getattr(event, c) for c in EventSchema().fields if c != "runs"}, "runs": runs}
-

@@ -1,4 +1,5 @@
 """Integrations: connections to an app. Secrets are write-only and come back masked."""
+
 from __future__ import annotations
 
 from flask import g, request
@@ -19,48 +20,82 @@ blp = api_blueprint("integrations", "Connections to apps, e.g. a Circle communit
 
 
 class IntegrationWarningSchema(BaseSchema):
-    code = fields.String(metadata={"description": "Stable, for programs: e.g. community_url_mismatch, "
-                                                  "refresh_failed, quota_near, quota_exceeded, "
-                                                  "plan_without_admin_api."})
+    code = fields.String(
+        metadata={
+            "description": "Stable, for programs: e.g. community_url_mismatch, "
+            "refresh_failed, quota_near, quota_exceeded, "
+            "plan_without_admin_api."
+        }
+    )
     message = fields.String(metadata={"description": "For people: what is wrong and what to do."})
 
 
 class IntegrationUsageSchema(BaseSchema):
-    label = fields.String(metadata={"description": "What is counted, e.g. \"Circle API requests\"."})
-    period = fields.String(metadata={"description": "The UTC calendar month counted, \"YYYY-MM\"."})
-    calls = fields.Integer(metadata={"description": "Calls the remote counted this month for the account, shared "
-                                                    "by every connection (of any store) to that account."})
-    quota = fields.Integer(allow_none=True, metadata={"description": "Calls the chosen plan allows per month; null "
-                                                                     "when it has none to watch."})
+    label = fields.String(metadata={"description": 'What is counted, e.g. "Circle API requests".'})
+    period = fields.String(metadata={"description": 'The UTC calendar month counted, "YYYY-MM".'})
+    calls = fields.Integer(
+        metadata={
+            "description": "Calls the remote counted this month for the account, shared "
+            "by every connection (of any store) to that account."
+        }
+    )
+    quota = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Calls the chosen plan allows per month; null when it has none to watch."},
+    )
     plan = fields.String(allow_none=True, metadata={"description": "The plan chosen on the connection, for people."})
-    scope = fields.String(allow_none=True, metadata={"description": "The remote's account counted (Circle: the "
-                                                                    "community id); null before a check named it."})
+    scope = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The remote's account counted (Circle: the community id); null before a check named it."
+        },
+    )
 
 
 class IntegrationSchema(BaseSchema):
     id = fields.Integer(dump_only=True)
     app = fields.String(required=True, metadata={"description": "App key, e.g. 'circle'."})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                         metadata={"description": "Internal label, unique per marketplace."})
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Internal label, unique per marketplace."},
+    )
     config = fields.Dict(required=True, metadata={"description": "The app's connection fields; secrets masked."})
-    info = fields.Dict(dump_only=True, metadata={"description": "What the app's check learned, e.g. the "
-                                                                 "community's name."})
-    warnings = fields.List(fields.Nested(IntegrationWarningSchema), dump_only=True, metadata={
-        "description": "What is worth knowing about a connection that works, e.g. a Circle community URL that is "
-                       "not the key's community, a refresh that failed for a passing reason, or a monthly quota "
-                       "near (quota_near) or used up (quota_exceeded); [] when none."})
-    usage = fields.Nested(IntegrationUsageSchema, dump_only=True, allow_none=True, metadata={
-        "description": "For apps whose remote meters calls (Circle's monthly request quota): this month's count; "
-                       "warnings has quota_near from 80% of the quota and quota_exceeded from 100%. Null for other "
-                       "apps."})
+    info = fields.Dict(
+        dump_only=True, metadata={"description": "What the app's check learned, e.g. the community's name."}
+    )
+    warnings = fields.List(
+        fields.Nested(IntegrationWarningSchema),
+        dump_only=True,
+        metadata={
+            "description": "What is worth knowing about a connection that works, e.g. a Circle community URL that is "
+            "not the key's community, a refresh that failed for a passing reason, or a monthly quota "
+            "near (quota_near) or used up (quota_exceeded); [] when none."
+        },
+    )
+    usage = fields.Nested(
+        IntegrationUsageSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "For apps whose remote meters calls (Circle's monthly request quota): this month's count; "
+            "warnings has quota_near from 80% of the quota and quota_exceeded from 100%. Null for other "
+            "apps."
+        },
+    )
     status = fields.String(dump_only=True, metadata={"description": "connected | needs_attention"})
     status_reason = fields.String(dump_only=True, allow_none=True)
     verified_at = fields.DateTime(dump_only=True, allow_none=True)
     refreshed_at = fields.DateTime(dump_only=True, allow_none=True)
-    inbound_url = fields.String(dump_only=True, allow_none=True, metadata={
-        "description": "For apps that receive webhooks (e.g. SamCart's Notify URL): the URL to paste into the "
-                       "store, absolute (from HOOKYARD_PUBLIC_URL, else this request's host). It is a credential: "
-                       "whole for owner tokens, masked for viewers; null for other apps."})
+    inbound_url = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "For apps that receive webhooks (e.g. SamCart's Notify URL): the URL to paste into the "
+            "store, absolute (from HOOKYARD_PUBLIC_URL, else this request's host). It is a credential: "
+            "whole for owner tokens, masked for viewers; null for other apps."
+        },
+    )
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -76,20 +111,33 @@ class DeletedSchema(BaseSchema):
 
 # Seconds to wait before trying again when the app's remote did not answer in time (when it gave no hint).
 REMOTE_RETRY_AFTER = 30
-TIMED_OUT = dict(response="GATEWAY_TIMEOUT", description="The app's remote did not answer in time; nothing was "
-                                                         "saved. Retry-After says when to try again.")
-OPTIONS_DOC = {"description": "Option lists by name, e.g. {\"spaces\": [{\"id\": 1, \"name\": \"Members\"}]}; "
-                             "Last-Modified tells when they were loaded."}
+TIMED_OUT = dict(
+    response="GATEWAY_TIMEOUT",
+    description="The app's remote did not answer in time; nothing was saved. Retry-After says when to try again.",
+)
+OPTIONS_DOC = {
+    "description": 'Option lists by name, e.g. {"spaces": [{"id": 1, "name": "Members"}]}; '
+    "Last-Modified tells when they were loaded."
+}
 
 
 def out(integration: Integration) -> dict:
     used = connections.usage_of(rt(), session(), integration)
-    return dict(id=integration.id, app=integration.app, name=integration.name,
-                config=connections.masked_config(rt(), integration), info=connections.facts(integration),
-                warnings=connections.warnings(integration, used), usage=used, status=integration.status,
-                status_reason=integration.status_reason, verified_at=integration.verified_at,
-                refreshed_at=integration.refreshed_at, inbound_url=_inbound_url(integration),
-                created_at=integration.created_at)
+    return dict(
+        id=integration.id,
+        app=integration.app,
+        name=integration.name,
+        config=connections.masked_config(rt(), integration),
+        info=connections.facts(integration),
+        warnings=connections.warnings(integration, used),
+        usage=used,
+        status=integration.status,
+        status_reason=integration.status_reason,
+        verified_at=integration.verified_at,
+        refreshed_at=integration.refreshed_at,
+        inbound_url=_inbound_url(integration),
+        created_at=integration.created_at,
+    )
 
 
 def _inbound_url(integration: Integration) -> str | None:
@@ -104,8 +152,9 @@ class Integrations(MethodView):
     @blp.response(200, IntegrationSchema(many=True))
     def get(self):
         """List integrations"""
-        rows = session().scalars(select(Integration).where(Integration.marketplace_id == marketplace_id())
-                                 .order_by(Integration.id))
+        rows = session().scalars(
+            select(Integration).where(Integration.marketplace_id == marketplace_id()).order_by(Integration.id)
+        )
         return [out(i) for i in rows]
 
     @blp.arguments(IntegrationSchema)
@@ -114,8 +163,9 @@ class Integrations(MethodView):
     def post(self, body):
         """Connect an app: the credentials are verified with the app before anything is saved"""
         try:
-            integration = connections.create(rt(), session(), marketplace_id(), body["app"], body["name"],
-                                             body["config"])
+            integration = connections.create(
+                rt(), session(), marketplace_id(), body["app"], body["name"], body["config"]
+            )
         except ValidationError as exc:
             _abort_refused(exc, "The integration could not be created.")
         session().commit()
@@ -151,10 +201,13 @@ class IntegrationById(MethodView):
         return {"id": integration_id, "disabled_rules": disabled}
 
 
-TASK_HEADERS = {"Location": {"description": "The task: /api/v1/tasks/{id}", "schema": {"type": "string"}},
-                "Retry-After": {"description": "Seconds before polling the task.", "schema": {"type": "integer"}}}
-NOT_QUEUED = dict(response="SERVICE_UNAVAILABLE", description="The job queue (Redis) is unreachable; the task was "
-                                                              "not started.")
+TASK_HEADERS = {
+    "Location": {"description": "The task: /api/v1/tasks/{id}", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds before polling the task.", "schema": {"type": "integer"}},
+}
+NOT_QUEUED = dict(
+    response="SERVICE_UNAVAILABLE", description="The job queue (Redis) is unreachable; the task was not started."
+)
 
 
 @blp.route("/<int:integration_id>/refresh")
@@ -178,8 +231,12 @@ class IntegrationRefresh(MethodView):
 @blp.route("/<int:integration_id>/options")
 class IntegrationOptions(MethodView):
     @blp.response(200, **OPTIONS_DOC)
-    @blp.alt_response(202, schema=TaskSchema, headers=TASK_HEADERS,
-                      description="Never loaded: a refresh task was started (or is running); poll its Location.")
+    @blp.alt_response(
+        202,
+        schema=TaskSchema,
+        headers=TASK_HEADERS,
+        description="Never loaded: a refresh task was started (or is running); poll its Location.",
+    )
     @blp.alt_response(503, **NOT_QUEUED)
     def get(self, integration_id):
         """The option lists cached by the last refresh (a refresh task is started if they were never loaded)"""
@@ -200,8 +257,12 @@ def _abort_refused(exc: ValidationError, default: str):
     if getattr(exc, "timed_out", False):
         session().rollback()
         retry_after = exc.retry_after if exc.retry_after is not None else REMOTE_RETRY_AFTER
-        abort(504, message=message, errors={"json": exc.messages},
-              headers={"Retry-After": str(max(1, round(retry_after)))})
+        abort(
+            504,
+            message=message,
+            errors={"json": exc.messages},
+            headers={"Retry-After": str(max(1, round(retry_after)))},
+        )
     abort_invalid(exc, message=message)
 
 

@@ -1,4 +1,5 @@
 """The log: one entry per (event, rule) run, newest first, capped per marketplace, searchable."""
+
 from __future__ import annotations
 
 from flask.views import MethodView

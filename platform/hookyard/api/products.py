@@ -1,4 +1,5 @@
 """Products: the store's products by their external id; rules can target one."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -22,12 +23,16 @@ class StrippedString(fields.String):
 
 class ProductSchema(BaseSchema):
     id = fields.Integer(dump_only=True, metadata={"description": "Hookyard's id, used by rules."})
-    external_id = StrippedString(required=True, validate=validate.Length(min=1, max=200),
-                                 metadata={"description": "The store's product id (payload.product.id); surrounding "
-                                                          "whitespace is removed.",
-                                           # Documented as validated: not only whitespace (stripped, it is empty),
-                                           # and no NUL (TEXT_PATTERN, which this pattern replaces).
-                                           "pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"})
+    external_id = StrippedString(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "The store's product id (payload.product.id); surrounding whitespace is removed.",
+            # Documented as validated: not only whitespace (stripped, it is empty),
+            # and no NUL (TEXT_PATTERN, which this pattern replaces).
+            "pattern": r"^[^\x00]*[^\s\x00][^\x00]*$",
+        },
+    )
     name = fields.String(load_default="", validate=validate.Length(max=500))
     auto_created = fields.Boolean(dump_only=True, metadata={"description": "Created by the first event naming it."})
     created_at = fields.DateTime(dump_only=True)

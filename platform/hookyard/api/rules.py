@@ -1,4 +1,5 @@
 """Rules: when this trigger happens (for this product, or any), run that action of an integration."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -14,8 +15,9 @@ blp = api_blueprint("rules", "Trigger → action rules")
 
 class RuleSchema(BaseSchema):
     id = fields.Integer(dump_only=True)
-    product_id = id_field(required=True, allow_none=True,
-                          metadata={"description": "Hookyard product id, or null for a global rule."})
+    product_id = id_field(
+        required=True, allow_none=True, metadata={"description": "Hookyard product id, or null for a global rule."}
+    )
     trigger = fields.String(required=True, metadata={"description": "Trigger key, e.g. samcart.product_purchased."})
     integration_id = id_field(required=True, allow_none=False)
     action = fields.String(required=True, metadata={"description": "Action key of the integration's app."})

@@ -1,4 +1,5 @@
 """The log entry shape (a run), shared by the events and logs resources."""
+
 from __future__ import annotations
 
 from marshmallow import fields
@@ -12,13 +13,18 @@ class RanSchema(BaseSchema):
     integration_name = fields.String(allow_none=True, metadata={"description": "The connection's name then."})
     product_name = fields.String(allow_none=True)
     params = fields.Dict(metadata={"description": "The rule's parameters then."})
-    settings = fields.List(fields.List(fields.String()), metadata={
-        "description": "[label, value] pairs of the parameters, option ids named as the connection named them "
-                       "then (attempts only)."})
+    settings = fields.List(
+        fields.List(fields.String()),
+        metadata={
+            "description": "[label, value] pairs of the parameters, option ids named as the connection named them "
+            "then (attempts only)."
+        },
+    )
 
 
-RAN = ("What the entry ran, as it was then: deleting or renaming the rule, connection or product later "
-       "does not change it.")
+RAN = (
+    "What the entry ran, as it was then: deleting or renaming the rule, connection or product later does not change it."
+)
 
 
 class AttemptSchema(BaseSchema):
@@ -29,7 +35,7 @@ class AttemptSchema(BaseSchema):
     reason = fields.String(allow_none=True)
     retryable = fields.Boolean()
     retry_in = fields.Float(metadata={"description": "Seconds until the next attempt, when one was scheduled."})
-    details = fields.Dict(metadata={"description": "What the action reported, e.g. {\"circle_calls\": 1}."})
+    details = fields.Dict(metadata={"description": 'What the action reported, e.g. {"circle_calls": 1}.'})
     ran = fields.Nested(RanSchema, metadata={"description": "What this attempt ran. " + RAN})
     # An entry with these marks a replay rather than an attempt: the attempts after it are the replay's.
     replayed_at = fields.String(metadata={"description": "Set on replay entries: when a retry was requested."})
@@ -46,9 +52,16 @@ class LogEntrySchema(BaseSchema):
     action = fields.String()
     integration_id = fields.Integer(allow_none=True)
     product_id = fields.Integer(allow_none=True)
-    product_name = fields.String(allow_none=True, metadata={"description": "The product's name when the event arrived."})
-    ran = fields.Nested(RanSchema, allow_none=True, metadata={
-        "description": "What the latest attempt ran, or what the entry was set to run when it was created. " + RAN})
+    product_name = fields.String(
+        allow_none=True, metadata={"description": "The product's name when the event arrived."}
+    )
+    ran = fields.Nested(
+        RanSchema,
+        allow_none=True,
+        metadata={
+            "description": "What the latest attempt ran, or what the entry was set to run when it was created. " + RAN
+        },
+    )
     email = fields.String(allow_none=True)
     status = fields.String(metadata={"description": "queued | running | succeeded | skipped | failed"})
     reason = fields.String(allow_none=True)
@@ -61,7 +74,10 @@ class LogEntrySchema(BaseSchema):
 class LogEntryDetailSchema(LogEntrySchema):
     history = fields.List(fields.Nested(AttemptSchema))
     payload = fields.Dict(metadata={"description": "The trigger payload, as validated."})
-    params = fields.Dict(allow_none=True, metadata={"description": "The rule's current parameters (null once "
-                                                                   "it is deleted)."})
-    deleted = fields.List(fields.String(), metadata={
-        "description": "Which of the rule, integration and product the entry names no longer exist."})
+    params = fields.Dict(
+        allow_none=True, metadata={"description": "The rule's current parameters (null once it is deleted)."}
+    )
+    deleted = fields.List(
+        fields.String(),
+        metadata={"description": "Which of the rule, integration and product the entry names no longer exist."},
+    )

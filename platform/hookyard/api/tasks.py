@@ -1,4 +1,5 @@
 """Tasks: long work the worker does for the marketplace (a connection's refresh), with its progress and outcome."""
+
 from __future__ import annotations
 
 from flask import url_for

@@ -1,4 +1,5 @@
 """Circle (circle.so) for Hookyard: one app whose actions manage community members through the Admin API v2."""
+
 import base64
 
 from hookyard import App, Usage, hookimpl
@@ -8,12 +9,21 @@ from .connection import CircleConfig, plan_name, quota, refresh, verify
 from .settings import SETTINGS
 
 # A plain ring, not Circle's trademark: enough for people to tell the app apart in the UI's app list.
-LOGO = "data:image/svg+xml;base64," + base64.b64encode(
-    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" rx="10" '
-    b'fill="#111827"/><circle cx="20" cy="20" r="10" fill="none" stroke="#fff" stroke-width="5"/></svg>').decode()
+LOGO = (
+    "data:image/svg+xml;base64,"
+    + base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" rx="10" '
+        b'fill="#111827"/><circle cx="20" cy="20" r="10" fill="none" stroke="#fff" stroke-width="5"/></svg>'
+    ).decode()
+)
 
 CIRCLE = App(
-    key="circle", name="Circle", config_schema=CircleConfig, verify=verify, refresh=refresh, actions=ACTIONS,
+    key="circle",
+    name="Circle",
+    config_schema=CircleConfig,
+    verify=verify,
+    refresh=refresh,
+    actions=ACTIONS,
     option_lists=("spaces", "space_groups", "events", "member_tags"),
     description="Invite and remove members, manage spaces, space groups, event RSVPs and member tags.",
     logo_url=LOGO,

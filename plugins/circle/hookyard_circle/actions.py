@@ -1,5 +1,6 @@
 """The ten Circle actions. Each makes the fewest calls that settle the outcome and maps Circle's
 answer to one Outcome with a reason a merchant can read (circle-api.md §3, §6)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -29,6 +30,7 @@ def circle_for(ctx) -> Circle:
 
 def with_calls(run):
     """Runs an action, turning transport errors into retryable failures and counting Circle calls."""
+
     def wrapped(ctx):
         circle = circle_for(ctx)
         if not ctx.email:
@@ -42,6 +44,7 @@ def with_calls(run):
         except requests.RequestException as exc:
             outcome = Outcome.failed(f"could not reach Circle ({exc.__class__.__name__})", retryable=True)
         return replace(outcome, details={**outcome.details, "circle_calls": circle.calls})
+
     wrapped.__name__ = run.__name__
     return wrapped
 
@@ -58,16 +61,22 @@ def common(reply: Reply) -> Outcome | None:
         if "maximum limit of members" in lowered:
             return Outcome.failed(f"Circle: {text} Upgrade the Circle plan or remove members.")
         if "eligible" in lowered:
-            return Outcome.failed(f"Circle: {text} The Admin API needs the Business plan or above.",
-                                  needs_attention=True)
-        return Outcome.failed(f"Circle refused the API key ({text}): it must be an Admin V2 token.",
-                              needs_attention=True)
+            return Outcome.failed(
+                f"Circle: {text} The Admin API needs the Business plan or above.", needs_attention=True
+            )
+        return Outcome.failed(
+            f"Circle refused the API key ({text}): it must be an Admin V2 token.", needs_attention=True
+        )
     if reply.status == 429:
-        return Outcome.failed("Circle rate limited the request (HTTP 429)", retryable=True,
-                              retry_after=reply.retry_after if reply.retry_after is not None else DEFAULT_429_WAIT)
+        return Outcome.failed(
+            "Circle rate limited the request (HTTP 429)",
+            retryable=True,
+            retry_after=reply.retry_after if reply.retry_after is not None else DEFAULT_429_WAIT,
+        )
     if reply.status >= 500:
-        return Outcome.failed(f"Circle had an error (HTTP {reply.status})", retryable=True,
-                              retry_after=reply.retry_after)
+        return Outcome.failed(
+            f"Circle had an error (HTTP {reply.status})", retryable=True, retry_after=reply.retry_after
+        )
     return None
 
 
@@ -80,8 +89,9 @@ def check(reply: Reply) -> Reply:
 
 
 def stale(kind: str, value) -> Outcome:
-    return Outcome.failed(f"Circle has no {kind} {value} any more: refresh the integration and choose another "
-                          f"{kind} in the rule")
+    return Outcome.failed(
+        f"Circle has no {kind} {value} any more: refresh the integration and choose another {kind} in the rule"
+    )
 
 
 def not_a_member(email: str) -> Outcome:
@@ -115,18 +125,29 @@ def find_member(circle: Circle, email: str) -> dict | None:
 
 # --- invite / remove -----------------------------------------------------------------------------
 
+
 class InviteParams(Schema):
     space_ids = fields.List(Option("spaces", fields.Integer()), load_default=list, metadata={"label": "Spaces"})
-    space_group_ids = fields.List(Option("space_groups", fields.Integer()), load_default=list,
-                                  metadata={"label": "Space groups"})
-    member_tag_ids = fields.List(Option("member_tags", fields.Integer()), load_default=list,
-                                 metadata={"label": "Member tags"})
-    skip_invitation = fields.Boolean(load_default=False, metadata={
-        "label": "Skip the invitation email", "description": "Add the member without Circle's invitation email."})
+    space_group_ids = fields.List(
+        Option("space_groups", fields.Integer()), load_default=list, metadata={"label": "Space groups"}
+    )
+    member_tag_ids = fields.List(
+        Option("member_tags", fields.Integer()), load_default=list, metadata={"label": "Member tags"}
+    )
+    skip_invitation = fields.Boolean(
+        load_default=False,
+        metadata={
+            "label": "Skip the invitation email",
+            "description": "Add the member without Circle's invitation email.",
+        },
+    )
 
 
-_STALE_KIND = {"space": ("space", "space_ids"), "space group": ("space group", "space_group_ids"),
-               "member tag": ("member tag", "member_tag_ids")}
+_STALE_KIND = {
+    "space": ("space", "space_ids"),
+    "space group": ("space group", "space_group_ids"),
+    "member tag": ("member tag", "member_tag_ids"),
+}
 
 
 @with_calls
@@ -135,8 +156,13 @@ def invite_member(ctx, circle):
     if ctx.attempt > 1 and find_member(circle, email) is not None:
         # An earlier attempt may have reached Circle before timing out: never send a second invitation.
         return _apply_memberships(circle, email, params, "already a member (an earlier attempt invited them)")
-    body = {"email": email, "skip_invitation": params["skip_invitation"], "space_ids": params["space_ids"],
-            "space_group_ids": params["space_group_ids"], "member_tag_ids": params["member_tag_ids"]}
+    body = {
+        "email": email,
+        "skip_invitation": params["skip_invitation"],
+        "space_ids": params["space_ids"],
+        "space_group_ids": params["space_group_ids"],
+        "member_tag_ids": params["member_tag_ids"],
+    }
     if _name(ctx):
         body["name"] = _name(ctx)
     reply = check(circle.request("POST", "/community_members", json=body))
@@ -244,8 +270,14 @@ def add_to_space_reply(circle: Circle, email: str, space_id) -> Reply:
 @with_calls
 def add_member_to_space(ctx, circle):
     space_id = ctx.params["space_id"]
-    return added(add_to_space_reply(circle, ctx.email, space_id), ctx.email, "space", space_id,
-                 "added to the space", "already in the space")
+    return added(
+        add_to_space_reply(circle, ctx.email, space_id),
+        ctx.email,
+        "space",
+        space_id,
+        "added to the space",
+        "already in the space",
+    )
 
 
 @with_calls
@@ -269,11 +301,17 @@ def add_member_to_space_group(ctx, circle):
 @with_calls
 def remove_member_from_space_group(ctx, circle):
     group_id = ctx.params["space_group_id"]
-    reply = check(circle.request("DELETE", "/space_group_members",
-                                 params={"email": ctx.email, "space_group_id": group_id}))
+    reply = check(
+        circle.request("DELETE", "/space_group_members", params={"email": ctx.email, "space_group_id": group_id})
+    )
     # "Missing record: user" covers both an unknown member and one not in the group.
-    return removed(reply, "space group", group_id, "removed from the space group and its spaces",
-                   f"{ctx.email} was not in the space group")
+    return removed(
+        reply,
+        "space group",
+        group_id,
+        "removed from the space group and its spaces",
+        f"{ctx.email} was not in the space group",
+    )
 
 
 class EventParams(Schema):
@@ -283,8 +321,9 @@ class EventParams(Schema):
 @with_calls
 def rsvp_member_to_event(ctx, circle):
     event_id = ctx.params["event_id"]
-    reply = check(circle.request("POST", "/event_attendees",
-                                 json={"event_id": str(event_id), "member_email": ctx.email}))
+    reply = check(
+        circle.request("POST", "/event_attendees", json={"event_id": str(event_id), "member_email": ctx.email})
+    )
     return added(reply, ctx.email, "event", event_id, "RSVP'd to the event", "already RSVP'd to the event")
 
 
@@ -292,8 +331,9 @@ def rsvp_member_to_event(ctx, circle):
 def unrsvp_member_from_event(ctx, circle):
     event_id = ctx.params["event_id"]
     # Circle's spec puts this DELETE's parameters in a JSON body, unlike every other DELETE.
-    reply = check(circle.request("DELETE", "/event_attendees",
-                                 json={"event_id": str(event_id), "member_email": ctx.email}))
+    reply = check(
+        circle.request("DELETE", "/event_attendees", json={"event_id": str(event_id), "member_email": ctx.email})
+    )
     return removed(reply, "event", event_id, "RSVP removed", f"{ctx.email} had not RSVP'd to the event")
 
 
@@ -311,8 +351,9 @@ def add_member_tag(ctx, circle):
 @with_calls
 def remove_member_tag(ctx, circle):
     tag_id = ctx.params["member_tag_id"]
-    reply = check(circle.request("DELETE", "/tagged_members", params={"user_email": ctx.email,
-                                                                      "member_tag_id": tag_id}))
+    reply = check(
+        circle.request("DELETE", "/tagged_members", params={"user_email": ctx.email, "member_tag_id": tag_id})
+    )
     if reply.status == 404 and reply.missing == "member tag":
         # Circle says "member tag" both for an unknown tag and for a member without it: ask which.
         tag = check(circle.request("GET", f"/member_tags/{tag_id}"))
@@ -322,22 +363,62 @@ def remove_member_tag(ctx, circle):
 
 
 ACTIONS = (
-    Action("invite_member", "Invite member", InviteParams, invite_member,
-           "Invite the customer to the community, optionally into spaces, space groups and tags."),
-    Action("remove_member", "Remove member", NoParams, remove_member,
-           "Remove the customer from the community (their posts stay)."),
-    Action("add_member_to_space", "Add member to space", SpaceParams, add_member_to_space,
-           "Add an existing member to a space."),
-    Action("remove_member_from_space", "Remove member from space", SpaceParams, remove_member_from_space,
-           "Remove the member from a space."),
-    Action("add_member_to_space_group", "Add member to space group", SpaceGroupParams, add_member_to_space_group,
-           "Add an existing member to a space group and its spaces."),
-    Action("remove_member_from_space_group", "Remove member from space group", SpaceGroupParams,
-           remove_member_from_space_group, "Remove the member from a space group and its spaces."),
-    Action("rsvp_member_to_event", "RSVP member to event", EventParams, rsvp_member_to_event,
-           "RSVP an existing member to an event."),
-    Action("unrsvp_member_from_event", "Un-RSVP member from event", EventParams, unrsvp_member_from_event,
-           "Remove the member's RSVP from an event."),
+    Action(
+        "invite_member",
+        "Invite member",
+        InviteParams,
+        invite_member,
+        "Invite the customer to the community, optionally into spaces, space groups and tags.",
+    ),
+    Action(
+        "remove_member",
+        "Remove member",
+        NoParams,
+        remove_member,
+        "Remove the customer from the community (their posts stay).",
+    ),
+    Action(
+        "add_member_to_space",
+        "Add member to space",
+        SpaceParams,
+        add_member_to_space,
+        "Add an existing member to a space.",
+    ),
+    Action(
+        "remove_member_from_space",
+        "Remove member from space",
+        SpaceParams,
+        remove_member_from_space,
+        "Remove the member from a space.",
+    ),
+    Action(
+        "add_member_to_space_group",
+        "Add member to space group",
+        SpaceGroupParams,
+        add_member_to_space_group,
+        "Add an existing member to a space group and its spaces.",
+    ),
+    Action(
+        "remove_member_from_space_group",
+        "Remove member from space group",
+        SpaceGroupParams,
+        remove_member_from_space_group,
+        "Remove the member from a space group and its spaces.",
+    ),
+    Action(
+        "rsvp_member_to_event",
+        "RSVP member to event",
+        EventParams,
+        rsvp_member_to_event,
+        "RSVP an existing member to an event.",
+    ),
+    Action(
+        "unrsvp_member_from_event",
+        "Un-RSVP member from event",
+        EventParams,
+        unrsvp_member_from_event,
+        "Remove the member's RSVP from an event.",
+    ),
     Action("add_member_tag", "Add member tag", TagParams, add_member_tag, "Tag an existing member."),
     Action("remove_member_tag", "Remove member tag", TagParams, remove_member_tag, "Remove a tag from the member."),
 )

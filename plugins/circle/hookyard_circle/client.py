@@ -1,5 +1,6 @@
 """A small client for Circle's Admin API v2: one requests.Session, paced and counted calls, and
 replies parsed defensively (Circle's success and error bodies are not uniform)."""
+
 from __future__ import annotations
 
 import re
@@ -86,15 +87,17 @@ class Circle:
         self.pace = pace
         self.calls = 0
 
-    def request(self, method: str, path: str, *, params=None, json=None,
-                timeouts: tuple[float, float] | None = None) -> Reply:
+    def request(
+        self, method: str, path: str, *, params=None, json=None, timeouts: tuple[float, float] | None = None
+    ) -> Reply:
         """One call; transport failures (timeouts, refused or dropped connections) raise requests' errors.
         ``timeouts`` (connect, read) replaces the worker's defaults, e.g. for what is left of a verify's budget."""
         if self.pace is not None:
             self.pace("circle", *rate_limit())
         self.calls += 1
-        response = self.session.request(method, base_url() + path, params=params, json=json,
-                                        timeout=timeouts or timeout())
+        response = self.session.request(
+            method, base_url() + path, params=params, json=json, timeout=timeouts or timeout()
+        )
         try:
             body = response.json()
         except ValueError:

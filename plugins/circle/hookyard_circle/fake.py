@@ -10,6 +10,7 @@ library only): the module must stay runnable on its own, with no app, database o
 
     python -m hookyard_circle.fake --port 8765 --demo
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,13 @@ DEFAULT_PER_PAGE = 10
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 MISSING_RECORD = "Oops! Missing record. Please try again later."
-ALREADY_MEMBER = ("This user is already a member of this community and has been added to the spaces / "
-                  "space groups specified.")
+ALREADY_MEMBER = (
+    "This user is already a member of this community and has been added to the spaces / space groups specified."
+)
 
 
 # --------------------------------------------------------------------------- records and replies
+
 
 class Headers(dict):
     """Request headers; names compare case-insensitively, as HTTP says, and are stored Title-Cased."""
@@ -62,11 +65,11 @@ class Headers(dict):
 @dataclass
 class RecordedRequest:
     method: str
-    path: str                      # relative to /api/admin/v2 (the raw path when outside it)
+    path: str  # relative to /api/admin/v2 (the raw path when outside it)
     query: dict[str, str]
     json: dict | None
     headers: dict[str, str]
-    status: int | None = None      # None while in flight and when the response was lost
+    status: int | None = None  # None while in flight and when the response was lost
     at: float = field(default_factory=time.monotonic)
 
 
@@ -78,8 +81,9 @@ class _ApiError(Exception):
 
 def _error(status: int, message: str, details=None, headers: dict | None = None) -> _ApiError:
     """Circle's standard error envelope (reference 6.1)."""
-    return _ApiError(status, {"success": False, "message": message,
-                              "error_details": {} if details is None else details}, headers)
+    return _ApiError(
+        status, {"success": False, "message": message, "error_details": {} if details is None else details}, headers
+    )
 
 
 def _missing(model: str) -> _ApiError:
@@ -118,11 +122,13 @@ class _ScriptedFault:
     method: str | None
 
     def matches(self, rec: RecordedRequest) -> bool:
-        return ((self.path is None or self.path == rec.path)
-                and (self.method is None or self.method.upper() == rec.method))
+        return (self.path is None or self.path == rec.path) and (
+            self.method is None or self.method.upper() == rec.method
+        )
 
 
 # --------------------------------------------------------------------------- state
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -225,11 +231,18 @@ class _Member:
 
 # `sort` values -> (key, reverse). Sorts Circle documents but the fake has no data for (likes,
 # activity...) fall back to the list's default order.
-_BY_ID_OR_NAME = {"oldest": (lambda r: r.id, False), "newest": (lambda r: r.id, True),
-                  "alphabetical": (lambda r: r.name.lower(), False),
-                  "alphabetical_desc": (lambda r: r.name.lower(), True)}
-_EVENT_ORDERS = {"oldest": (lambda e: e.id, False), "newest": (lambda e: e.id, True),
-                 "start_date": (lambda e: e.starts_at, False), "start_date_desc": (lambda e: e.starts_at, True)}
+_BY_ID_OR_NAME = {
+    "oldest": (lambda r: r.id, False),
+    "newest": (lambda r: r.id, True),
+    "alphabetical": (lambda r: r.name.lower(), False),
+    "alphabetical_desc": (lambda r: r.name.lower(), True),
+}
+_EVENT_ORDERS = {
+    "oldest": (lambda e: e.id, False),
+    "newest": (lambda e: e.id, True),
+    "start_date": (lambda e: e.starts_at, False),
+    "start_date_desc": (lambda e: e.starts_at, True),
+}
 
 
 def _ordered(records, query: dict, orders: dict, default: str) -> list:
@@ -292,8 +305,9 @@ class FakeCircle(FakeServer):
     (401/403) -> the endpoint, under the one lock.
     """
 
-    def __init__(self, port: int = 0, api_key: str = DEFAULT_API_KEY, community_name="Test Community",
-                 slug="test-community"):
+    def __init__(
+        self, port: int = 0, api_key: str = DEFAULT_API_KEY, community_name="Test Community", slug="test-community"
+    ):
         super().__init__(port, BASE_PATH, "fake-circle")
         self.api_key = api_key
         self.community_name = community_name
@@ -306,20 +320,20 @@ class FakeCircle(FakeServer):
         self.accepted_schemes: tuple = ("Bearer", "Token")
 
         # Switchable UNCONFIRMED behaviours (reference 3.1 and 8).
-        self.existing_member_invite = "already"       # "already" | "422"
-        self.existing_member_status = 200             # status of the "already" answer: 200 or 201
-        self.skip_invitation_creates_active = False   # open question 2; the spec example shows active: false
-        self.already_in_space = "ok"                  # "ok" | "422"
-        self.already_rsvped = "ok"                    # "ok" | "422"
-        self.already_tagged = "ok"                    # "ok" | "422"
-        self.rsvp_disabled_event = "ok"               # "ok" | "422": RSVP to an event with rsvp_disabled
-        self.unrsvp_accepts_query = False             # open question 4; the spec puts them in a JSON body
+        self.existing_member_invite = "already"  # "already" | "422"
+        self.existing_member_status = 200  # status of the "already" answer: 200 or 201
+        self.skip_invitation_creates_active = False  # open question 2; the spec example shows active: false
+        self.already_in_space = "ok"  # "ok" | "422"
+        self.already_rsvped = "ok"  # "ok" | "422"
+        self.already_tagged = "ok"  # "ok" | "422"
+        self.rsvp_disabled_event = "ok"  # "ok" | "422": RSVP to an event with rsvp_disabled
+        self.unrsvp_accepts_query = False  # open question 4; the spec puts them in a JSON body
         # Corrections from Circle's own spec (reference §9).
-        self.missing_event_record = "post"            # "post" | "posts/event" | "event": a 404's model for an event
-        self.error_details_shape = "object"           # "object" | "string" | "array": how a 404 carries its model
-        self.wrong_token_status = 403                 # 403 (Circle's docs) | 401 (reported for a v1 token on v2)
+        self.missing_event_record = "post"  # "post" | "posts/event" | "event": a 404's model for an event
+        self.error_details_shape = "object"  # "object" | "string" | "array": how a 404 carries its model
+        self.wrong_token_status = 403  # 403 (Circle's docs) | 401 (reported for a v1 token on v2)
         self.daily_member_limit: int | None = None
-        self.plan_member_limit: int | None = None     # the plan's member cap; None = unlimited
+        self.plan_member_limit: int | None = None  # the plan's member cap; None = unlimited
 
         # Observations.
         self.requests: list[RecordedRequest] = []
@@ -335,7 +349,7 @@ class FakeCircle(FakeServer):
         self._groups: dict[int, _SpaceGroup] = {}
         self._events: dict[int, _Event] = {}
         self._tags: dict[int, _Tag] = {}
-        self._members: dict[str, _Member] = {}         # by lower-cased email
+        self._members: dict[str, _Member] = {}  # by lower-cased email
         self._membership_ids: dict[tuple, int] = {}
         self._created_on: tuple[date, int] = (_now().date(), 0)
 
@@ -343,14 +357,14 @@ class FakeCircle(FakeServer):
         self._scripted: list[_ScriptedFault] = []
         self._random: tuple[float, list[str], random.Random, float | None] | None = None
         self._rate: tuple[int, float] | None = None
-        self._window: tuple[int, int] = (-1, 0)        # (window index, requests counted in it)
+        self._window: tuple[int, int] = (-1, 0)  # (window index, requests counted in it)
 
-        self.started_at = time.monotonic()             # rate-limit windows are aligned to this
+        self.started_at = time.monotonic()  # rate-limit windows are aligned to this
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeCircle:
-        self.started_at = time.monotonic()   # before serving, so no request predates its window
+        self.started_at = time.monotonic()  # before serving, so no request predates its window
         return super().start()
 
     # ------------------------------------------------------------------ tokens and seed data
@@ -382,8 +396,16 @@ class FakeCircle(FakeServer):
         with self._lock:
             if space_id is not None and space_id not in self._spaces:
                 raise ValueError(f"unknown space {space_id}")
-            event = _Event(next(self._ids), name, _slugify(name), starts_at, starts_at + timedelta(hours=1),
-                           space_id, rsvp_disabled, _now())
+            event = _Event(
+                next(self._ids),
+                name,
+                _slugify(name),
+                starts_at,
+                starts_at + timedelta(hours=1),
+                space_id,
+                rsvp_disabled,
+                _now(),
+            )
             self._events[event.id] = event
             return event.id
 
@@ -422,13 +444,24 @@ class FakeCircle(FakeServer):
             m = self._members.get(_email(email))
             if m is None:
                 return None
-            return {"id": m.id, "email": m.email, "name": m.name, "active": m.active, "spaces": set(m.spaces),
-                    "space_groups": set(m.space_groups), "member_tags": set(m.member_tags), "events": set(m.events)}
+            return {
+                "id": m.id,
+                "email": m.email,
+                "name": m.name,
+                "active": m.active,
+                "spaces": set(m.spaces),
+                "space_groups": set(m.space_groups),
+                "member_tags": set(m.member_tags),
+                "events": set(m.events),
+            }
 
     def requests_for(self, method=None, path=None) -> list[RecordedRequest]:
         with self._lock:
-            return [r for r in self.requests
-                    if (method is None or r.method == method.upper()) and (path is None or r.path == path)]
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method.upper()) and (path is None or r.path == path)
+            ]
 
     def reset_requests(self):
         with self._lock:
@@ -440,8 +473,9 @@ class FakeCircle(FakeServer):
         with self._lock:
             self._latency = max(0.0, seconds)
 
-    def fail_next(self, n: int, kind: str, retry_after: float | None = None, path: str | None = None,
-                  method: str | None = None):
+    def fail_next(
+        self, n: int, kind: str, retry_after: float | None = None, path: str | None = None, method: str | None = None
+    ):
         """The next `n` requests matching `path` (relative, exact) and `method` fail with `kind`."""
         self._check_kinds([kind])
         with self._lock:
@@ -517,7 +551,7 @@ class FakeCircle(FakeServer):
         if fault and fault.loses_response:
             return self._lose(handler, fault)
         with self._lock:
-            rec.status = reply.status   # before sending, so a client that has the answer sees it recorded
+            rec.status = reply.status  # before sending, so a client that has the answer sees it recorded
             if reply.status < 500:
                 self.quota_used += 1
         send(handler, reply)
@@ -545,7 +579,7 @@ class FakeCircle(FakeServer):
         parts = urlsplit(handler.path)
         path = parts.path.rstrip("/") or "/"
         if path == BASE_PATH or path.startswith(BASE_PATH + "/"):
-            path = path[len(BASE_PATH):] or "/"
+            path = path[len(BASE_PATH) :] or "/"
         raw = handler.rfile.read(_as_int(handler.headers.get("Content-Length"), 0))
         body, bad_json = None, False
         if raw.strip():
@@ -553,8 +587,13 @@ class FakeCircle(FakeServer):
                 body = json.loads(raw)
             except ValueError:
                 bad_json = True
-        rec = RecordedRequest(handler.command, path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                              body if isinstance(body, dict) else None, Headers(handler.headers.items()))
+        rec = RecordedRequest(
+            handler.command,
+            path,
+            dict(parse_qsl(parts.query, keep_blank_values=True)),
+            body if isinstance(body, dict) else None,
+            Headers(handler.headers.items()),
+        )
         with self._lock:
             self.requests.append(rec)
         return rec, bad_json
@@ -632,8 +671,11 @@ class FakeCircle(FakeServer):
         raise _missing("community member")
 
     def _check_ids(self, space_ids, group_ids, tag_ids):
-        for ids, table, model in ((space_ids, self._spaces, "space"), (group_ids, self._groups, "space group"),
-                                  (tag_ids, self._tags, "member tag")):
+        for ids, table, model in (
+            (space_ids, self._spaces, "space"),
+            (group_ids, self._groups, "space group"),
+            (tag_ids, self._tags, "member tag"),
+        ):
             for raw in ids or ():
                 self._find(table, raw, model)
 
@@ -658,62 +700,126 @@ class FakeCircle(FakeServer):
         first, _, last = (m.name or "").partition(" ")
         public_uid = f"{m.id * 2654435761 % 2**32:08x}"
         confirmed = _iso(m.created_at) if m.active else None
-        return {"id": m.id, "email": m.email, "name": m.name, "first_name": first or None, "last_name": last or None,
-                "headline": None, "active": m.active, "accepted_invitation": confirmed,
-                "profile_confirmed_at": confirmed, "created_at": _iso(m.created_at),
-                "member_tags": [{"id": t, "name": self._tags[t].name} for t in sorted(m.member_tags)],
-                "public_uid": public_uid, "profile_url": f"https://{self.slug}.circle.so/u/{public_uid}",
-                "user_id": m.user_id}
+        return {
+            "id": m.id,
+            "email": m.email,
+            "name": m.name,
+            "first_name": first or None,
+            "last_name": last or None,
+            "headline": None,
+            "active": m.active,
+            "accepted_invitation": confirmed,
+            "profile_confirmed_at": confirmed,
+            "created_at": _iso(m.created_at),
+            "member_tags": [{"id": t, "name": self._tags[t].name} for t in sorted(m.member_tags)],
+            "public_uid": public_uid,
+            "profile_url": f"https://{self.slug}.circle.so/u/{public_uid}",
+            "user_id": m.user_id,
+        }
 
     def _space_json(self, s: _Space) -> dict:
         group = self._groups.get(s.space_group_id)
-        return {"id": s.id, "name": s.name, "slug": s.slug, "space_type": s.space_type, "is_private": s.is_private,
-                "url": f"https://{self.slug}.circle.so/c/{s.slug}", "community_id": self.community_id,
-                "space_group_id": s.space_group_id,
-                "space_group": {"id": group.id, "name": group.name} if group else None}
+        return {
+            "id": s.id,
+            "name": s.name,
+            "slug": s.slug,
+            "space_type": s.space_type,
+            "is_private": s.is_private,
+            "url": f"https://{self.slug}.circle.so/c/{s.slug}",
+            "community_id": self.community_id,
+            "space_group_id": s.space_group_id,
+            "space_group": {"id": group.id, "name": group.name} if group else None,
+        }
 
     def _group_json(self, g: _SpaceGroup) -> dict:
         members = sum(g.id in m.space_groups for m in self._members.values())
-        return {"id": g.id, "name": g.name, "slug": g.slug, "community_id": self.community_id,
-                "spaces_count": len(self._group_space_ids(g.id)), "space_group_members_count": members,
-                "is_hidden_from_non_members": False}
+        return {
+            "id": g.id,
+            "name": g.name,
+            "slug": g.slug,
+            "community_id": self.community_id,
+            "spaces_count": len(self._group_space_ids(g.id)),
+            "space_group_members_count": members,
+            "is_hidden_from_non_members": False,
+        }
 
     def _event_json(self, e: _Event) -> dict:
         space = self._spaces.get(e.space_id)
         path = f"c/{space.slug}" if space else "events"
-        return {"id": e.id, "name": e.name, "slug": e.slug, "starts_at": _iso(e.starts_at), "ends_at": _iso(e.ends_at),
-                "url": f"https://{self.slug}.circle.so/{path}/{e.slug}", "rsvp_disabled": e.rsvp_disabled,
-                "location_type": "virtual", "created_at": _iso(e.created_at),
-                "space": {"id": space.id, "name": space.name, "slug": space.slug} if space else None}
+        return {
+            "id": e.id,
+            "name": e.name,
+            "slug": e.slug,
+            "starts_at": _iso(e.starts_at),
+            "ends_at": _iso(e.ends_at),
+            "url": f"https://{self.slug}.circle.so/{path}/{e.slug}",
+            "rsvp_disabled": e.rsvp_disabled,
+            "location_type": "virtual",
+            "created_at": _iso(e.created_at),
+            "space": {"id": space.id, "name": space.name, "slug": space.slug} if space else None,
+        }
 
     def _tag_json(self, t: _Tag) -> dict:
         tagged = sum(t.id in m.member_tags for m in self._members.values())
-        return {"id": t.id, "name": t.name, "emoji": None, "color": "#6b7280", "is_public": True,
-                "tagged_members_count": tagged, "display_format": "label", "created_at": _iso(t.created_at)}
+        return {
+            "id": t.id,
+            "name": t.name,
+            "emoji": None,
+            "color": "#6b7280",
+            "is_public": True,
+            "tagged_members_count": tagged,
+            "display_format": "label",
+            "created_at": _iso(t.created_at),
+        }
 
     def _membership_json(self, kind: str, owner_id: int, member: _Member, **extra) -> dict:
-        return {"id": self._membership_id(kind, owner_id, member.id), f"{kind}_id": owner_id,
-                "community_member_id": member.id, "status": "active", "moderator": False, **extra,
-                "community_member": self._member_json(member)}
+        return {
+            "id": self._membership_id(kind, owner_id, member.id),
+            f"{kind}_id": owner_id,
+            "community_member_id": member.id,
+            "status": "active",
+            "moderator": False,
+            **extra,
+            "community_member": self._member_json(member),
+        }
 
     @staticmethod
     def _paginate(query: dict, records: list) -> dict:
         page = max(_as_int(query.get("page"), 1), 1)
         per_page = min(max(_as_int(query.get("per_page"), DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
         page_count = math.ceil(len(records) / per_page)
-        return {"page": page, "per_page": per_page, "has_next_page": page < page_count, "count": len(records),
-                "page_count": page_count, "records": records[(page - 1) * per_page: page * per_page]}
+        return {
+            "page": page,
+            "per_page": per_page,
+            "has_next_page": page < page_count,
+            "count": len(records),
+            "page_count": page_count,
+            "records": records[(page - 1) * per_page : page * per_page],
+        }
 
     # ------------------------------------------------------------------ endpoints: community and members
 
     def _get_community(self, rec):
-        return _Reply(200, {"id": self.community_id, "name": self.community_name, "slug": self.slug, "locale": "en",
-                            "is_private": False, "prefs": {}, "community_setting": {}})
+        return _Reply(
+            200,
+            {
+                "id": self.community_id,
+                "name": self.community_name,
+                "slug": self.slug,
+                "locale": "en",
+                "is_private": False,
+                "prefs": {},
+                "community_setting": {},
+            },
+        )
 
     def _list_members(self, rec):
         status = rec.query.get("status")
-        members = [m for m in sorted(self._members.values(), key=lambda m: m.id)
-                   if status not in ("active", "inactive") or m.active == (status == "active")]
+        members = [
+            m
+            for m in sorted(self._members.values(), key=lambda m: m.id)
+            if status not in ("active", "inactive") or m.active == (status == "active")
+        ]
         return _Reply(200, self._paginate(rec.query, [self._member_json(m) for m in members]))
 
     def _search_member(self, rec):
@@ -738,15 +844,18 @@ class FakeCircle(FakeServer):
         self._grant(member, spaces, groups, tags)
         if not skip_invitation:
             self.invitations_sent.append(email)
-        return _Reply(201, {"message": self._created_message(email, spaces, groups),
-                            "community_member": self._member_json(member)})
+        return _Reply(
+            201,
+            {"message": self._created_message(email, spaces, groups), "community_member": self._member_json(member)},
+        )
 
     def _invite_existing(self, member: _Member, spaces, groups, tags) -> _Reply:
         if self.existing_member_invite == "422":
             raise _error(422, "Email has already been taken")
         self._grant(member, spaces, groups, tags)
-        return _Reply(self.existing_member_status, {"message": ALREADY_MEMBER,
-                                                    "community_member": self._member_json(member)})
+        return _Reply(
+            self.existing_member_status, {"message": ALREADY_MEMBER, "community_member": self._member_json(member)}
+        )
 
     def _check_member_limits(self):
         today, created = self._created_on
@@ -868,8 +977,10 @@ class FakeCircle(FakeServer):
         events = list(self._events.values())
         if "space_id" in query:
             events = [e for e in events if e.space_id == _as_id(query["space_id"])]
-        for param, keep in (("filter_date[start_date]", lambda day, e: e.starts_at.date() >= day),
-                            ("filter_date[end_date]", lambda day, e: e.starts_at.date() <= day)):
+        for param, keep in (
+            ("filter_date[start_date]", lambda day, e: e.starts_at.date() >= day),
+            ("filter_date[end_date]", lambda day, e: e.starts_at.date() <= day),
+        ):
             try:
                 day = date.fromisoformat(query[param])
             except (KeyError, ValueError):
@@ -916,6 +1027,7 @@ class FakeCircle(FakeServer):
 
 # --------------------------------------------------------------------------- CLI
 
+
 def seed_demo(fake: FakeCircle):
     """A small community to click around in: spaces, a space group, upcoming events, tags, a member."""
     welcome = fake.add_space("Welcome")
@@ -934,8 +1046,9 @@ def seed_demo(fake: FakeCircle):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hookyard_circle.fake",
-                                     description="A fake Circle Admin API v2 server on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hookyard_circle.fake", description="A fake Circle Admin API v2 server on 127.0.0.1."
+    )
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the Admin V2 token the fake accepts")
     parser.add_argument("--demo", action="store_true", help="seed spaces, a space group, events, tags and a member")

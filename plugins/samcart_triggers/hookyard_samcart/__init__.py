@@ -1,5 +1,6 @@
 """SamCart for Hookyard: the 13 eCommerce and 4 Courses triggers of SamCart's Integration Engine, and the SamCart
 app whose connections receive SamCart's Notify URL posts and import the store's products."""
+
 from datetime import timedelta
 
 from hookyard import App, TriggerType, hookimpl
@@ -14,43 +15,98 @@ PROSPECT_DELAY = timedelta(hours=2)
 
 # (key, label, category, product-scoped, description): semantics as SamCart's help centre states them.
 _TRIGGERS = [
-    ("product_purchased", "Product Purchased", ECOMMERCE, True,
-     "A product is bought as the primary product, an upsell, an order bump or a payment option "
-     "(order.purchase_source says which). A multi-product order gives one event per product."),
-    ("product_refunded", "Product Refunded", ECOMMERCE, True,
-     "A refund for the product is issued in SamCart."),
-    ("product_partially_refunded", "Product Partially Refunded", ECOMMERCE, True,
-     "A partial refund for the product is issued in SamCart."),
-    ("product_added_to_order", "Product Added to Order", ECOMMERCE, True,
-     "The product is added to an existing order with SamCart's Add to Order feature."),
-    ("prospect_created", "Prospect Created (cart abandonment)", ECOMMERCE, True,
-     "Cart abandonment: a prospect entered their details at checkout. Rules run 2 hours after the prospect "
-     "was created, and are skipped when the same email bought the same product in between."),
-    ("subscription_started", "Subscription Started", ECOMMERCE, True,
-     "The customer completes the first recurring charge of a subscription."),
-    ("subscription_charged", "Subscription Charged", ECOMMERCE, True,
-     "A recurring charge of the subscription succeeds."),
-    ("subscription_charge_failed", "Subscription Charge Failed", ECOMMERCE, True,
-     "A recurring charge of the subscription fails (SamCart's Subscription Saver then retries it)."),
-    ("subscription_delinquent", "Subscription Delinquent", ECOMMERCE, True,
-     "The subscription becomes delinquent after 4 failed payments in a row. SamCart also fires "
-     "Subscription Canceled for it."),
-    ("subscription_canceled", "Subscription Canceled", ECOMMERCE, True,
-     "The subscription's status becomes Canceled or Delinquent: a rule here also runs on delinquency."),
-    ("subscription_recovered", "Subscription Recovered", ECOMMERCE, True,
-     "A charge succeeds while the subscription is in the dunning cycle."),
-    ("subscription_restarted", "Subscription Restarted", ECOMMERCE, True,
-     "The merchant manually restarts a subscription that was delinquent or canceled."),
-    ("subscription_completed", "Subscription Completed", ECOMMERCE, True,
-     "A limited subscription (a fixed number of payments) completes with its final payment."),
-    ("course_enrolled", "Student Enrolled in Course", COURSES, False,
-     "A student is added to a course."),
-    ("course_removed", "Student Removed from Course", COURSES, False,
-     "A student is removed from a course."),
-    ("course_started", "Student Started Course", COURSES, False,
-     "A student starts a course."),
-    ("course_completed", "Student Completed Course", COURSES, False,
-     "A student finishes a course."),
+    (
+        "product_purchased",
+        "Product Purchased",
+        ECOMMERCE,
+        True,
+        "A product is bought as the primary product, an upsell, an order bump or a payment option "
+        "(order.purchase_source says which). A multi-product order gives one event per product.",
+    ),
+    ("product_refunded", "Product Refunded", ECOMMERCE, True, "A refund for the product is issued in SamCart."),
+    (
+        "product_partially_refunded",
+        "Product Partially Refunded",
+        ECOMMERCE,
+        True,
+        "A partial refund for the product is issued in SamCart.",
+    ),
+    (
+        "product_added_to_order",
+        "Product Added to Order",
+        ECOMMERCE,
+        True,
+        "The product is added to an existing order with SamCart's Add to Order feature.",
+    ),
+    (
+        "prospect_created",
+        "Prospect Created (cart abandonment)",
+        ECOMMERCE,
+        True,
+        "Cart abandonment: a prospect entered their details at checkout. Rules run 2 hours after the prospect "
+        "was created, and are skipped when the same email bought the same product in between.",
+    ),
+    (
+        "subscription_started",
+        "Subscription Started",
+        ECOMMERCE,
+        True,
+        "The customer completes the first recurring charge of a subscription.",
+    ),
+    (
+        "subscription_charged",
+        "Subscription Charged",
+        ECOMMERCE,
+        True,
+        "A recurring charge of the subscription succeeds.",
+    ),
+    (
+        "subscription_charge_failed",
+        "Subscription Charge Failed",
+        ECOMMERCE,
+        True,
+        "A recurring charge of the subscription fails (SamCart's Subscription Saver then retries it).",
+    ),
+    (
+        "subscription_delinquent",
+        "Subscription Delinquent",
+        ECOMMERCE,
+        True,
+        "The subscription becomes delinquent after 4 failed payments in a row. SamCart also fires "
+        "Subscription Canceled for it.",
+    ),
+    (
+        "subscription_canceled",
+        "Subscription Canceled",
+        ECOMMERCE,
+        True,
+        "The subscription's status becomes Canceled or Delinquent: a rule here also runs on delinquency.",
+    ),
+    (
+        "subscription_recovered",
+        "Subscription Recovered",
+        ECOMMERCE,
+        True,
+        "A charge succeeds while the subscription is in the dunning cycle.",
+    ),
+    (
+        "subscription_restarted",
+        "Subscription Restarted",
+        ECOMMERCE,
+        True,
+        "The merchant manually restarts a subscription that was delinquent or canceled.",
+    ),
+    (
+        "subscription_completed",
+        "Subscription Completed",
+        ECOMMERCE,
+        True,
+        "A limited subscription (a fixed number of payments) completes with its final payment.",
+    ),
+    ("course_enrolled", "Student Enrolled in Course", COURSES, False, "A student is added to a course."),
+    ("course_removed", "Student Removed from Course", COURSES, False, "A student is removed from a course."),
+    ("course_started", "Student Started Course", COURSES, False, "A student starts a course."),
+    ("course_completed", "Student Completed Course", COURSES, False, "A student finishes a course."),
 ]
 
 
@@ -60,9 +116,18 @@ def trigger_types() -> list[TriggerType]:
         extra = {}
         if key == "prospect_created":
             extra = dict(delay=PROSPECT_DELAY, cancelled_by=("samcart.product_purchased",))
-        types.append(TriggerType(key=f"samcart.{key}", label=label, category=category, description=description,
-                                 payload_schema=SamCartPayload, product_scoped=product_scoped,
-                                 dedupe_key=dedupe_key, **extra))
+        types.append(
+            TriggerType(
+                key=f"samcart.{key}",
+                label=label,
+                category=category,
+                description=description,
+                payload_schema=SamCartPayload,
+                product_scoped=product_scoped,
+                dedupe_key=dedupe_key,
+                **extra,
+            )
+        )
     return types
 
 
@@ -73,7 +138,12 @@ def register_trigger_types(register):
 
 
 SAMCART = App(
-    key="samcart", name="SamCart", config_schema=SamCartConfig, verify=verify, actions=(), inbound=INBOUND,
+    key="samcart",
+    name="SamCart",
+    config_schema=SamCartConfig,
+    verify=verify,
+    actions=(),
+    inbound=INBOUND,
     products=products,
     description="Receives your store's notifications at a Notify URL (no code), and imports your products.",
 )

@@ -1,6 +1,7 @@
 """A small client for SamCart's Public API v1 (reference samcart.md §4, §9): one requests.Session, the key in the
 ``sc-api`` header, bounded timeouts, a bounded wait on 429, and every failure as a ConnectionFailed a merchant can
 act on. Read-only: SamCart's own spec has GET operations only."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,11 @@ from hookyard import ConnectionFailed
 from .settings import SETTINGS
 
 PAGE_LIMIT = 100  # §9: the default and the maximum
-RETRIES = 3       # 429s answered by waiting, per call
+RETRIES = 3  # 429s answered by waiting, per call
 # SamCart says a 429 carries "a header with the seconds to wait" but not which (§9). These are read in this order;
 # the first that parses wins. A value that looks like a Unix time (after 2001) counts as "until then"; Retry-After
 # may also be an HTTP date. None of them: wait 1, 2, 4 s.
-WAIT_HEADERS = ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset", "X-Rate-Limit-Reset",
-                "X-RateLimit-Retry-After")
+WAIT_HEADERS = ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset", "X-Rate-Limit-Reset", "X-RateLimit-Retry-After")
 _EPOCH_FLOOR = 1_000_000_000
 
 
@@ -93,8 +93,14 @@ class SamCart:
     included: for calls made inside a web request or just before a delivery is handled. ``max_wait`` overrides
     SAMCART_RATE_LIMIT_WAIT. ``waits`` records every 429 wait, in seconds."""
 
-    def __init__(self, api_key: str, *, budget: float | None = None, max_wait: float | None = None,
-                 timeouts: tuple[float, float] | None = None):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        budget: float | None = None,
+        max_wait: float | None = None,
+        timeouts: tuple[float, float] | None = None,
+    ):
         self.session = requests.Session()
         # The key lives in the session's headers only: never in a URL, a message or a log line.
         self.session.headers.update({"sc-api": api_key, "Accept": "application/json"})
@@ -125,15 +131,18 @@ class SamCart:
             if response.status_code != 429:
                 return self._parse(response, url)
             hint = wait_hint(response.headers)
-            wait = hint if hint is not None else float(2 ** attempt)
+            wait = hint if hint is not None else float(2**attempt)
             left = budget - waited
             if self.deadline is not None:
                 left = min(left, self.deadline - time.monotonic())
             if attempt == RETRIES or wait > left:
                 # Waiting longer would overrun this call's budget: say how long SamCart asked for instead.
-                raise SamCartFailed(f"SamCart is rate limiting this server (HTTP 429); try again in "
-                                    f"{max(1, math.ceil(wait))} seconds.", status=429, transient=True,
-                                    retry_after=max(1.0, math.ceil(wait)))
+                raise SamCartFailed(
+                    f"SamCart is rate limiting this server (HTTP 429); try again in {max(1, math.ceil(wait))} seconds.",
+                    status=429,
+                    transient=True,
+                    retry_after=max(1.0, math.ceil(wait)),
+                )
             self.waits.append(wait)
             waited += wait
             time.sleep(wait)
@@ -153,8 +162,10 @@ class SamCart:
             body = self.get(url, query)
             data = body.get("data")
             if not isinstance(data, list):
-                raise SamCartFailed(f"SamCart's answer to GET {path} had no list of records (\"data\"); "
-                                    "nothing more was imported.", status=200)
+                raise SamCartFailed(
+                    f'SamCart\'s answer to GET {path} had no list of records ("data"); nothing more was imported.',
+                    status=200,
+                )
             if not data:
                 return
             yield data
@@ -163,20 +174,30 @@ class SamCart:
             if nxt in (None, "", False):
                 return
             if isinstance(nxt, bool) or not isinstance(nxt, (str, int)):
-                raise SamCartFailed(f"SamCart's pagination.next for GET {path} is neither a URL nor a cursor "
-                                    f"({type(nxt).__name__}); stopped there.", status=200)
+                raise SamCartFailed(
+                    f"SamCart's pagination.next for GET {path} is neither a URL nor a cursor "
+                    f"({type(nxt).__name__}); stopped there.",
+                    status=200,
+                )
             if isinstance(nxt, int) or nxt.strip().isdigit():
-                url, query = base_url() + path, {**(params or {}), "limit": PAGE_LIMIT, "offset": str(nxt).strip(),
-                                                 "dir": "next"}
+                url, query = (
+                    base_url() + path,
+                    {**(params or {}), "limit": PAGE_LIMIT, "offset": str(nxt).strip(), "dir": "next"},
+                )
             else:
                 url, query = urljoin(url, nxt.strip()), None
                 if urlsplit(url)[:2] != origin:
-                    raise SamCartFailed(f"SamCart's pagination.next for GET {path} points at another server "
-                                        f"({urlsplit(url).netloc}); stopped there rather than send the key to it.",
-                                        status=200)
+                    raise SamCartFailed(
+                        f"SamCart's pagination.next for GET {path} points at another server "
+                        f"({urlsplit(url).netloc}); stopped there rather than send the key to it.",
+                        status=200,
+                    )
             if _normalised(url, query) in seen:
-                raise SamCartFailed(f"SamCart's pagination for GET {path} came back to a page already read; "
-                                    "stopped there rather than loop.", status=200)
+                raise SamCartFailed(
+                    f"SamCart's pagination for GET {path} came back to a page already read; "
+                    "stopped there rather than loop.",
+                    status=200,
+                )
 
     def _send(self, url: str, params: dict | None) -> requests.Response:
         connect, read = self.timeouts or timeout()
@@ -200,33 +221,50 @@ class SamCart:
         status, what = response.status_code, f"GET {urlsplit(url).path}"
         if status in (401, 403):
             reason = _message(response) or ("invalid key" if status == 401 else "access denied")
-            raise SamCartFailed(f"SamCart refused the API key (HTTP {status}: {reason}). Check that it was copied "
-                                "whole; SamCart support (support@samcart.com) issues and revokes keys.",
-                                status=status, field="api_key")
+            raise SamCartFailed(
+                f"SamCart refused the API key (HTTP {status}: {reason}). Check that it was copied "
+                "whole; SamCart support (support@samcart.com) issues and revokes keys.",
+                status=status,
+                field="api_key",
+            )
         if status >= 500:
-            raise SamCartFailed(f"SamCart answered HTTP {status} to {what} ({_message(response) or 'no message'}); "
-                                "try again in a minute.", status=status, transient=True)
+            raise SamCartFailed(
+                f"SamCart answered HTTP {status} to {what} ({_message(response) or 'no message'}); "
+                "try again in a minute.",
+                status=status,
+                transient=True,
+            )
         if not 200 <= status < 300:
-            raise SamCartFailed(f"SamCart answered HTTP {status} to {what} ({_message(response) or 'no message'}).",
-                                status=status)
+            raise SamCartFailed(
+                f"SamCart answered HTTP {status} to {what} ({_message(response) or 'no message'}).", status=status
+            )
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             # A proxy's or a captive portal's page, most likely: worth another try later.
-            raise SamCartFailed(f"SamCart's answer to {what} was not a JSON object; try again in a minute.",
-                                status=status, transient=True)
+            raise SamCartFailed(
+                f"SamCart's answer to {what} was not a JSON object; try again in a minute.",
+                status=status,
+                transient=True,
+            )
         return body
 
 
 def _unreachable(exc: Exception, read: float | None = None) -> SamCartFailed:
     where = base_url()
     if read is not None:
-        return SamCartFailed(f"SamCart's API could not be reached at {where}: no answer within {read:g} seconds "
-                             f"({exc.__class__.__name__}). Try again in a minute.", timed_out=True)
-    return SamCartFailed(f"SamCart's API could not be reached at {where} ({exc.__class__.__name__}); check "
-                         "SAMCART_API_BASE_URL and this server's network, then try again.", transient=True)
+        return SamCartFailed(
+            f"SamCart's API could not be reached at {where}: no answer within {read:g} seconds "
+            f"({exc.__class__.__name__}). Try again in a minute.",
+            timed_out=True,
+        )
+    return SamCartFailed(
+        f"SamCart's API could not be reached at {where} ({exc.__class__.__name__}); check "
+        "SAMCART_API_BASE_URL and this server's network, then try again.",
+        transient=True,
+    )
 
 
 def _normalised(url: str, query: dict | None) -> tuple:

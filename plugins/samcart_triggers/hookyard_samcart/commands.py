@@ -1,4 +1,5 @@
 """``hookyard samcart …``: the SamCart app's commands (hookspecs.register_commands)."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,9 @@ def samcart():
 
 @samcart.command("import-products")
 @click.option("--marketplace", required=True, help="The store (marketplace) name.")
-@click.option("--integration", "integration_ref", help="The SamCart connection's id or name (needed when the "
-                                                        "store has several).")
+@click.option(
+    "--integration", "integration_ref", help="The SamCart connection's id or name (needed when the store has several)."
+)
 def import_products(marketplace, integration_ref):
     """Import the store's products from SamCart's API, with a progress bar.
 
@@ -33,19 +35,26 @@ def import_products(marketplace, integration_ref):
         store = session.scalar(select(Marketplace).where(Marketplace.name == marketplace))
         if store is None:
             raise click.ClickException(f"no marketplace named {marketplace!r}")
-        found = list(session.scalars(select(Integration).where(Integration.marketplace_id == store.id,
-                                                               Integration.app == "samcart")
-                                     .order_by(Integration.id)))
+        found = list(
+            session.scalars(
+                select(Integration)
+                .where(Integration.marketplace_id == store.id, Integration.app == "samcart")
+                .order_by(Integration.id)
+            )
+        )
         if integration_ref:
             found = [i for i in found if str(i.id) == integration_ref or i.name == integration_ref]
         if not found:
-            raise click.ClickException(f"{marketplace!r} has no SamCart connection"
-                                       + (f" {integration_ref!r}" if integration_ref else "")
-                                       + "; connect SamCart first (web UI or POST /api/v1/integrations).")
+            raise click.ClickException(
+                f"{marketplace!r} has no SamCart connection"
+                + (f" {integration_ref!r}" if integration_ref else "")
+                + "; connect SamCart first (web UI or POST /api/v1/integrations)."
+            )
         if len(found) > 1:
             names = ", ".join(f"{i.id} ({i.name})" for i in found)
-            raise click.ClickException(f"{marketplace!r} has several SamCart connections: {names}; "
-                                       "choose one with --integration")
+            raise click.ClickException(
+                f"{marketplace!r} has several SamCart connections: {names}; choose one with --integration"
+            )
         try:
             task = connections.start_import_products(rt, session, found[0])
         except tasks.TaskNotQueued as exc:

@@ -1,6 +1,7 @@
 """The SamCart connection: its fields, the optional API key's cheap verify, the product import's pages, and the
 subscription status the dunning logic asks for. The Notify URL needs no key, so everything here works without one:
 no call is made and the answer says so."""
+
 from __future__ import annotations
 
 import logging
@@ -22,15 +23,29 @@ _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 class SamCartConfig(Schema):
-    api_key = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500), metadata={
-        "secret": True, "label": "API key",
-        "description": "Optional. SamCart issues API keys on request (support@samcart.com); the Notify URL works "
-                       "without one. With a key Hookyard can import your products and tell when a limited "
-                       "subscription completes."})
-    type_names = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000), metadata={
-        "label": "Extra notification types", "multiline": True,
-        "description": "Extra notification types, one per line: `Received name = trigger`, e.g. "
-                       "`Student Enrolled = course_enrolled`."})
+    api_key = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={
+            "secret": True,
+            "label": "API key",
+            "description": "Optional. SamCart issues API keys on request (support@samcart.com); the Notify URL works "
+            "without one. With a key Hookyard can import your products and tell when a limited "
+            "subscription completes.",
+        },
+    )
+    type_names = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=4000),
+        metadata={
+            "label": "Extra notification types",
+            "multiline": True,
+            "description": "Extra notification types, one per line: `Received name = trigger`, e.g. "
+            "`Student Enrolled = course_enrolled`.",
+        },
+    )
 
     @validates("type_names")
     def _check_type_names(self, value, **_):
@@ -78,14 +93,20 @@ def products(config, info=None, progress=None):
     an id are skipped. Raises ConnectionFailed without a key, and for every way SamCart fails."""
     key = _key(config)
     if key is None:
-        raise ConnectionFailed("Importing products needs a SamCart API key: ask SamCart support "
-                               "(support@samcart.com) for one and add it to this connection.", field="api_key")
+        raise ConnectionFailed(
+            "Importing products needs a SamCart API key: ask SamCart support "
+            "(support@samcart.com) for one and add it to this connection.",
+            field="api_key",
+        )
     progress = progress or _no_progress
     fetched = 0
     with SamCart(key) as client:
         for page in client.pages("/products"):
-            rows = [{"id": str(p["id"]), "name": _name(p)} for p in page
-                    if isinstance(p, dict) and p.get("id") not in (None, "") and not isinstance(p.get("id"), bool)]
+            rows = [
+                {"id": str(p["id"]), "name": _name(p)}
+                for p in page
+                if isinstance(p, dict) and p.get("id") not in (None, "") and not isinstance(p.get("id"), bool)
+            ]
             fetched += len(rows)
             progress(fetched, None, f"Fetched {fetched} products from SamCart.")
             yield rows

@@ -14,6 +14,7 @@ after SamCart's own Cancel) gives the same identity again, and the core sees a d
 Reprocessing a delivery must neither advance the history again nor change what it made: each applied delivery
 is remembered with the history as it was before it (the last REMEMBERED of them), and is replayed against that.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,15 @@ REMEMBERED = 16  # applied deliveries kept per subscription for replay; over a y
 SAME_CHARGE_WINDOW = timedelta(hours=1)
 
 # What a delivery says happened to the subscription (the trigger short keys that feed the history).
-OUTCOMES = ("subscription_charged", "subscription_charge_failed", "subscription_recovered", "subscription_canceled",
-            "subscription_delinquent", "subscription_restarted", "subscription_completed")
+OUTCOMES = (
+    "subscription_charged",
+    "subscription_charge_failed",
+    "subscription_recovered",
+    "subscription_canceled",
+    "subscription_delinquent",
+    "subscription_restarted",
+    "subscription_completed",
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,19 @@ class Delivery:
 
 
 def fresh() -> dict:
-    return {"v": VERSION, "status": "active", "life": 0, "life_from": "start", "episode": 0, "failures": 0,
-            "recovered": 0, "recovered_unseen": False, "recovered_ref": None, "completed": False, "last": None}
+    return {
+        "v": VERSION,
+        "status": "active",
+        "life": 0,
+        "life_from": "start",
+        "episode": 0,
+        "failures": 0,
+        "recovered": 0,
+        "recovered_unseen": False,
+        "recovered_ref": None,
+        "completed": False,
+        "last": None,
+    }
 
 
 def key_for(subscription_id: str) -> str:
@@ -74,8 +93,15 @@ def remembered_product(state, subscription_id: str) -> dict | None:
     return product if isinstance(product, dict) and product.get("id") else None
 
 
-def apply(state, subscription_id: str, outcome: str | None, delivery: Delivery, *, product: dict | None = None,
-          completed: bool = False) -> list[Derived]:
+def apply(
+    state,
+    subscription_id: str,
+    outcome: str | None,
+    delivery: Delivery,
+    *,
+    product: dict | None = None,
+    completed: bool = False,
+) -> list[Derived]:
     """What ``outcome`` (one of OUTCOMES, or None for a delivery that only names the subscription) means for this
     subscription, given its history; records the delivery in it. ``completed``: the API says the subscription is
     completed. The same delivery again returns the same list and changes nothing."""
@@ -103,9 +129,14 @@ def _forgotten(outcome: str | None, delivery: Delivery) -> list[Derived]:
     # Only what needs no history is made again.
     if outcome != "subscription_charged":
         return []
-    return [Derived("subscription_charged", _charge_key(delivery),
-                    f"delivery {delivery.id} is older than the {REMEMBERED} deliveries this subscription's history "
-                    "remembers: only its charge is made again")]
+    return [
+        Derived(
+            "subscription_charged",
+            _charge_key(delivery),
+            f"delivery {delivery.id} is older than the {REMEMBERED} deliveries this subscription's history "
+            "remembers: only its charge is made again",
+        )
+    ]
 
 
 def _charge_key(delivery: Delivery) -> str:
@@ -131,8 +162,10 @@ def _step(h: dict, outcome: str | None, delivery: Delivery, completed: bool) -> 
     made: list[Derived] = []
     if outcome in ("subscription_charged", "subscription_charge_failed") and _same_charge(h, outcome, delivery):
         last = h["last"]
-        made = [Derived(trigger, key, f"the same charge as delivery {last['delivery']}, sent again: nothing new")
-                for trigger, key in last["made"]]
+        made = [
+            Derived(trigger, key, f"the same charge as delivery {last['delivery']}, sent again: nothing new")
+            for trigger, key in last["made"]
+        ]
     elif outcome == "subscription_charge_failed":
         made = _failed(h)
         h["last"] = _last(outcome, delivery, made)
@@ -153,8 +186,13 @@ def _step(h: dict, outcome: str | None, delivery: Delivery, completed: bool) -> 
 
 
 def _last(outcome: str, delivery: Delivery, made: list[Derived]) -> dict:
-    return {"outcome": outcome, "ref": delivery.ref, "at": delivery.received_at.isoformat(), "delivery": delivery.id,
-            "made": [[d.trigger, d.key] for d in made]}
+    return {
+        "outcome": outcome,
+        "ref": delivery.ref,
+        "at": delivery.received_at.isoformat(),
+        "delivery": delivery.id,
+        "made": [[d.trigger, d.key] for d in made],
+    }
 
 
 def _life(h: dict) -> str:
@@ -167,9 +205,14 @@ def _failed(h: dict) -> list[Derived]:
     h["failures"] += 1
     n, episode = h["failures"], h["episode"]
     if n == 1:
-        return [Derived("subscription_charge_failed", f"episode={episode}",
-                        "the first failed charge of a run: SamCart's Subscription Saver retries it, up to "
-                        f"{DELINQUENT_AFTER} failures in a row")]
+        return [
+            Derived(
+                "subscription_charge_failed",
+                f"episode={episode}",
+                "the first failed charge of a run: SamCart's Subscription Saver retries it, up to "
+                f"{DELINQUENT_AFTER} failures in a row",
+            )
+        ]
     if n == DELINQUENT_AFTER:
         return _delinquent(h, sent=False)
     return []  # the 2nd, 3rd (and any after the 4th) failure of a run: already reported
@@ -189,10 +232,15 @@ def _delinquent(h: dict, *, sent: bool) -> list[Derived]:
         why = "SamCart says the subscription is delinquent"
     else:
         why = f"the {DELINQUENT_AFTER}th failed charge in a row: SamCart makes the subscription delinquent"
-    cancel_why = ("the cancellation SamCart already sent" if canceled_before or already else
-                  "SamCart's Subscription Canceled also fires when a subscription becomes delinquent")
-    return [Derived("subscription_delinquent", _life(h), why),
-            Derived("subscription_canceled", _life(h), f"{why}; {cancel_why}")]
+    cancel_why = (
+        "the cancellation SamCart already sent"
+        if canceled_before or already
+        else "SamCart's Subscription Canceled also fires when a subscription becomes delinquent"
+    )
+    return [
+        Derived("subscription_delinquent", _life(h), why),
+        Derived("subscription_canceled", _life(h), f"{why}; {cancel_why}"),
+    ]
 
 
 def _back_to_life(h: dict) -> str:
@@ -209,8 +257,13 @@ def _charged(h: dict, delivery: Delivery) -> list[Derived]:
     made = []
     if 1 <= n < DELINQUENT_AFTER:
         h["recovered"], h["recovered_unseen"], h["recovered_ref"] = episode, False, None
-        made.append(Derived("subscription_recovered", f"episode={episode}",
-                            f"a successful charge after {n} failed in a row, inside SamCart's dunning cycle"))
+        made.append(
+            Derived(
+                "subscription_recovered",
+                f"episode={episode}",
+                f"a successful charge after {n} failed in a row, inside SamCart's dunning cycle",
+            )
+        )
     restarted = _back_to_life(h)
     h["failures"] = 0
     why = "a recurring charge succeeded"
@@ -226,23 +279,43 @@ def _recovered(h: dict, delivery: Delivery) -> list[Derived]:
         h["recovered"], h["recovered_unseen"], h["recovered_ref"] = h["episode"], False, None
         restarted = _back_to_life(h) if n >= DELINQUENT_AFTER else ""
         h["failures"] = 0
-        return [Derived("subscription_recovered", f"episode={h['episode']}",
-                        f"SamCart says recovered, after {n} failed charges in a row{restarted}")]
+        return [
+            Derived(
+                "subscription_recovered",
+                f"episode={h['episode']}",
+                f"SamCart says recovered, after {n} failed charges in a row{restarted}",
+            )
+        ]
     same_unseen = h["recovered_unseen"] and delivery.ref and delivery.ref == h["recovered_ref"]
     if h["recovered"] == h["episode"] > 0 and (not h["recovered_unseen"] or same_unseen):
-        return [Derived("subscription_recovered", f"episode={h['episode']}",
-                        "SamCart's Recovered for the recovery already recorded for this subscription")]
+        return [
+            Derived(
+                "subscription_recovered",
+                f"episode={h['episode']}",
+                "SamCart's Recovered for the recovery already recorded for this subscription",
+            )
+        ]
     # No failed charge of this run reached us (the store may not send them): a recovery all the same.
     h["episode"] += 1
     h["recovered"], h["recovered_unseen"], h["recovered_ref"] = h["episode"], True, delivery.ref
-    return [Derived("subscription_recovered", f"episode={h['episode']}",
-                    "SamCart says recovered (no failed charge of this run was received)")]
+    return [
+        Derived(
+            "subscription_recovered",
+            f"episode={h['episode']}",
+            "SamCart says recovered (no failed charge of this run was received)",
+        )
+    ]
 
 
 def _canceled(h: dict) -> list[Derived]:
     if h["status"] in ("canceled", "delinquent"):
-        return [Derived("subscription_canceled", _life(h),
-                        f"SamCart's Cancel for the subscription already recorded as {h['status']}")]
+        return [
+            Derived(
+                "subscription_canceled",
+                _life(h),
+                f"SamCart's Cancel for the subscription already recorded as {h['status']}",
+            )
+        ]
     h["status"] = "canceled"
     return [Derived("subscription_canceled", _life(h), "SamCart says the subscription was canceled")]
 
@@ -265,8 +338,11 @@ def _restarted(h: dict) -> list[Derived]:
 
 def _completed(h: dict, *, sent: bool) -> list[Derived]:
     if h["completed"]:
-        return [Derived("subscription_completed", "completed",
-                        "SamCart's Completed for the completion already recorded")] if sent else []
+        return (
+            [Derived("subscription_completed", "completed", "SamCart's Completed for the completion already recorded")]
+            if sent
+            else []
+        )
     h["completed"] = True
     why = "SamCart says completed" if sent else "SamCart's API says the subscription is completed (its last payment)"
     return [Derived("subscription_completed", "completed", why)]

@@ -11,6 +11,7 @@ library only): the module must stay runnable on its own, with no app, database o
 
     python -m hookyard_samcart.fake --port 8766 --demo
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,16 @@ BASE_PATH = "/v1"
 DEFAULT_API_KEY = "test-samcart-api-key"
 DEFAULT_LIMIT = MAX_LIMIT = 100  # §9: "limit (default and maximum 100)"
 NEXT_STYLES = ("url", "path", "cursor")
-SUBSCRIPTION_STATUSES = ("active", "canceled", "delinquent", "completed", "paused", "invalid_processor",
-                         "sca_required", "deleted")
+SUBSCRIPTION_STATUSES = (
+    "active",
+    "canceled",
+    "delinquent",
+    "completed",
+    "paused",
+    "invalid_processor",
+    "sca_required",
+    "deleted",
+)
 
 # SamCart publishes no error bodies. These are our guess, shaped like most JSON APIs: {"message": ...}.
 BAD_KEY = "Unauthorized: the API key is missing or invalid."
@@ -41,6 +50,7 @@ TOO_MANY = "Too Many Requests"
 
 
 # --------------------------------------------------------------------------- records and replies
+
 
 class Headers(dict):
     """Request headers; names compare case-insensitively, as HTTP says, and are stored lower-cased."""
@@ -61,10 +71,10 @@ class Headers(dict):
 @dataclass
 class RecordedRequest:
     method: str
-    path: str                      # relative to /v1 (the raw path when outside it)
+    path: str  # relative to /v1 (the raw path when outside it)
     query: dict[str, str]
     headers: Headers
-    status: int | None = None      # None while in flight
+    status: int | None = None  # None while in flight
     at: float = field(default_factory=time.monotonic)
 
 
@@ -169,7 +179,7 @@ class FakeSamCart(FakeServer):
     # ------------------------------------------------------------------ lifecycle
 
     def _end_waits(self):
-        self._open.set()   # stopping ends paused requests too, as it ends latency waits
+        self._open.set()  # stopping ends paused requests too, as it ends latency waits
 
     # ------------------------------------------------------------------ keys and seed data
 
@@ -183,23 +193,46 @@ class FakeSamCart(FakeServer):
         with self._lock:
             pid, now = next(self._ids), _stamp(_now())
             self._products[pid] = {
-                "id": pid, "sku": f"SKU-{pid}", "internal_product_name": name, "product_name": name,
-                "description": f"{name}, sold with SamCart.", "currency": "USD", "price": 4900,
-                "product_category": "digital", "pricing_type": "one_time", "status": "active", "taxes": False,
-                "upsell_funnels": False, "slug": _slugify(name), "custom_domain": None, "product_tags": [],
-                "created_at": now, "updated_at": now, "archived_at": None, **fields}
+                "id": pid,
+                "sku": f"SKU-{pid}",
+                "internal_product_name": name,
+                "product_name": name,
+                "description": f"{name}, sold with SamCart.",
+                "currency": "USD",
+                "price": 4900,
+                "product_category": "digital",
+                "pricing_type": "one_time",
+                "status": "active",
+                "taxes": False,
+                "upsell_funnels": False,
+                "slug": _slugify(name),
+                "custom_domain": None,
+                "product_tags": [],
+                "created_at": now,
+                "updated_at": now,
+                "archived_at": None,
+                **fields,
+            }
             return pid
 
     def add_products(self, n: int, prefix: str = "Product") -> list[int]:
         return [self.add_product(f"{prefix} {i + 1}") for i in range(n)]
 
-    def add_customer(self, email: str, first_name: str | None = None, last_name: str | None = None,
-                     **fields) -> int:
+    def add_customer(self, email: str, first_name: str | None = None, last_name: str | None = None, **fields) -> int:
         with self._lock:
             cid, now = next(self._ids), _stamp(_now())
             self._customers[cid] = {
-                "id": cid, "first_name": first_name, "last_name": last_name, "email": email.strip().lower(),
-                "phone": None, "lifetime_value": 0, "addresses": [], "created_at": now, "updated_at": now, **fields}
+                "id": cid,
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email.strip().lower(),
+                "phone": None,
+                "lifetime_value": 0,
+                "addresses": [],
+                "created_at": now,
+                "updated_at": now,
+                **fields,
+            }
             return cid
 
     def add_subscription(self, status: str = "active", **fields) -> int:
@@ -208,11 +241,22 @@ class FakeSamCart(FakeServer):
         with self._lock:
             sid, now = next(self._ids), _now()
             self._subscriptions[sid] = {
-                "id": sid, "customer_id": None, "product_id": None, "status": status,
-                "start_date": _stamp(now), "next_rebilling_date": _stamp(now + timedelta(days=30)),
-                "total_failed_charges": 0, "billing_cycle_count": 1, "recurring_price": {"total": 4900},
-                "currency": "USD", "trial_days": 0, "end_date": None, "created_at": _stamp(now),
-                "updated_at": _stamp(now), **fields}
+                "id": sid,
+                "customer_id": None,
+                "product_id": None,
+                "status": status,
+                "start_date": _stamp(now),
+                "next_rebilling_date": _stamp(now + timedelta(days=30)),
+                "total_failed_charges": 0,
+                "billing_cycle_count": 1,
+                "recurring_price": {"total": 4900},
+                "currency": "USD",
+                "trial_days": 0,
+                "end_date": None,
+                "created_at": _stamp(now),
+                "updated_at": _stamp(now),
+                **fields,
+            }
             return sid
 
     def set_subscription_status(self, subscription_id: int, status: str, **fields):
@@ -221,8 +265,9 @@ class FakeSamCart(FakeServer):
                 raise ValueError(f"unknown subscription {subscription_id}")
             self._subscriptions[subscription_id].update(status=status, updated_at=_stamp(_now()), **fields)
 
-    def add_order(self, customer_id: int | None = None, product_ids=(), subscription_id: int | None = None,
-                  **fields) -> int:
+    def add_order(
+        self, customer_id: int | None = None, product_ids=(), subscription_id: int | None = None, **fields
+    ) -> int:
         """An order (§4.4) with one cart item per product; amounts are the products' prices, in cents."""
         with self._lock:
             if customer_id is not None and customer_id not in self._customers:
@@ -234,19 +279,43 @@ class FakeSamCart(FakeServer):
             items = []
             for pid in product_ids:
                 product = self._products[pid]
-                items.append({
-                    "id": next(self._ids), "product_id": pid, "subscription_id": subscription_id,
-                    "sku": product["sku"], "internal_product_name": product["internal_product_name"],
-                    "product_name": product["product_name"], "charge_id": next(self._ids),
-                    "pricing_type": product["pricing_type"], "processor_transaction_id": f"ch_{oid}_{pid}",
-                    "currency": product["currency"], "quantity": 1, "status": "charged",
-                    "initial_price_subtotal": product["price"], "initial_price_taxes": 0,
-                    "initial_price_shipping": 0, "initial_price_total": product["price"]})
+                items.append(
+                    {
+                        "id": next(self._ids),
+                        "product_id": pid,
+                        "subscription_id": subscription_id,
+                        "sku": product["sku"],
+                        "internal_product_name": product["internal_product_name"],
+                        "product_name": product["product_name"],
+                        "charge_id": next(self._ids),
+                        "pricing_type": product["pricing_type"],
+                        "processor_transaction_id": f"ch_{oid}_{pid}",
+                        "currency": product["currency"],
+                        "quantity": 1,
+                        "status": "charged",
+                        "initial_price_subtotal": product["price"],
+                        "initial_price_taxes": 0,
+                        "initial_price_shipping": 0,
+                        "initial_price_total": product["price"],
+                    }
+                )
             total = sum(item["initial_price_total"] for item in items)
             self._orders[oid] = {
-                "id": oid, "customer_id": customer_id, "test_mode": False, "order_date": now, "cart_items": items,
-                "subtotal": total, "discount": 0, "taxes": 0, "shipping": 0, "total": total, "card_used": "4242",
-                "processor_name": "Stripe", "created_at": now, **fields}
+                "id": oid,
+                "customer_id": customer_id,
+                "test_mode": False,
+                "order_date": now,
+                "cart_items": items,
+                "subtotal": total,
+                "discount": 0,
+                "taxes": 0,
+                "shipping": 0,
+                "total": total,
+                "card_used": "4242",
+                "processor_name": "Stripe",
+                "created_at": now,
+                **fields,
+            }
             return oid
 
     # ------------------------------------------------------------------ inspection
@@ -269,8 +338,14 @@ class FakeSamCart(FakeServer):
     def resume(self):
         self._open.set()
 
-    def fail_next(self, n: int, status: int = 429, retry_after: float | None = 2,
-                  header: str | None = "Retry-After", path: str | None = None):
+    def fail_next(
+        self,
+        n: int,
+        status: int = 429,
+        retry_after: float | None = 2,
+        header: str | None = "Retry-After",
+        path: str | None = None,
+    ):
         """The next ``n`` requests (to ``path``, relative and exact, when given) answer ``status``. A 429 carries
         ``header: retry_after`` (SamCart does not say which header it sends: §9); header=None or retry_after=None
         sends none. 500 has a JSON body; 502, 503 and 504 a gateway's HTML page."""
@@ -291,8 +366,9 @@ class FakeSamCart(FakeServer):
                 return None
             fault.remaining -= 1
         if fault.status == 429:
-            headers = {} if fault.header is None or fault.retry_after is None else {
-                fault.header: f"{fault.retry_after:g}"}
+            headers = (
+                {} if fault.header is None or fault.retry_after is None else {fault.header: f"{fault.retry_after:g}"}
+            )
             return _Reply(429, {"message": TOO_MANY}, headers)
         if fault.status in (502, 503, 504):
             return _Reply(fault.status, gateway_page(fault.status))
@@ -309,19 +385,23 @@ class FakeSamCart(FakeServer):
             self._stopping.wait(latency)
         reply = self._fault_reply(rec) or self._dispatch(rec)
         with self._lock:
-            rec.status = reply.status   # before sending, so a client that has the answer sees it recorded
+            rec.status = reply.status  # before sending, so a client that has the answer sees it recorded
         send(handler, reply)
 
     def _record(self, handler: Handler) -> RecordedRequest:
         parts = urlsplit(handler.path)
         path = parts.path.rstrip("/") or "/"
         if path == BASE_PATH or path.startswith(BASE_PATH + "/"):
-            path = path[len(BASE_PATH):] or "/"
+            path = path[len(BASE_PATH) :] or "/"
         length = handler.headers.get("Content-Length")
         if length and length.isdigit():
             handler.rfile.read(int(length))  # read-only API: a body is ignored, but must be consumed
-        rec = RecordedRequest(handler.command, path, dict(parse_qsl(parts.query, keep_blank_values=True)),
-                              Headers(handler.headers.items()))
+        rec = RecordedRequest(
+            handler.command,
+            path,
+            dict(parse_qsl(parts.query, keep_blank_values=True)),
+            Headers(handler.headers.items()),
+        )
         with self._lock:
             self.requests.append(rec)
         return rec
@@ -366,8 +446,11 @@ class FakeSamCart(FakeServer):
         cursor = None if raw_offset in (None, "") else _as_id(raw_offset)
         if raw_offset not in (None, "") and cursor is None:
             raise _ApiError(400, "offset must be a record id.")
-        records = [r for _, r in sorted(table.items())
-                   if all(str(r.get(column)) == query[param] for param, column in filters.items() if param in query)]
+        records = [
+            r
+            for _, r in sorted(table.items())
+            if all(str(r.get(column)) == query[param] for param, column in filters.items() if param in query)
+        ]
         records = self._created_between(records, query)
         # The cursor is exclusive: dir=next serves the records after it, dir=prev those before it. Without one,
         # the first page (our reading; the spec does not say what prev without an offset means).
@@ -400,8 +483,11 @@ class FakeSamCart(FakeServer):
     def _created_between(records: list[dict], query: dict) -> list[dict]:
         # §4.3's created_at_min / created_at_max; the format sorts as text, so text comparison is enough.
         low, high = query.get("created_at_min"), query.get("created_at_max")
-        return [r for r in records if (not low or (r.get("created_at") or "") >= low)
-                and (not high or (r.get("created_at") or "") <= high)]
+        return [
+            r
+            for r in records
+            if (not low or (r.get("created_at") or "") >= low) and (not high or (r.get("created_at") or "") <= high)
+        ]
 
     def _link(self, path, params: dict, limit, cursor, direction=None, style=None):
         style = style or self.next_style
@@ -449,6 +535,7 @@ class FakeSamCart(FakeServer):
 
 # --------------------------------------------------------------------------- CLI
 
+
 def seed_demo(fake: FakeSamCart):
     """A small store to click around in: products, a customer with an order, and subscriptions."""
     course = fake.add_product("Online Course", price=19700)
@@ -462,8 +549,9 @@ def seed_demo(fake: FakeSamCart):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hookyard_samcart.fake",
-                                     description="A fake SamCart Public API v1 server on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hookyard_samcart.fake", description="A fake SamCart Public API v1 server on 127.0.0.1."
+    )
     parser.add_argument("--port", type=int, default=8766, help="port to listen on (0 picks a free one)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the key the fake accepts in the sc-api header")
     parser.add_argument("--demo", action="store_true", help="seed products, a customer, an order, subscriptions")

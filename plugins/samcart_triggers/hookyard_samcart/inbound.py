@@ -1,4 +1,5 @@
 """The SamCart app's inbound URL: SamCart's Notify URL posts here, and each delivery becomes events (mapping.py)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -20,14 +21,24 @@ def handle(ctx):
     try:
         aliases = notify.parse_aliases(ctx.config.get("type_names"))
     except ValueError as exc:  # saved when it parsed; a later version of the plugin may read it differently
-        raise Unmapped(f"The connection's “type names” no longer read ({exc}); fix them on the connection, then "
-                       "process the delivery again.") from exc
-    events = mapping.map_delivery(ctx.body, delivery_id=ctx.delivery_id, received_at=ctx.received_at,
-                                  state=ctx.state, looked_up=ctx.looked_up, aliases=aliases)
+        raise Unmapped(
+            f"The connection's “type names” no longer read ({exc}); fix them on the connection, then "
+            "process the delivery again."
+        ) from exc
+    events = mapping.map_delivery(
+        ctx.body,
+        delivery_id=ctx.delivery_id,
+        received_at=ctx.received_at,
+        state=ctx.state,
+        looked_up=ctx.looked_up,
+        aliases=aliases,
+    )
     if not events:
         kind = notify.read(ctx.body).name or "notification"
-        ctx.note(f"SamCart's {kind} changes nothing Hookyard reports: e.g. the 2nd or 3rd failed charge in a row "
-                 "(only the 1st is Subscription Charge Failed, the 4th Delinquent and Canceled).")
+        ctx.note(
+            f"SamCart's {kind} changes nothing Hookyard reports: e.g. the 2nd or 3rd failed charge in a row "
+            "(only the 1st is Subscription Charge Failed, the 4th Delinquent and Canceled)."
+        )
     return events
 
 
@@ -41,9 +52,17 @@ def lookup(config, body) -> dict:
     return {"subscription_status": status} if status else {}
 
 
-INSTRUCTIONS = ("In SamCart, open Apps (the App Marketplace; older accounts: Settings → Integrations), connect the "
-                "Notify URL / Webhooks app with this URL, then add a rule per trigger you want (global, or for "
-                "some products) with the action “Send Notify URL POST”.")
+INSTRUCTIONS = (
+    "In SamCart, open Apps (the App Marketplace; older accounts: Settings → Integrations), connect the "
+    "Notify URL / Webhooks app with this URL, then add a rule per trigger you want (global, or for "
+    "some products) with the action “Send Notify URL POST”."
+)
 
-INBOUND = Inbound(handle=handle, identity=mapping.delivery_identity, redelivery_window=redelivery_window, lookup=lookup,
-                  secret_fields=("api_key",), instructions=INSTRUCTIONS)
+INBOUND = Inbound(
+    handle=handle,
+    identity=mapping.delivery_identity,
+    redelivery_window=redelivery_window,
+    lookup=lookup,
+    secret_fields=("api_key",),
+    instructions=INSTRUCTIONS,
+)

@@ -5,6 +5,7 @@ history, and this module pairs product lines with subscriptions, builds the cano
 SamCartPayload here, so a body that can never be used is ``Rejected`` with the field that is wrong) and gives each
 event its identity (the core hashes it with the trigger; the same identity again is a duplicate).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -28,9 +29,12 @@ _EMPTY: Mapping = MappingProxyType({})
 
 
 def _identity(*parts: tuple[str, object] | str) -> str:
-    """"name=value|…" of the parts that have a value; a text part is already "name=value|…"."""
-    texts = [part if isinstance(part, str) else f"{part[0]}={part[1]}" for part in parts
-             if (part if isinstance(part, str) else part[1]) not in (None, "")]
+    """ "name=value|…" of the parts that have a value; a text part is already "name=value|…"."""
+    texts = [
+        part if isinstance(part, str) else f"{part[0]}={part[1]}"
+        for part in parts
+        if (part if isinstance(part, str) else part[1]) not in (None, "")
+    ]
     return "|".join(texts)
 
 
@@ -44,13 +48,17 @@ def _flatten(messages, path=()) -> list[str]:
 
 def _unmapped(reading: notify.Reading) -> Unmapped:
     if reading.name is None:
-        return Unmapped("The body names no SamCart trigger (no type, event or event_type field), so it cannot be "
-                        "mapped; it is kept as received.")
+        return Unmapped(
+            "The body names no SamCart trigger (no type, event or event_type field), so it cannot be "
+            "mapped; it is kept as received."
+        )
     example = reading.name.replace("=", " ").splitlines()[0][:80] if reading.name else "Name"
-    return Unmapped(f"Unknown SamCart type {notify.shown(reading.name)}. To map it, add a line "
-                    f"`{example} = <trigger>` to the connection's type names (Extra notification types), with the "
-                    "trigger it means (e.g. subscription_canceled; the list is in docs/samcart.md), then process "
-                    "this delivery again.")
+    return Unmapped(
+        f"Unknown SamCart type {notify.shown(reading.name)}. To map it, add a line "
+        f"`{example} = <trigger>` to the connection's type names (Extra notification types), with the "
+        "trigger it means (e.g. subscription_canceled; the list is in docs/samcart.md), then process "
+        "this delivery again."
+    )
 
 
 class _Builder:
@@ -63,25 +71,30 @@ class _Builder:
         # As the core stores it (stripped, lower-cased), so that identities do not depend on how it was typed.
         self.email = (reading.customer.get("email") or "").strip().lower()
         if not self.email:
-            raise Rejected("No customer email (customer.email): SamCart's events are about a customer, and every "
-                           "rule acts on one.")
+            raise Rejected(
+                "No customer email (customer.email): SamCart's events are about a customer, and every rule acts on one."
+            )
         at, time_notes = notify.timestamp(reading, received_at)
         self.notes += time_notes
         if self.trigger == "prospect_created":
             if at is None:
                 at = received_at - SAMCART_PROSPECT_DELAY
-                self.notes.append("SamCart sends Prospect Created 2 hours after the prospect was created: dated "
-                                  "2 hours before it arrived, so its rules run when SamCart's would")
+                self.notes.append(
+                    "SamCart sends Prospect Created 2 hours after the prospect was created: dated "
+                    "2 hours before it arrived, so its rules run when SamCart's would"
+                )
             else:
-                self.notes.append("dated when the prospect was created; its rules run 2 hours after that, as "
-                                  "SamCart's do")
+                self.notes.append(
+                    "dated when the prospect was created; its rules run 2 hours after that, as SamCart's do"
+                )
         self.occurred_at = (at or received_at).isoformat()
         status = notify.text(looked_up.get("subscription_status"))
         self.looked_up_status = status.lower() if status else None
         self.refs = "|".join(reading.refs)
 
-    def payload(self, line: notify.Line | dict | None, subscription_id: str | None = None, *,
-                first_subscription: bool = False) -> dict:
+    def payload(
+        self, line: notify.Line | dict | None, subscription_id: str | None = None, *, first_subscription: bool = False
+    ) -> dict:
         reading = self.reading
         order = dict(reading.order)
         source = (line.source if isinstance(line, notify.Line) else None) or reading.source
@@ -89,8 +102,11 @@ class _Builder:
             order["purchase_source"] = source
         payload: dict = {"customer": dict(reading.customer), "occurred_at": self.occurred_at}
         if isinstance(line, notify.Line):
-            payload["product"] = {k: v for k, v in (("id", line.id), ("name", line.name),
-                                                    ("price_cents", line.price_cents)) if v is not None}
+            payload["product"] = {
+                k: v
+                for k, v in (("id", line.id), ("name", line.name), ("price_cents", line.price_cents))
+                if v is not None
+            }
         elif line:
             payload["product"] = {k: v for k, v in line.items() if v is not None}
         if order:
@@ -111,9 +127,12 @@ class _Builder:
         except ValidationError as exc:
             raise Rejected("The body cannot make a valid event: " + "; ".join(_flatten(exc.messages))) from None
         if trigger not in COURSE and not (payload.get("product") or {}).get("id"):
-            raise Rejected(f"No product id (product.id): samcart.{trigger} is about a product, and the body names "
-                           "none" + (" (nor do this subscription's earlier deliveries)" if self.reading.subscription_ids
-                                     else "") + ".")
+            raise Rejected(
+                f"No product id (product.id): samcart.{trigger} is about a product, and the body names "
+                "none"
+                + (" (nor do this subscription's earlier deliveries)" if self.reading.subscription_ids else "")
+                + "."
+            )
 
     def occurrence(self) -> str:
         """What tells this occurrence apart from another of the same line: the charge ids and times the body
@@ -122,8 +141,12 @@ class _Builder:
         return self.refs or f"delivery={self.delivery_id}"
 
     def event(self, trigger: str, payload: dict, identity: str, note: str = "") -> InboundEvent:
-        return InboundEvent(trigger=f"samcart.{trigger}", payload=payload, identity=identity,
-                            note="; ".join(part for part in [note, *self.notes] if part))
+        return InboundEvent(
+            trigger=f"samcart.{trigger}",
+            payload=payload,
+            identity=identity,
+            note="; ".join(part for part in [note, *self.notes] if part),
+        )
 
 
 def _line_identity(b: _Builder, trigger: str, line: notify.Line | None) -> str:
@@ -137,8 +160,9 @@ def _line_identity(b: _Builder, trigger: str, line: notify.Line | None) -> str:
         return _identity(("customer", b.email), ("course", course_id), ("product", line.id), b.occurrence())
     if trigger == "subscription_started" and order_id:
         return _identity(("order", order_id), ("product", line.id))
-    return _identity(("order", order_id), ("product", line.id), ("customer", None if order_id else b.email),
-                     b.occurrence())
+    return _identity(
+        ("order", order_id), ("product", line.id), ("customer", None if order_id else b.email), b.occurrence()
+    )
 
 
 def _pairs(b: _Builder, state, lines: list[notify.Line]) -> list[tuple[str, notify.Line | dict | None]]:
@@ -165,8 +189,15 @@ def _product_id(line) -> str | None:
     return line.id if isinstance(line, notify.Line) else (line or {}).get("id")
 
 
-def map_delivery(body: Mapping, *, delivery_id: int, received_at: datetime, state, looked_up: Mapping = _EMPTY,
-                 aliases: Mapping[str, str] = _EMPTY) -> list[InboundEvent]:
+def map_delivery(
+    body: Mapping,
+    *,
+    delivery_id: int,
+    received_at: datetime,
+    state,
+    looked_up: Mapping = _EMPTY,
+    aliases: Mapping[str, str] = _EMPTY,
+) -> list[InboundEvent]:
     """The events one delivery means. Raises Unmapped for a type it does not know (or none), Rejected for a body
     that can never make an event. Every payload is checked, and every Rejected raised, before the state is touched."""
     if not isinstance(body, Mapping):
@@ -197,30 +228,47 @@ def map_delivery(body: Mapping, *, delivery_id: int, received_at: datetime, stat
             histories.append((sid, payload))
     elif outcome is not None:
         for line in lines or [None]:  # None: raises, no product
-            plan(trigger, b.payload(line), _line_identity(b, trigger, line),
-                 "no subscription id: reported as sent, without the subscription's history")
+            plan(
+                trigger,
+                b.payload(line),
+                _line_identity(b, trigger, line),
+                "no subscription id: reported as sent, without the subscription's history",
+            )
     elif trigger == "subscription_started" and pairs:
         for index, (sid, line) in enumerate(pairs):
             payload = b.payload(line, sid, first_subscription=index == 0)
             plan(trigger, payload, _identity(("subscription", sid), ("product", _product_id(line))))
             histories.append((sid, payload))
     elif trigger in COURSE and not lines:
-        plan(trigger, b.payload(None), _identity(("customer", b.email), ("course", (reading.course or {}).get("id")),
-                                                 b.occurrence()))
-        histories += [(sid, b.payload(line, sid, first_subscription=index == 0))
-                      for index, (sid, line) in enumerate(pairs) if _product_id(line)]
+        plan(
+            trigger,
+            b.payload(None),
+            _identity(("customer", b.email), ("course", (reading.course or {}).get("id")), b.occurrence()),
+        )
+        histories += [
+            (sid, b.payload(line, sid, first_subscription=index == 0))
+            for index, (sid, line) in enumerate(pairs)
+            if _product_id(line)
+        ]
     else:
         for line in lines or [None]:
             sid = sid_of_line.get(id(line))
-            plan(trigger, b.payload(line, sid, first_subscription=bool(pairs) and sid == pairs[0][0]),
-                 _line_identity(b, trigger, line))
+            plan(
+                trigger,
+                b.payload(line, sid, first_subscription=bool(pairs) and sid == pairs[0][0]),
+                _line_identity(b, trigger, line),
+            )
         for index, (sid, line) in enumerate(pairs):
             if not _product_id(line):
                 continue  # more subscription ids than product lines: the product lines were all made above
             payload = b.payload(line, sid, first_subscription=index == 0)
             if trigger == "product_purchased":
-                plan("subscription_started", payload, _identity(("subscription", sid), ("product", _product_id(line))),
-                     "the purchased product carries a subscription id")
+                plan(
+                    "subscription_started",
+                    payload,
+                    _identity(("subscription", sid), ("product", _product_id(line))),
+                    "the purchased product carries a subscription id",
+                )
             histories.append((sid, payload))
 
     events = [b.event(kind, payload, identity, note) for kind, payload, identity, note in planned]
@@ -244,9 +292,15 @@ def delivery_identity(body) -> str | None:
     reading = notify.read(body)
     if not reading.refs:
         return None
-    return "|".join([f"type={notify.normalise(reading.name or '')}", f"order={reading.order.get('id', '')}",
-                     f"products={','.join(line.id for line in reading.lines)}",
-                     f"subscriptions={','.join(reading.subscription_ids)}", *reading.refs])
+    return "|".join(
+        [
+            f"type={notify.normalise(reading.name or '')}",
+            f"order={reading.order.get('id', '')}",
+            f"products={','.join(line.id for line in reading.lines)}",
+            f"subscriptions={','.join(reading.subscription_ids)}",
+            *reading.refs,
+        ]
+    )
 
 
 def subscription_ids(body) -> list[str]:

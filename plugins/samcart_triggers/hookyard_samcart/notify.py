@@ -6,6 +6,7 @@ lists is accepted: ``type`` or ``event`` at the top level, or ``event_type`` wit
 JSON or form fields (then every value is text); comma-joined product lines; dollars as numbers or text. Reading
 never raises: what cannot be used is left out and said in ``notes``, and mapping.py decides what is fatal.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,10 +21,23 @@ from .payload import PURCHASE_SOURCES
 # The plugin's 17 trigger short keys (``samcart.<key>``); tests/test_samcart_triggers.py checks they are the
 # registered ones. Kept here, not imported from the package, so that reading a body needs nothing else loaded.
 TRIGGER_KEYS = (
-    "product_purchased", "product_refunded", "product_partially_refunded", "product_added_to_order",
-    "prospect_created", "subscription_started", "subscription_charged", "subscription_charge_failed",
-    "subscription_delinquent", "subscription_canceled", "subscription_recovered", "subscription_restarted",
-    "subscription_completed", "course_enrolled", "course_removed", "course_started", "course_completed",
+    "product_purchased",
+    "product_refunded",
+    "product_partially_refunded",
+    "product_added_to_order",
+    "prospect_created",
+    "subscription_started",
+    "subscription_charged",
+    "subscription_charge_failed",
+    "subscription_delinquent",
+    "subscription_canceled",
+    "subscription_recovered",
+    "subscription_restarted",
+    "subscription_completed",
+    "course_enrolled",
+    "course_removed",
+    "course_started",
+    "course_completed",
 )
 
 # Received name -> (trigger short key, the purchase source the name itself says). Matched on normalise(name).
@@ -75,11 +89,27 @@ NAMES.update({f"samcart.{key}": (key, None) for key in TRIGGER_KEYS})
 # SamCart ids are numbers; anything longer than this is not one (and must fit the plugin state's key).
 MAX_ID = 100
 # The fields that identify one charge, rebill or moment (issue 10, "Identity and redelivery").
-REF_FIELDS = ("charge_id", "subscription_rebill_id", "rebill_id", "transaction_id", "processor_transaction_id",
-              "refund_transaction_id", "created_at", "occurred_at")
+REF_FIELDS = (
+    "charge_id",
+    "subscription_rebill_id",
+    "rebill_id",
+    "transaction_id",
+    "processor_transaction_id",
+    "refund_transaction_id",
+    "created_at",
+    "occurred_at",
+)
 _TIME_FIELDS = ("created_at", "occurred_at")
-_SOURCES = {"primary": "primary", "main": "primary", "upsell": "upsell", "downsell": "upsell", "oto": "upsell",
-            "bump": "order_bump", "orderbump": "order_bump", "paymentoption": "payment_option"}
+_SOURCES = {
+    "primary": "primary",
+    "main": "primary",
+    "upsell": "upsell",
+    "downsell": "upsell",
+    "oto": "upsell",
+    "bump": "order_bump",
+    "orderbump": "order_bump",
+    "paymentoption": "payment_option",
+}
 assert set(_SOURCES.values()) <= set(PURCHASE_SOURCES)
 _AMOUNT = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)?(?:\.\d+)?$")
 _AMOUNTS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d])|\d*\.?\d+")
@@ -117,14 +147,17 @@ def parse_aliases(text: str | None) -> dict[str, str]:
         name, equals, trigger = line.rpartition("=")
         name, trigger = name.strip(), trigger.strip()
         if not equals or not name:
-            raise ValueError(f"Line {number}: write `Received name = trigger`, e.g. "
-                             f"`Student Enrolled = course_enrolled`; got {shown(line)}.")
+            raise ValueError(
+                f"Line {number}: write `Received name = trigger`, e.g. "
+                f"`Student Enrolled = course_enrolled`; got {shown(line)}."
+            )
         if not normalise(name):
             raise ValueError(f"Line {number}: the received name {shown(name)} has no letters or digits.")
         key = trigger.removeprefix("samcart.")
         if key not in TRIGGER_KEYS:
-            raise ValueError(f"Line {number}: {shown(trigger)} is not a SamCart trigger; use one of "
-                             f"{', '.join(TRIGGER_KEYS)}.")
+            raise ValueError(
+                f"Line {number}: {shown(trigger)} is not a SamCart trigger; use one of {', '.join(TRIGGER_KEYS)}."
+            )
         earlier = seen.get(normalise(name))
         if earlier is not None:
             raise ValueError(f"Line {number}: {shown(name)} is already named on line {earlier}.")
@@ -166,7 +199,9 @@ class Reading:
     @property
     def recurring(self) -> bool:
         """A subscription's event after its start: its order is the original purchase's (SamCart reuses it)."""
-        return bool(self.trigger) and self.trigger.startswith("subscription_") and self.trigger != "subscription_started"
+        return (
+            bool(self.trigger) and self.trigger.startswith("subscription_") and self.trigger != "subscription_started"
+        )
 
 
 def _mapping(value) -> Mapping:
@@ -264,7 +299,9 @@ def _name_candidates(body: Mapping, objects: Mapping) -> list:
 def _objects(body: Mapping) -> Mapping:
     """The ``event_type`` / ``data`` shape (§9) keeps the objects under ``data``; the legacy shape at the top."""
     data = body.get("data")
-    if isinstance(data, Mapping) and ("event_type" in body or not any(k in body for k in ("customer", "order", "product"))):
+    if isinstance(data, Mapping) and (
+        "event_type" in body or not any(k in body for k in ("customer", "order", "product"))
+    ):
         return data
     return body
 
@@ -290,8 +327,14 @@ def recognise(body: Mapping, aliases: Mapping[str, str]) -> tuple[str | None, st
 def _customer(objects: Mapping) -> dict:
     # SamCart sends a customer object; a prospect's shape is UNCONFIRMED, so a prospect object or top-level
     # contact fields stand in when there is no customer.
-    person = next((candidate for candidate in (objects.get("customer"), objects.get("prospect"))
-                   if isinstance(candidate, Mapping)), objects)
+    person = next(
+        (
+            candidate
+            for candidate in (objects.get("customer"), objects.get("prospect"))
+            if isinstance(candidate, Mapping)
+        ),
+        objects,
+    )
     found = {
         "email": text(person.get("email")),
         "first_name": text(person.get("first_name")),
@@ -340,13 +383,16 @@ def _lines_of(product: Mapping, notes: list[str]) -> list[Line]:
     price = product.get("price")
     prices = [price] if count == 1 else (_split_prices(price, count) if price is not None else None)
     if price is not None and prices is None:
-        notes.append(f"{count} product ids but price {shown(price)} does not split into {count} amounts: "
-                     "the prices were left out")
+        notes.append(
+            f"{count} product ids but price {shown(price)} does not split into {count} amounts: "
+            "the prices were left out"
+        )
     name = product.get("name")
     names = [name] if count == 1 else _pieces(name) if isinstance(name, str) else None
     if name is not None and (names is None or len(names) != count):
-        notes.append(f"{count} product ids but the name {shown(name)} does not split into {count} names: "
-                     "the names were left out")
+        notes.append(
+            f"{count} product ids but the name {shown(name)} does not split into {count} names: the names were left out"
+        )
         names = None
     raw_source = product.get("purchase_source", product.get("source"))
     source = _source(raw_source, notes)
@@ -407,8 +453,11 @@ def _order(objects: Mapping, notes: list[str]) -> dict:
 def _subscription_ids(objects: Mapping) -> list[str]:
     subscription = _mapping(objects.get("subscription"))
     found: list[str] = []
-    for raw in (_mapping(objects.get("order")).get("subscription_id"), objects.get("subscription_id"),
-                subscription.get("id")):
+    for raw in (
+        _mapping(objects.get("order")).get("subscription_id"),
+        objects.get("subscription_id"),
+        subscription.get("id"),
+    ):
         for piece in _pieces(raw):
             sid = as_id(piece)
             if sid is not None and sid not in found:
@@ -440,17 +489,22 @@ def _refs(body: Mapping, objects: Mapping, recurring: bool) -> list[str]:
 
 def _course(objects: Mapping) -> dict | None:
     course = _mapping(objects.get("course"))
-    found = {"id": as_id(course.get("id")) or as_id(objects.get("course_id")),
-             "name": text(course.get("name")) or text(objects.get("course_name"))}
+    found = {
+        "id": as_id(course.get("id")) or as_id(objects.get("course_id")),
+        "name": text(course.get("name")) or text(objects.get("course_name")),
+    }
     found = {k: v for k, v in found.items() if v is not None}
     return found or None
 
 
 def _charge(objects: Mapping) -> dict:
     charge, order = _mapping(objects.get("charge")), _mapping(objects.get("order"))
-    found = {"id": as_id(charge.get("id")) or as_id(objects.get("charge_id")) or as_id(order.get("charge_id")),
-             "rebill_id": as_id(objects.get("subscription_rebill_id")) or as_id(order.get("subscription_rebill_id"))
-             or as_id(charge.get("subscription_rebill_id"))}
+    found = {
+        "id": as_id(charge.get("id")) or as_id(objects.get("charge_id")) or as_id(order.get("charge_id")),
+        "rebill_id": as_id(objects.get("subscription_rebill_id"))
+        or as_id(order.get("subscription_rebill_id"))
+        or as_id(charge.get("subscription_rebill_id")),
+    }
     return {k: v for k, v in found.items() if v is not None}
 
 
@@ -459,12 +513,22 @@ def read(body: Mapping, aliases: Mapping[str, str] | None = None) -> Reading:
     objects = _objects(body)
     name, trigger, source = recognise(body, aliases or {})
     notes: list[str] = []
-    reading = Reading(name=name, trigger=trigger, source=source, customer=_customer(objects),
-                      lines=_lines(objects, notes), order=_order(objects, notes),
-                      subscription_ids=_subscription_ids(objects),
-                      subscription_status=text(_mapping(objects.get("subscription")).get("status")),
-                      charge=_charge(objects), course=_course(objects), refs=[], notes=notes,
-                      objects=objects, envelope=body)
+    reading = Reading(
+        name=name,
+        trigger=trigger,
+        source=source,
+        customer=_customer(objects),
+        lines=_lines(objects, notes),
+        order=_order(objects, notes),
+        subscription_ids=_subscription_ids(objects),
+        subscription_status=text(_mapping(objects.get("subscription")).get("status")),
+        charge=_charge(objects),
+        course=_course(objects),
+        refs=[],
+        notes=notes,
+        objects=objects,
+        envelope=body,
+    )
     reading.refs = _refs(body, objects, reading.recurring)
     return reading
 
@@ -478,8 +542,13 @@ def timestamp(reading: Reading, received_at: datetime) -> tuple[datetime | None,
     if reading.trigger == "prospect_created":  # when the prospect was created, not when SamCart told us
         candidates = [("created_at", objects), ("created_at", prospect), ("created_at", body)]
     else:
-        candidates = [("occurred_at", objects), ("occurred_at", body), ("created_at", charge),
-                      ("created_at", objects), ("created_at", body)]
+        candidates = [
+            ("occurred_at", objects),
+            ("occurred_at", body),
+            ("created_at", charge),
+            ("created_at", objects),
+            ("created_at", body),
+        ]
         if not reading.recurring:
             candidates.append(("created_at", order))
     notes = []

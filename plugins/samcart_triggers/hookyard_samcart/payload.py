@@ -1,4 +1,5 @@
 """The canonical SamCart payload every trigger shares. Money is integer cents."""
+
 from __future__ import annotations
 
 from datetime import timezone
@@ -14,8 +15,11 @@ def _id_as_text(data, *names):
     # SamCart ids are numeric; rules and identities compare their text form either way.
     if not isinstance(data, dict):
         return data
-    changed = {name: str(data[name]) for name in names
-               if isinstance(data.get(name), int) and not isinstance(data.get(name), bool)}
+    changed = {
+        name: str(data[name])
+        for name in names
+        if isinstance(data.get(name), int) and not isinstance(data.get(name), bool)
+    }
     return {**data, **changed} if changed else data
 
 
@@ -40,10 +44,16 @@ class Customer(Part):
 
 
 class ProductRef(Part):
-    id = fields.String(validate=validate.Length(max=MAX_PRODUCT_ID), metadata={"description": "The store's product id."})
+    id = fields.String(
+        validate=validate.Length(max=MAX_PRODUCT_ID), metadata={"description": "The store's product id."}
+    )
     name = fields.String(allow_none=True, validate=validate.Length(max=MAX_PRODUCT_NAME))
-    price_cents = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0),
-                                 metadata={"description": "This product line's price, in cents."})
+    price_cents = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=0),
+        metadata={"description": "This product line's price, in cents."},
+    )
 
     @pre_load
     def id_as_text(self, data, **_):
@@ -54,8 +64,11 @@ class Order(Part):
     id = fields.Raw(allow_none=True)
     total_cents = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
     currency = fields.String(allow_none=True, validate=validate.Length(equal=3))
-    purchase_source = fields.String(allow_none=True, validate=validate.OneOf(PURCHASE_SOURCES),
-                                    metadata={"description": "primary, upsell, order_bump or payment_option"})
+    purchase_source = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(PURCHASE_SOURCES),
+        metadata={"description": "primary, upsell, order_bump or payment_option"},
+    )
 
 
 class Subscription(Part):
@@ -81,8 +94,11 @@ class SamCartPayload(Part):
     subscription = fields.Nested(Subscription, allow_none=True)
     charge = fields.Nested(Charge, allow_none=True)
     course = fields.Nested(Course, allow_none=True)
-    occurred_at = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True,
-                                       metadata={"description": "ISO 8601; defaults to when it was received."})
+    occurred_at = fields.AwareDateTime(
+        default_timezone=timezone.utc,
+        allow_none=True,
+        metadata={"description": "ISO 8601; defaults to when it was received."},
+    )
 
     @post_load
     def drop_nulls(self, data, **_):
@@ -105,8 +121,12 @@ def dedupe_key(data) -> str | None:
     rebill = (data.get("charge") or {}).get("rebill_id")
     if all(ids[part] in (None, "") for part in ("order", "subscription", "charge", "course")) and rebill in (None, ""):
         return None
-    if ids["subscription"] not in (None, "") and ids["charge"] in (None, "") and rebill in (None, "") \
-            and not data.get("occurred_at"):
+    if (
+        ids["subscription"] not in (None, "")
+        and ids["charge"] in (None, "")
+        and rebill in (None, "")
+        and not data.get("occurred_at")
+    ):
         return None
     parts = [f"{part}={ids[part]}" for part in IDENTITY if ids[part] not in (None, "")]
     if rebill not in (None, ""):

@@ -1,4 +1,5 @@
 """The one action, "Send a POST": the body, the signed request, and the outcome of the receiver's answer."""
+
 from __future__ import annotations
 
 import copy
@@ -33,13 +34,17 @@ PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 
 
 class SendPostParams(Schema):
-    fields = mf.List(mf.String(validate=validate.Regexp(PATH, error="A payload key or dotted path, e.g. "
-                                                                    "customer.email.")),
-                     load_default=list, validate=validate.Length(max=100), metadata={
-        "label": "Payload fields",
-        "description": "The payload keys or dotted paths to send (e.g. customer.email, product.id), nested as in "
-                       "the payload; empty sends the whole payload. A path the event does not have is left out "
-                       "(the log entry lists it)."})
+    fields = mf.List(
+        mf.String(validate=validate.Regexp(PATH, error="A payload key or dotted path, e.g. customer.email.")),
+        load_default=list,
+        validate=validate.Length(max=100),
+        metadata={
+            "label": "Payload fields",
+            "description": "The payload keys or dotted paths to send (e.g. customer.email, product.id), nested as in "
+            "the payload; empty sends the whole payload. A path the event does not have is left out "
+            "(the log entry lists it).",
+        },
+    )
 
     @pre_load
     def split(self, data, **kwargs):
@@ -90,8 +95,11 @@ def body(ctx: RunContext) -> tuple[bytes, list[str]]:
     chosen = list(ctx.params.get("fields") or [])
     data, missing = pick(ctx.payload, chosen) if chosen else (copy.deepcopy(dict(ctx.payload)), [])
     occurred = ctx.payload.get("occurred_at")
-    document = {"type": ctx.trigger, "timestamp": occurred if isinstance(occurred, str) and occurred else _utc_now(),
-                "data": data}
+    document = {
+        "type": ctx.trigger,
+        "timestamp": occurred if isinstance(occurred, str) and occurred else _utc_now(),
+        "data": data,
+    }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode(), missing
 
 
@@ -131,14 +139,21 @@ def outcome_of(response: requests.Response, details: dict) -> Outcome:
     excerpt = _excerpt(response)
     said = f": {excerpt}" if excerpt else ""
     if status in RETRYABLE or status >= 500:
-        return Outcome.failed(f"the receiver answered HTTP {status}{said}", retryable=True,
-                              retry_after=retry_after(response.headers.get("Retry-After")), details=details)
+        return Outcome.failed(
+            f"the receiver answered HTTP {status}{said}",
+            retryable=True,
+            retry_after=retry_after(response.headers.get("Retry-After")),
+            details=details,
+        )
     if 300 <= status < 400:
         where = response.headers.get("Location")
         to = f" to {where}" if where else ""
-        return Outcome.failed(f"the receiver redirected{to} with HTTP {status}; only 307 and 308 (which keep the "
-                              "POST) are followed: put the new address in the connection's URL",
-                              needs_attention=True, details=details)
+        return Outcome.failed(
+            f"the receiver redirected{to} with HTTP {status}; only 307 and 308 (which keep the "
+            "POST) are followed: put the new address in the connection's URL",
+            needs_attention=True,
+            details=details,
+        )
     return Outcome.failed(f"the receiver refused the POST with HTTP {status}{said}", details=details)
 
 
@@ -163,31 +178,47 @@ def send_post(ctx: RunContext) -> Outcome:
             if hop:
                 details["redirects"] = hop
             try:
-                response = http.post(url, data=raw, headers=headers, timeout=(connect, read), stream=True,
-                                     allow_redirects=False)
+                response = http.post(
+                    url, data=raw, headers=headers, timeout=(connect, read), stream=True, allow_redirects=False
+                )
             except guard.InvalidIPAddress as exc:  # a RequestException too: caught before the others
                 return _refused(exc, url, details)
             except requests.Timeout as exc:  # before ConnectionError: a connect timeout is both
-                return Outcome.failed(f"{guard.host_of(url)} did not answer within {read:g} seconds "
-                                      f"({exc.__class__.__name__})", retryable=True, details=details)
+                return Outcome.failed(
+                    f"{guard.host_of(url)} did not answer within {read:g} seconds ({exc.__class__.__name__})",
+                    retryable=True,
+                    details=details,
+                )
             except requests.ConnectionError as exc:
-                return Outcome.failed(f"could not reach {guard.host_of(url)} ({exc.__class__.__name__})",
-                                      retryable=True, details=details)
+                return Outcome.failed(
+                    f"could not reach {guard.host_of(url)} ({exc.__class__.__name__})", retryable=True, details=details
+                )
             except requests.RequestException as exc:  # an invalid URL or header: trying again will not help
-                return Outcome.failed(f"could not send to {guard.host_of(url)} ({exc.__class__.__name__}: {exc})",
-                                      details=details)
+                return Outcome.failed(
+                    f"could not send to {guard.host_of(url)} ({exc.__class__.__name__}: {exc})", details=details
+                )
             with response:
                 location = response.headers.get("Location")
                 if response.status_code not in FOLLOWED_REDIRECTS or not location:
                     return outcome_of(response, details)
             url = urljoin(url, location)
             if urlsplit(url).scheme not in ("http", "https"):
-                return Outcome.failed(f"the receiver redirected to a {urlsplit(url).scheme or 'relative'} URL; "
-                                      "only http and https are posted to", needs_attention=True, details=details)
-    return Outcome.failed(f"the receiver redirected more than {MAX_REDIRECTS} times", needs_attention=True,
-                          details=details)
+                return Outcome.failed(
+                    f"the receiver redirected to a {urlsplit(url).scheme or 'relative'} URL; "
+                    "only http and https are posted to",
+                    needs_attention=True,
+                    details=details,
+                )
+    return Outcome.failed(
+        f"the receiver redirected more than {MAX_REDIRECTS} times", needs_attention=True, details=details
+    )
 
 
-SEND_POST = Action("send_post", "Send a POST", SendPostParams, send_post,
-                   description="POST the event (its whole payload, or chosen fields) as JSON to the connection's "
-                               "URL, signed the Standard Webhooks way; retried while the receiver is down or busy.")
+SEND_POST = Action(
+    "send_post",
+    "Send a POST",
+    SendPostParams,
+    send_post,
+    description="POST the event (its whole payload, or chosen fields) as JSON to the connection's "
+    "URL, signed the Standard Webhooks way; retried while the receiver is down or busy.",
+)

@@ -3,6 +3,7 @@
 The core keeps secret fields write-only: every read (API, UI) masks them, and it has no "show this secret once"
 step after a connection is created. A secret Hookyard generated would then be known to nobody, so this command
 shows it to someone with a shell on the server, who can read every secret anyway (they hold SECRET_KEY)."""
+
 from __future__ import annotations
 
 import click
@@ -15,8 +16,13 @@ def webhook():
 
 @webhook.command("secret")
 @click.argument("integration_id", type=int)
-@click.option("--new", "rotate", is_flag=True, help="Replace it with a freshly generated secret first (the "
-                                                     "receiver must be given the new one: the old one stops working).")
+@click.option(
+    "--new",
+    "rotate",
+    is_flag=True,
+    help="Replace it with a freshly generated secret first (the "
+    "receiver must be given the new one: the old one stops working).",
+)
 def secret(integration_id, rotate):
     """Print the signing secret of Webhook connection INTEGRATION_ID, for its receiver to verify signatures with."""
     from marshmallow import ValidationError

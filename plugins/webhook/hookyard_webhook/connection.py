@@ -1,4 +1,5 @@
 """The Webhook connection: the receiver's URL and the signing secret; verify checks the URL against the guard."""
+
 from __future__ import annotations
 
 import requests
@@ -12,17 +13,29 @@ from .signing import PREFIX, new_secret, validate_secret
 
 class WebhookConfig(Schema):
     # require_tld=False: an operator-allowed receiver may well be "http://billing.internal:8080".
-    url = fields.Url(required=True, schemes={"https", "http"}, require_tld=False, metadata={
-        "label": "URL", "description": "Where to POST, e.g. https://example.com/hooks/hookyard. https is strongly "
-                                       "advised: over http anyone on the way can read the payload."})
+    url = fields.Url(
+        required=True,
+        schemes={"https", "http"},
+        require_tld=False,
+        metadata={
+            "label": "URL",
+            "description": "Where to POST, e.g. https://example.com/hooks/hookyard. https is strongly "
+            "advised: over http anyone on the way can read the payload.",
+        },
+    )
     # Generated when left out (marshmallow calls load_default at load: on create, since an edit merges the stored
     # secret first). Stored encrypted and masked on every read like any secret field: see docs/webhook.md on
     # how to read it once (`hookyard webhook secret`).
-    secret = Secret(load_default=new_secret, validate=validate_secret, metadata={
-        "label": "Signing secret",
-        "description": f"The Standard Webhooks secret ({PREFIX}…) the receiver checks signatures with. Leave it "
-                       "empty to have Hookyard generate one; then read it once on the server with "
-                       "`hookyard webhook secret <connection id>`. Paste one to reuse a receiver's existing secret."})
+    secret = Secret(
+        load_default=new_secret,
+        validate=validate_secret,
+        metadata={
+            "label": "Signing secret",
+            "description": f"The Standard Webhooks secret ({PREFIX}…) the receiver checks signatures with. Leave it "
+            "empty to have Hookyard generate one; then read it once on the server with "
+            "`hookyard webhook secret <connection id>`. Paste one to reuse a receiver's existing secret.",
+        },
+    )
 
 
 def verify(config) -> dict:
@@ -34,11 +47,16 @@ def verify(config) -> dict:
     except guard.Refused as exc:
         raise ConnectionFailed(f"Refused: {exc}.", field="url") from exc
     except requests.RequestException as exc:  # the host does not resolve (requests-hardened: "Failed to resolve")
-        raise ConnectionFailed(f"{host} could not be resolved ({exc}); check the URL's host name.",
-                               field="url") from exc
+        raise ConnectionFailed(
+            f"{host} could not be resolved ({exc}); check the URL's host name.", field="url"
+        ) from exc
     info = {"host": host, "operator_allowed": address == "allowed"}
     if config["url"].startswith("http://"):
-        info["warnings"] = [{"code": "plain_http", "message": "This URL is http, not https: payloads (customer "
-                             "emails, orders) and signatures travel unencrypted. Use https if the receiver has it."}]
+        info["warnings"] = [
+            {
+                "code": "plain_http",
+                "message": "This URL is http, not https: payloads (customer "
+                "emails, orders) and signatures travel unencrypted. Use https if the receiver has it.",
+            }
+        ]
     return info
-

@@ -9,6 +9,7 @@ rebinding) cannot slip through. Hookyard only chooses, per request, which adapte
 a plain one for an allowed host. Redirects are never followed by requests itself; the action follows 307/308
 hop by hop (see actions.py), and each hop goes through the same choice, so a redirect from an allowed host to
 10.0.0.1 is refused like a URL on 10.0.0.1."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -30,8 +31,10 @@ class Refused(Exception):
     def __init__(self, host: str, address: str | None = None):
         self.host, self.address = host, address
         at = f" ({address})" if address and address != host else ""
-        super().__init__(f"{host}{at} is a loopback, private, link-local or reserved address: Hookyard does not post "
-                         f"there unless the server's operator lists the host in {settings.ALLOWED_HOSTS}")
+        super().__init__(
+            f"{host}{at} is a loopback, private, link-local or reserved address: Hookyard does not post "
+            f"there unless the server's operator lists the host in {settings.ALLOWED_HOSTS}"
+        )
 
 
 def host_of(url: str) -> str:
@@ -42,8 +45,11 @@ class _Session(HTTPSession):
     """requests-hardened's session (IP filter on, redirects off), with a plain adapter for the allowed hosts."""
 
     def __init__(self, allowed: frozenset[str], timeout: tuple[float, float]):
-        super().__init__(Config(ip_filter_enable=True, ip_filter_allow_loopback_ips=False, never_redirect=True,
-                                default_timeout=timeout))
+        super().__init__(
+            Config(
+                ip_filter_enable=True, ip_filter_allow_loopback_ips=False, never_redirect=True, default_timeout=timeout
+            )
+        )
         self._allowed = allowed
         self._plain = HTTPAdapter()
         # No HTTP(S)_PROXY from the environment (the proxy, not the receiver, would be what the guard checks) and

@@ -5,6 +5,7 @@
 They are the operator's, never a connection's: a merchant who could list hosts on a connection could undo the
 SSRF guard for themselves. Each read sees the environment as it is then, so a test or a restart with new values
 sees them."""
+
 from __future__ import annotations
 
 from hookyard import PluginSettings, Setting
@@ -23,14 +24,19 @@ def _positive(seconds: float) -> float:
 
 
 SETTINGS = PluginSettings(
-    Setting(ALLOWED_HOSTS, list, [],
-            "Hosts (names or addresses, comma-separated; exact, case-insensitive, no ports) that may be posted to "
-            "although they are, or resolve to, loopback, private, link-local or reserved addresses, e.g. a receiver "
-            "on the operator's own network. Empty: every such address is refused (the SSRF guard). Web and worker.",
-            parse=_hosts),
+    Setting(
+        ALLOWED_HOSTS,
+        list,
+        [],
+        "Hosts (names or addresses, comma-separated; exact, case-insensitive, no ports) that may be posted to "
+        "although they are, or resolve to, loopback, private, link-local or reserved addresses, e.g. a receiver "
+        "on the operator's own network. Empty: every such address is refused (the SSRF guard). Web and worker.",
+        parse=_hosts,
+    ),
     Setting("WEBHOOK_TIMEOUT", float, 10.0, "Seconds to wait for the receiver's answer. Worker.", parse=_positive),
-    Setting("WEBHOOK_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect to the receiver. Worker.",
-            parse=_positive),
+    Setting(
+        "WEBHOOK_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect to the receiver. Worker.", parse=_positive
+    ),
 )
 
 

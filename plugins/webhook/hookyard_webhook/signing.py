@@ -2,6 +2,7 @@
 
 Signed with the standard library's hmac rather than the ``standardwebhooks`` package: it is four lines, and the
 tests verify with that package, so a mistake here cannot hide behind the same code signing and checking."""
+
 from __future__ import annotations
 
 import base64
@@ -27,7 +28,7 @@ def key_of(secret: str) -> bytes:
     if not secret.startswith(PREFIX):
         raise ValueError(f"must start with {PREFIX}")
     try:
-        key = base64.b64decode(secret[len(PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"must be {PREFIX} followed by base64") from None
     if not MIN_BYTES <= len(key) <= MAX_BYTES:
@@ -40,8 +41,10 @@ def validate_secret(secret: str) -> None:
     try:
         key_of(secret)
     except ValueError as exc:
-        raise ValidationError(f"A Standard Webhooks secret ({PREFIX}<base64 of {MIN_BYTES}-{MAX_BYTES} random "
-                              f"bytes>) is expected: it {exc}. Leave it out to have Hookyard generate one.") from None
+        raise ValidationError(
+            f"A Standard Webhooks secret ({PREFIX}<base64 of {MIN_BYTES}-{MAX_BYTES} random "
+            f"bytes>) is expected: it {exc}. Leave it out to have Hookyard generate one."
+        ) from None
 
 
 def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -52,6 +55,9 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(secret, msg_id, timestamp, body),
-            "Content-Type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(secret, msg_id, timestamp, body),
+        "Content-Type": "application/json",
+    }

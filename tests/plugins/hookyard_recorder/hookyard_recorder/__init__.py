@@ -1,6 +1,7 @@
 """A throwaway app for Hookyard's own tests. Its action POSTs what it was asked to do to a recorder
 HTTP server (tests/recorder.py), and the recorder's answer decides the outcome, so tests can drive
 every outcome through a real worker."""
+
 import requests
 from marshmallow import Schema, fields
 
@@ -19,8 +20,9 @@ class RecordParams(Schema):
 
 def _get(config, path):
     try:
-        return requests.get(config["endpoint"] + path, headers={"Authorization": f"Bearer {config['token']}"},
-                            timeout=5)
+        return requests.get(
+            config["endpoint"] + path, headers={"Authorization": f"Bearer {config['token']}"}, timeout=5
+        )
     except requests.RequestException as exc:
         raise ConnectionFailed(f"recorder unreachable: {exc.__class__.__name__}", field="endpoint") from exc
 
@@ -41,9 +43,17 @@ def record(ctx):
     try:
         response = requests.post(
             ctx.config["endpoint"] + "/record",
-            json={"run_id": ctx.run_id, "attempt": ctx.attempt, "trigger": ctx.trigger, "email": ctx.email,
-                  "params": dict(ctx.params), "payload": dict(ctx.payload)},
-            headers={"Authorization": f"Bearer {ctx.config['token']}"}, timeout=5)
+            json={
+                "run_id": ctx.run_id,
+                "attempt": ctx.attempt,
+                "trigger": ctx.trigger,
+                "email": ctx.email,
+                "params": dict(ctx.params),
+                "payload": dict(ctx.payload),
+            },
+            headers={"Authorization": f"Bearer {ctx.config['token']}"},
+            timeout=5,
+        )
     except requests.RequestException as exc:
         return Outcome.failed(f"recorder unreachable: {exc.__class__.__name__}", retryable=True)
     text = response.text[:200]
@@ -90,13 +100,34 @@ def inbox_handle(ctx):
         yield InboundEvent(item["trigger"], payload, identity=item.get("identity"), note=item.get("note", ""))
 
 
-INBOX = Inbound(handle=inbox_handle, identity=lambda body: body.get("delivery_id"), secret_fields=("secret",),
-                instructions="Post JSON here.")
+INBOX = Inbound(
+    handle=inbox_handle,
+    identity=lambda body: body.get("delivery_id"),
+    secret_fields=("secret",),
+    instructions="Post JSON here.",
+)
 
 
 @hookimpl
 def register_apps(register):
-    register(App(key="inbox", name="Inbox", config_schema=InboxConfig, verify=lambda config: {}, actions=(),
-                 inbound=INBOX, products=lambda config, info: iter([[{"id": "p1", "name": "One"}]])))
-    register(App(key="recorder", name="Recorder", config_schema=Config, verify=verify, refresh=refresh,
-                 actions=(Action("record", "Record the call", RecordParams, record),)))
+    register(
+        App(
+            key="inbox",
+            name="Inbox",
+            config_schema=InboxConfig,
+            verify=lambda config: {},
+            actions=(),
+            inbound=INBOX,
+            products=lambda config, info: iter([[{"id": "p1", "name": "One"}]]),
+        )
+    )
+    register(
+        App(
+            key="recorder",
+            name="Recorder",
+            config_schema=Config,
+            verify=verify,
+            refresh=refresh,
+            actions=(Action("record", "Record the call", RecordParams, record),),
+        )
+    )
