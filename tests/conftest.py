@@ -20,6 +20,7 @@ from hookyard.models import Base
 from hookyard.plugins import load_registry
 from hookyard.runtime import build_runtime
 from hookyard.settings import Settings
+from hookyard.testing import HookyardClient as ApiClient  # the client plugin authors get, used here too
 from hookyard.tokens import create_token, get_or_create_marketplace
 
 from .processes import alive, descendants
@@ -125,22 +126,6 @@ def in_process(runtime):
 @pytest.fixture
 def app(runtime):
     return create_app(runtime=runtime)
-
-
-class ApiClient:
-    """The Flask test client with a marketplace's bearer token on every request."""
-
-    def __init__(self, app, token, marketplace_id):
-        self._client = app.test_client()
-        self.token = token
-        self.marketplace_id = marketplace_id
-
-    def __getattr__(self, method):
-        def call(path, **kwargs):
-            headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-            return getattr(self._client, method)(path, headers=headers, **kwargs)
-
-        return call
 
 
 @pytest.fixture
