@@ -94,9 +94,13 @@ def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(star
     assert worker.wait(timeout=20) in (0, -signal.SIGTERM)
 
 
-def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(setup, api, recorder, runtime, start_worker):
-    """RQ marked the job started, but its worker died before the run was claimed (the run is still queued): RQ
-    itself would give the job up only after the job timeout, so the sweep must not count it as alive."""
+@pytest.mark.parametrize("died", ["before starting the job", "before claiming the run"])
+def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(
+    setup, api, recorder, runtime, start_worker, died
+):
+    """The worker took the job off its queue and died, either before RQ marked it started (the job still says
+    queued, in no queue: RQ never cleans that up for a worker of several queues) or after, but before the run
+    was claimed (RQ would give the job up only after the job timeout). The sweep must count neither as alive."""
     from datetime import datetime, timedelta, timezone
 
     from rq.job import Job
@@ -109,10 +113,11 @@ def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(setup
     job_id = run_job_id(event["id"], rule)
     for queue in runtime.redis.keys("rq:queue:*"):
         runtime.redis.lrem(queue, 0, job_id)  # taken off the queue by the worker that then died
-    job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
-    job.set_status("started")
-    job.started_at = datetime.now(timezone.utc) - timedelta(minutes=10)
-    job.save()
+    if died == "before claiming the run":
+        job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
+        job.set_status("started")
+        job.started_at = datetime.now(timezone.utc) - timedelta(minutes=10)
+        job.save()
 
     start_worker(**SHORT_LEASES)
     [run] = wait_status(api, event["id"])

@@ -57,14 +57,40 @@ def queued_count(rt: Runtime) -> int:
 LIVE_JOB_STATES = {"queued", "scheduled", "started", "deferred"}
 
 
+def dropped(rt: Runtime, jobs: list[Job | None]) -> list[bool]:
+    """For each job: True when it says "queued" yet no queue holds it. A worker takes a job off its queues
+    (BLPOP) before it marks it started; one killed in between leaves a queued job that nothing will ever run,
+    and that RQ never cleans up (its intermediate-queue cleanup covers single-queue workers only). A live
+    worker is in that window for a moment; a job taken then and dispatched again still runs once (the run's
+    claim, or the record's own status for tasks and deliveries)."""
+    pipe = rt.redis.pipeline(transaction=False)
+    asked = []
+    for job in jobs:
+        if job is not None and job.get_status(refresh=False) == "queued":
+            key = Queue.redis_queue_namespace_prefix + job.origin
+            pipe.lpos(key, job.id)
+            pipe.lpos(f"{key}:intermediate", job.id)
+            asked.append(True)
+        else:
+            asked.append(False)
+    found = iter(pipe.execute() if any(asked) else [])
+    result = []
+    for was_asked in asked:
+        in_queue, in_intermediate = (next(found), next(found)) if was_asked else (None, None)
+        result.append(was_asked and in_queue is None and in_intermediate is None)
+    return result
+
+
 def not_waiting(rt: Runtime, job_ids: list[str]) -> list[bool]:
-    """For each job id: True when nothing will run that job (it is not in Redis, or it ended), with an ended job's
-    record deleted so that the same id can be enqueued again. What the sweeps use to re-queue lost work."""
+    """For each job id: True when nothing will run that job (it is not in Redis, it ended, or it was dropped
+    by a worker that died), with the job's record deleted so that the same id can be enqueued again. What the
+    sweeps use to re-queue lost work."""
     if not job_ids:
         return []
     lost = []
-    for job in Job.fetch_many(job_ids, connection=rt.redis, serializer=JSONSerializer):
-        if job is not None and job.get_status(refresh=False) in LIVE_JOB_STATES:
+    jobs = Job.fetch_many(job_ids, connection=rt.redis, serializer=JSONSerializer)
+    for job, was_dropped in zip(jobs, dropped(rt, jobs), strict=True):
+        if job is not None and not was_dropped and job.get_status(refresh=False) in LIVE_JOB_STATES:
             lost.append(False)
             continue
         if job is not None:

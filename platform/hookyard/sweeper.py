@@ -1,7 +1,7 @@
 """The sweeper: recovers what nothing would finish. Every worker runs it at start and with RQ's maintenance
 (hookyard.worker), so recovery needs neither RQ's scheduler nor a surviving worker:
 - a run still ``running`` whose lease lapsed (its worker died) or that is past the job timeout (hung);
-- a ``queued`` run whose job nothing will run (not in Redis, overdue, started but never claimed);
+- a ``queued`` run whose job nothing will run (not in Redis, overdue, dropped or started by a worker that died);
 - events past their retention; and the same for tasks (hookyard.tasks) and inbound deliveries (hookyard.deliveries).
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import delete, exists, func, select, update
 from . import runtime
 from .contract import Outcome
 from .deliveries import sweep as sweep_deliveries
-from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, dispatch_again
+from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, dispatch_again, dropped
 from .jobs import lease_key, record_outcome
 from .models import Event, Run, utcnow
 from .runtime import Runtime
@@ -120,8 +120,9 @@ def _redispatch_lost(rt: Runtime) -> int:
         if not queued:
             return 0
         jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
-        for run, job in zip(queued, jobs, strict=True):
-            why = _lost(rt, run, job, now)
+        for run, job, was_dropped in zip(queued, jobs, dropped(rt, jobs), strict=True):
+            why = "in no queue (the worker that took it off died before starting it)" if was_dropped else None
+            why = why or _lost(rt, run, job, now)
             if why is None:
                 continue
             log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id, why)
@@ -140,6 +141,7 @@ def _lost(rt: Runtime, run: Run, job, now: datetime) -> str | None:
     """Why nothing will run this queued run's job, or None when something will:
     - not in Redis: Redis was down when it was enqueued, or restarted without persistence;
     - scheduled but overdue: no scheduler runs (its lock died with a killed worker);
+    - taken off its queue but never started (jobqueue.dropped, checked by the caller);
     - started, yet the run was never claimed: the worker that took it died first (claiming takes milliseconds,
       or a wait for SQLite's write lock); RQ would only give it up after the job timeout;
     - finished, failed or stopped without running the run."""
