@@ -196,17 +196,18 @@ def test_the_metadata_spelling_still_works_and_warns_naming_the_plugin_and_field
         registry = load_registry(disabled=set())
     messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
     assert (
-        "plugin 'samcart': app 'samcart' connection field 'api_key' is marked secret with "
+        "plugin 'recorder': app 'recorder' connection field 'token' is marked secret with "
         "metadata={'secret': True}, a deprecated spelling: use hookyard.fields.Secret()"
     ) in messages
     assert (
         "plugin 'recorder': app 'recorder' action 'record' parameter 'channel' names option list 'channels' "
         "with metadata={'options': …}, a deprecated spelling: use hookyard.fields.Option('channels', …)"
     ) in messages
-    assert not [m for m in messages if "plugin 'circle'" in m]  # Circle uses the typed fields
-    # ...and it still does what it did: SamCart's key is a secret, the recorder's channel is checked
+    # The first-party plugins and the example use the typed fields: only the test plugin keeps the old spelling.
+    assert not [m for m in messages if "plugin 'recorder'" not in m]
+    # ...and it still does what it did: the recorder's token is a secret, its channel is checked
     # (tests/test_api_rules_products.py: "gone not found in the integration's channels").
-    assert registry.apps["samcart"].secret_fields == ("api_key",)
+    assert registry.apps["recorder"].secret_fields == ("token",)
     assert hookyard.Option is Option and hookyard.Secret is Secret
 
 

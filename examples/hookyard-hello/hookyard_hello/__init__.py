@@ -4,12 +4,12 @@ greeting for the customer to a URL. Read it with docs/plugins.md; it is the temp
 import requests
 from marshmallow import Schema, fields
 
-from hookyard import Action, App, ConnectionFailed, Outcome, hookimpl
+from hookyard import Action, App, ConnectionFailed, Outcome, Secret, hookimpl
 
 
 class Config(Schema):
     url = fields.Url(required=True, require_tld=False, metadata={"label": "Webhook URL"})
-    secret = fields.String(load_default="", metadata={"label": "Shared secret", "secret": True})
+    secret = Secret(load_default="", metadata={"label": "Shared secret"})
 
 
 class GreetParams(Schema):

@@ -9,7 +9,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from hookyard import ConnectionFailed
+from hookyard import ConnectionFailed, Secret
 
 from .client import SamCart, SamCartFailed, verify_timeout
 from .notify import parse_aliases
@@ -23,12 +23,11 @@ _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 class SamCartConfig(Schema):
-    api_key = fields.String(
+    api_key = Secret(
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=500),
         metadata={
-            "secret": True,
             "label": "API key",
             "description": "Optional. SamCart issues API keys on request (support@samcart.com); the Notify URL works "
             "without one. With a key Hookyard can import your products and tell when a limited "
