@@ -186,6 +186,25 @@ def test_a_bad_declaration_is_refused_naming_the_plugin(plugin_site, setting, pr
     assert str(refused.value).startswith("plugin 'shop' ") and problem in str(refused.value), str(refused.value)
 
 
+@pytest.mark.parametrize("name, variable", [("queue", "HOOKYARD_QUEUE_SHARDS"), ("database", "DATABASE_URL")])
+def test_a_plugin_may_not_declare_a_variable_the_core_reads(plugin_site, name, variable):
+    with pytest.raises(PluginError) as refused:
+        load_registry(disabled=set(), extra=[plugin(name, PluginSettings(Setting(variable, str, "", "Mine.")))])
+    assert str(refused.value) == (
+        f"plugin {name!r} declares setting {variable!r}, a variable the core reads itself: choose another name"
+    )
+
+
+def test_the_core_variables_list_names_every_variable_the_core_reads():
+    """What the check above relies on: a variable added to the core without joining CORE_VARIABLES fails here."""
+    from hookyard.settings import CORE_VARIABLES
+
+    core = Path(__file__).resolve().parents[1] / "platform" / "hookyard"
+    pattern = re.compile(r"\"((?:HOOKYARD_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL|SECRET_KEY|PORT|WEB_CONCURRENCY)\"")
+    read = {name for path in core.rglob("*.py") for name in pattern.findall(path.read_text())}
+    assert read and read <= CORE_VARIABLES, sorted(read - CORE_VARIABLES)
+
+
 def test_the_hookyard_prefix_form_is_the_plugins_own_too(plugin_site):
     settings = PluginSettings(Setting("HOOKYARD_SHOP_WINDOW", str, "1h", "A window."))
     registry = load_registry(disabled=set(), extra=[plugin("shop", settings)])

@@ -10,6 +10,7 @@ import re
 from typing import Any, Iterator
 
 from .contract import Setting
+from .settings import CORE_VARIABLES
 
 TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", list: "list[str]"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -87,6 +88,22 @@ class PluginSettings:
         ]
 
 
+# Parses every plugin needs for durations, so that each does not write its own (``parse=positive``). A parse gets
+# the converted value and returns it (or what it becomes); a ValueError's text is the operator's one-line reason.
+def positive(seconds: float) -> float:
+    """A number of seconds that must be more than 0 (a timeout, an interval)."""
+    if not seconds > 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
+def not_negative(seconds: float) -> float:
+    """A number of seconds that may be 0 (a wait that can be turned off)."""
+    if not seconds >= 0:
+        raise ValueError("must be 0 or more seconds")
+    return seconds
+
+
 def _plugin(plugin: str | None) -> str:
     return f"plugin {plugin!r}" if plugin else "this plugin"
 
@@ -147,6 +164,8 @@ def declaration_problem(setting: Setting, plugin: str) -> str | None:
         return (
             f"plugin {plugin!r} declares setting {name!r}: a name is an environment variable in capitals, digits and _"
         )
+    if name in CORE_VARIABLES:
+        return f"plugin {plugin!r} declares setting {name!r}, a variable the core reads itself: choose another name"
     own = prefixes(plugin)
     if not any(name.startswith(prefix) and len(name) > len(prefix) for prefix in own):
         return f"plugin {plugin!r} declares setting {name!r} without its own prefix: name it {own[0]}… (or {own[1]}…)"

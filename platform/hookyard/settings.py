@@ -154,6 +154,47 @@ class Settings:
         return cls(**{**values, **overrides})
 
 
+# Every environment variable the core (and the platform it is deployed on) reads. A plugin's own settings may not
+# take one of these names (hookyard.plugin_settings): a plugin called "queue" would otherwise own
+# HOOKYARD_QUEUE_SHARDS, one called "database" DATABASE_URL. tests/test_plugin_settings.py keeps it complete.
+CORE_VARIABLES = frozenset(
+    {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "PORT",
+        "WEB_CONCURRENCY",
+        "HOOKYARD_API_RATE_LIMIT",
+        "HOOKYARD_BACKPRESSURE_MAX_AGE",
+        "HOOKYARD_BACKPRESSURE_MAX_DEPTH",
+        "HOOKYARD_BIND",
+        "HOOKYARD_DISABLED_PLUGINS",
+        "HOOKYARD_EVENT_RETENTION_DAYS",
+        "HOOKYARD_INBOUND_MAX_BYTES",
+        "HOOKYARD_INSTANCE_PATH",
+        "HOOKYARD_JOB_TIMEOUT",
+        "HOOKYARD_LEASE_TTL",
+        "HOOKYARD_LOG_CAP",
+        "HOOKYARD_OLD_SECRET_KEYS",
+        "HOOKYARD_PASSWORD",
+        "HOOKYARD_PUBLIC_URL",
+        "HOOKYARD_QUEUE",
+        "HOOKYARD_QUEUE_SHARDS",
+        "HOOKYARD_RETRY_BASE_DELAY",
+        "HOOKYARD_RETRY_MAX_ATTEMPTS",
+        "HOOKYARD_RETRY_MAX_DELAY",
+        "HOOKYARD_SIGNIN_RATE_LIMIT",
+        "HOOKYARD_STUCK_GRACE",
+        "HOOKYARD_SWEEP_INTERVAL",
+        "HOOKYARD_TRACE_PLUGINS",
+        "HOOKYARD_WEB_KEEPALIVE",
+        "HOOKYARD_WEB_THREADS",
+        "HOOKYARD_WEB_TIMEOUT",
+        "HOOKYARD_WORKER_FORK",
+    }
+)
+
+
 def find_instance(env=None, start: Path | None = None) -> Path | None:
     """This install's instance folder: HOOKYARD_INSTANCE_PATH, else the nearest ``instance/`` folder in the
     working directory (or ``start``) or one above it, as git finds its repository; None when there is neither.

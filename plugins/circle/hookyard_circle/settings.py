@@ -4,14 +4,9 @@ by ``register_settings``, read as ``SETTINGS[name]`` (docs/plugins.md#settings).
 from __future__ import annotations
 
 from hookyard import PluginSettings, Setting
+from hookyard.plugin_settings import positive
 
 DEFAULT_BASE_URL = "https://app.circle.so/api/admin/v2"
-
-
-def _positive(seconds: float) -> float:
-    if not seconds > 0:
-        raise ValueError("must be more than 0 seconds")
-    return seconds
 
 
 def _rate(text: str) -> tuple[int, float]:
@@ -43,15 +38,15 @@ SETTINGS = PluginSettings(
         float,
         30.0,
         "Seconds to wait for each answer in the worker (actions, refresh). Worker.",
-        parse=_positive,
+        parse=positive,
     ),
-    Setting("CIRCLE_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect. Web and worker.", parse=_positive),
+    Setting("CIRCLE_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect. Web and worker.", parse=positive),
     Setting(
         "CIRCLE_VERIFY_TIMEOUT",
         float,
         10.0,
         "Seconds a verify (connecting or editing a connection, inside a web request) may take in all; past it "
         "the request answers 504. Keep it well below HOOKYARD_WEB_TIMEOUT. Web.",
-        parse=_positive,
+        parse=positive,
     ),
 )

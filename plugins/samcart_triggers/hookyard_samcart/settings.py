@@ -7,22 +7,11 @@ import re
 from datetime import timedelta
 
 from hookyard import PluginSettings, Setting
+from hookyard.plugin_settings import not_negative, positive
 
 DEFAULT_BASE_URL = "https://api.samcart.com/v1"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _positive(seconds: float) -> float:
-    if not seconds > 0:
-        raise ValueError("must be more than 0 seconds")
-    return seconds
-
-
-def _not_negative(seconds: float) -> float:
-    if not seconds >= 0:
-        raise ValueError("must be 0 or more seconds")
-    return seconds
 
 
 def _duration(text: str) -> timedelta:
@@ -46,16 +35,16 @@ SETTINGS = PluginSettings(
         float,
         10.0,
         "Seconds to wait for each answer (read timeout). Web and worker.",
-        parse=_positive,
+        parse=positive,
     ),
-    Setting("SAMCART_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect. Web and worker.", parse=_positive),
+    Setting("SAMCART_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect. Web and worker.", parse=positive),
     Setting(
         "SAMCART_VERIFY_TIMEOUT",
         float,
         10.0,
         "Seconds a key check (connecting or editing a connection, inside a web request) may take in all, 429 "
         "waits included; past it the request answers 504. Web.",
-        parse=_positive,
+        parse=positive,
     ),
     Setting(
         "SAMCART_RATE_LIMIT_WAIT",
@@ -63,7 +52,7 @@ SETTINGS = PluginSettings(
         30.0,
         "Seconds one call may spend waiting out 429 answers (at most 3 retries) before it gives up as "
         "retryable; 0 never waits. Worker (the product import).",
-        parse=_not_negative,
+        parse=not_negative,
     ),
     Setting(
         "HOOKYARD_SAMCART_REDELIVERY_WINDOW",
