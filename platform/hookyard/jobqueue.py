@@ -63,22 +63,15 @@ def dropped(rt: Runtime, jobs: list[Job | None]) -> list[bool]:
     and that RQ never cleans up (its intermediate-queue cleanup covers single-queue workers only). A live
     worker is in that window for a moment; a job taken then and dispatched again still runs once (the run's
     claim, or the record's own status for tasks and deliveries)."""
+    queued = [job for job in jobs if job is not None and job.get_status(refresh=False) == "queued"]
     pipe = rt.redis.pipeline(transaction=False)
-    asked = []
-    for job in jobs:
-        if job is not None and job.get_status(refresh=False) == "queued":
-            key = Queue.redis_queue_namespace_prefix + job.origin
-            pipe.lpos(key, job.id)
-            pipe.lpos(f"{key}:intermediate", job.id)
-            asked.append(True)
-        else:
-            asked.append(False)
-    found = iter(pipe.execute() if any(asked) else [])
-    result = []
-    for was_asked in asked:
-        in_queue, in_intermediate = (next(found), next(found)) if was_asked else (None, None)
-        result.append(was_asked and in_queue is None and in_intermediate is None)
-    return result
+    for job in queued:
+        key = Queue.redis_queue_namespace_prefix + job.origin
+        pipe.lpos(key, job.id)
+        pipe.lpos(f"{key}:intermediate", job.id)
+    found = pipe.execute() if queued else []
+    missing = {job.id for job, q, i in zip(queued, found[::2], found[1::2], strict=True) if q is None and i is None}
+    return [job is not None and job.id in missing for job in jobs]
 
 
 def not_waiting(rt: Runtime, job_ids: list[str]) -> list[bool]:

@@ -121,8 +121,7 @@ def _redispatch_lost(rt: Runtime) -> int:
             return 0
         jobs = Job.fetch_many([r.job_id for r in queued], connection=rt.redis, serializer=JSONSerializer)
         for run, job, was_dropped in zip(queued, jobs, dropped(rt, jobs), strict=True):
-            why = "in no queue (the worker that took it off died before starting it)" if was_dropped else None
-            why = why or _lost(rt, run, job, now)
+            why = _lost(rt, run, job, was_dropped, now)
             if why is None:
                 continue
             log.warning("run %s was queued but its job %s is %s: enqueueing it again", run.id, run.job_id, why)
@@ -137,16 +136,18 @@ def _redispatch_lost(rt: Runtime) -> int:
     return redispatched
 
 
-def _lost(rt: Runtime, run: Run, job, now: datetime) -> str | None:
+def _lost(rt: Runtime, run: Run, job, was_dropped: bool, now: datetime) -> str | None:
     """Why nothing will run this queued run's job, or None when something will:
     - not in Redis: Redis was down when it was enqueued, or restarted without persistence;
     - scheduled but overdue: no scheduler runs (its lock died with a killed worker);
-    - taken off its queue but never started (jobqueue.dropped, checked by the caller);
+    - taken off its queue but never started (``was_dropped``, from jobqueue.dropped);
     - started, yet the run was never claimed: the worker that took it died first (claiming takes milliseconds,
       or a wait for SQLite's write lock); RQ would only give it up after the job timeout;
     - finished, failed or stopped without running the run."""
     if job is None:
         return "not in Redis"
+    if was_dropped:
+        return "in no queue (the worker that took it off died before starting it)"
     status = job.get_status(refresh=False)
     due = now - timedelta(seconds=rt.settings.sweep_interval)
     if status == "scheduled" and run.not_before and run.not_before < due:

@@ -9,18 +9,13 @@ sees them."""
 from __future__ import annotations
 
 from hookyard import PluginSettings, Setting
+from hookyard.plugin_settings import positive
 
 ALLOWED_HOSTS = "WEBHOOK_ALLOWED_HOSTS"
 
 
 def _hosts(hosts: tuple[str, ...]) -> frozenset[str]:
     return frozenset(host.lower().strip("[]") for host in hosts if host.strip("[]"))
-
-
-def _positive(seconds: float) -> float:
-    if not seconds > 0:
-        raise ValueError("must be more than 0 seconds")
-    return seconds
 
 
 SETTINGS = PluginSettings(
@@ -33,9 +28,9 @@ SETTINGS = PluginSettings(
         "on the operator's own network. Empty: every such address is refused (the SSRF guard). Web and worker.",
         parse=_hosts,
     ),
-    Setting("WEBHOOK_TIMEOUT", float, 10.0, "Seconds to wait for the receiver's answer. Worker.", parse=_positive),
+    Setting("WEBHOOK_TIMEOUT", float, 10.0, "Seconds to wait for the receiver's answer. Worker.", parse=positive),
     Setting(
-        "WEBHOOK_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect to the receiver. Worker.", parse=_positive
+        "WEBHOOK_CONNECT_TIMEOUT", float, 5.0, "Seconds to wait to connect to the receiver. Worker.", parse=positive
     ),
 )
 
