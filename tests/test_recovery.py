@@ -123,3 +123,20 @@ def test_a_job_whose_worker_died_before_claiming_its_run_is_enqueued_again(
     [run] = wait_status(api, event["id"])
     assert (run["status"], run["attempts"]) == ("succeeded", 1)
     assert len(recorder.calls_for("ada@example.com")) == 1
+
+
+def test_a_stop_signal_during_a_sweep_stops_the_worker_without_a_traceback(runtime, in_process, monkeypatch, caplog):
+    """RQ's SIGTERM handler raises StopRequested wherever an idle worker's main thread is, a sweep included: the
+    sweep lets it through (RQ's loop ends on it) instead of logging it as a failed sweep with its traceback, which
+    is what Ctrl-C on `make run` printed when the signal came mid-sweep."""
+    from rq.exceptions import StopRequested
+
+    from hookyard import sweeper
+
+    def signalled(rt):
+        raise StopRequested()  # where RQ's signal handler would raise it
+
+    monkeypatch.setattr(sweeper, "_prune_events", signalled)
+    with pytest.raises(StopRequested):
+        sweeper.sweep()
+    assert "sweep failed" not in caplog.text

@@ -70,7 +70,7 @@ def test_a_refresh_runs_in_the_worker_with_its_progress_and_a_second_click_gets_
     assert queued_count(runtime) == 1  # and still one job
 
     fake_circle.set_latency(0.3)  # each page takes a while, so the progress between pages can be watched
-    circle_worker()
+    circle_worker(CIRCLE_TIMEOUT="30")  # not the 1 s read timeout: a loaded machine answers a page late
     running = wait_for(
         lambda: (
             (t := task_of(api, task["id"]))["status"] == "running" and t["total"] and 0 < t["done"] < t["total"] and t
@@ -113,13 +113,15 @@ def test_cancel_stops_a_running_refresh_at_its_next_page(circle, fake_circle, ap
         fake_circle.add_space(f"Space {i}")  # ten pages of spaces
     iid = circle.connect()
     fake_circle.set_latency(0.3)
-    circle_worker()
+    # The latency keeps the refresh going long enough to be cancelled; the 1 s read timeout of the other Circle
+    # tests would fail it instead whenever a loaded machine answers a page a little late (seen in a full run).
+    circle_worker(CIRCLE_TIMEOUT="30")
     task = start_refresh(api, iid)
     wait_for(lambda: task_of(api, task["id"])["done"] > 0, timeout=60, message="the refresh did not start")
     r = api.post(f"/api/v1/tasks/{task['id']}/cancel")
     assert r.status_code == 200 and r.json["status"] in ("running", "cancelled"), r.json
     ended = finished(api, task["id"])
-    assert ended["status"] == "cancelled" and ended["done"] < ended["total"], ended
+    assert ended["status"] == "cancelled" and ended["done"] < ended["total"], (ended["message"], ended)
     pages = len(fake_circle.requests_for("GET", "/spaces"))
     assert pages < 10  # it stopped before the last page
     integration = api.get(f"/api/v1/integrations/{iid}").json

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, exists, func, select, update
@@ -42,6 +42,10 @@ def sweep() -> dict:
             "tasks": sweep_tasks(rt),
             "deliveries": sweep_deliveries(rt),
         }
+    except StopRequested:
+        # RQ's SIGTERM handler raises it wherever the idle worker's main thread is, this sweep included: the worker
+        # is stopping, not failing (its loop ends on it), and a half-done sweep is rolled back and done next time.
+        raise
     except Exception:  # a failed sweep is retried at the next one; it must never stop the worker
         log.exception("sweep failed")
         return {}

@@ -99,12 +99,12 @@ def circle_worker(start_worker, fake_circle):
     """A real worker pointed at the fake, with short timeouts and retries so faults resolve quickly."""
 
     def start(**env):
-        return start_worker(
-            CIRCLE_API_BASE_URL=fake_circle.base_url,
-            CIRCLE_TIMEOUT="1",
-            HOOKYARD_RETRY_BASE_DELAY="0.2",
-            HOOKYARD_RETRY_MAX_DELAY="0.5",
-            **env,
-        )
+        defaults = {
+            "CIRCLE_API_BASE_URL": fake_circle.base_url,
+            "CIRCLE_TIMEOUT": "1",
+            "HOOKYARD_RETRY_BASE_DELAY": "0.2",
+            "HOOKYARD_RETRY_MAX_DELAY": "0.5",
+        }
+        return start_worker(**{**defaults, **env})  # a test may override a default (a longer timeout)
 
     return start
