@@ -4,17 +4,20 @@ the test plugins installed as real distributions, the app, API clients and worke
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 from redis import Redis
 from sqlalchemy import text
 
 from hookyard import localredis
 from hookyard.app import create_app
+from hookyard.localredis import free_port
 from hookyard.migrate import upgrade
 from hookyard.models import Base
 from hookyard.plugins import load_registry
@@ -23,6 +26,7 @@ from hookyard.settings import Settings
 from hookyard.testing import HookyardClient as ApiClient  # the client plugin authors get, used here too
 from hookyard.tokens import create_token, get_or_create_marketplace
 
+from .plugin_sites import install_into
 from .processes import alive, descendants
 from .recorder import Recorder
 from .waiting import wait_for
@@ -38,23 +42,7 @@ POSTGRES_URL = os.environ.get("HOOKYARD_TEST_POSTGRES_URL")
 def plugin_site(tmp_path_factory) -> Path:
     """The test app and the example third-party plugin, pip-installed as their own distributions into
     a directory that this process and every server or worker process it starts has on its path."""
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            *map(str, TEST_PLUGINS),
-        ],
-        check=True,
-    )
+    site = install_into(tmp_path_factory.mktemp("site"), *TEST_PLUGINS)
     sys.path.insert(0, str(site))
     yield site
     sys.path.remove(str(site))
@@ -210,6 +198,56 @@ def start_worker(settings, plugin_site, runtime, tmp_path):
                 for pid, cmdline in below.items():
                     if alive(pid) and _cmdline(pid) == cmdline:  # still that process, not a reused pid
                         os.kill(pid, signal.SIGKILL)
+        log.close()
+
+
+def procfile_web_command() -> list[str]:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return shlex.split(line.removeprefix("web:"))
+    raise AssertionError("the Procfile has no web line")
+
+
+@pytest.fixture
+def start_web(settings, plugin_site, runtime, tmp_path):
+    """start_web(**env): gunicorn as the Procfile starts it (its config module and hooks), on a free port, with the
+    test's database and Redis (and the fake Circle's URL when the test has one); returns its base URL. Each process
+    and its log are in ``start_web.procs`` as (process, log path)."""
+    procs, logs = [], []
+
+    def start(**extra):
+        port = free_port()
+        env = worker_env(settings, plugin_site, PORT=port, HOOKYARD_BIND="127.0.0.1", **extra)
+        command = procfile_web_command()
+        command[0] = str(Path(sys.executable).parent / command[0])
+        log_path = tmp_path / f"web-{len(procs)}.log"
+        log = open(log_path, "wb")
+        logs.append(log)
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((proc, log_path))
+        url = f"http://127.0.0.1:{port}"
+
+        def up():
+            if proc.poll() is not None:
+                return True
+            try:
+                return requests.get(url + "/healthz", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout=60, message="gunicorn did not answer /healthz")
+        assert proc.poll() is None, log_path.read_text()
+        return url
+
+    start.procs = procs
+    yield start
+    for (proc, _), log in zip(procs, logs):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         log.close()
 
 

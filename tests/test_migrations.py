@@ -217,3 +217,31 @@ def test_0008_app_usage_downgrades_and_upgrades_again(scratch_database):
             assert conn.execute(text("SELECT count(*) FROM app_usage")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_the_release_step_run_twice_at_once_and_again_after_leaves_one_current_schema(scratch_database, tmp_path):
+    """The Procfile's release (`hookyard db upgrade`) may run concurrently (two deploys) and again: every run ends
+    well, and the schema is migrated once (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from alembic.script import ScriptDirectory
+
+    from hookyard.migrate import alembic_config, current_heads
+
+    hookyard = Path(sys.executable).parent / "hookyard"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
+    env.update(DATABASE_URL=scratch_database, SECRET_KEY="release-test", HOOKYARD_INSTANCE_PATH=str(tmp_path))
+    both = [
+        subprocess.Popen(
+            [hookyard, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in both]
+    again = subprocess.run([hookyard, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    for code, out, err in [*results, (again.returncode, again.stdout, again.stderr)]:
+        assert code == 0 and "database is at the latest schema" in out, (code, out, err)
+    heads = set(ScriptDirectory.from_config(alembic_config(scratch_database)).get_heads())
+    assert set(current_heads(scratch_database)) == heads

@@ -1,7 +1,8 @@
-"""docs/plugins/tutorial.md followed literally: `hookyard new-plugin demo`, install it into a fresh virtual
-environment, its generated tests pass there as generated (a rule runs its action against the recorder, and
-GET /api/v1/plugins lists it), and `hookyard plugins --json` there lists it, while the server's own environment
-is left as it was.
+"""docs/plugins/tutorial.md followed literally, its commands and code blocks read from the page: `hookyard new-plugin
+acme`, `hookyard plugins install` into a fresh virtual environment, the generated tests passing there as generated (a
+rule runs its action against the recorder, and GET /api/v1/plugins lists it), `hookyard plugins --json` there listing
+it while the server's own environment is left as it was, the second action and its test added as written, and
+`hookyard plugins uninstall`.
 
 The fresh environment is layered on the project's: `python -m venv --system-site-packages` would not do, because a
 venv made from a venv's python is based on the *base* interpreter, whose site-packages have no hookyard. Instead
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -53,43 +55,100 @@ def _plugin_names(command: list, cwd: Path) -> set[str]:
     return {p["name"] for p in json.loads(out)}
 
 
-def test_new_plugin_installs_into_a_fresh_environment_and_its_generated_tests_pass(tmp_path):
-    created = _run([BIN / "hookyard", "new-plugin", "demo"], cwd=tmp_path)
-    root = tmp_path / "hookyard-demo"
-    assert f"created {root.name}" in created.stdout
+TUTORIAL = (Path(__file__).resolve().parents[1] / "docs" / "plugins" / "tutorial.md").read_text()
+
+
+def _section(number: int) -> str:
+    return re.split(r"^## ", TUTORIAL.split(f"\n## {number}. ", 1)[1], maxsplit=1, flags=re.MULTILINE)[0]
+
+
+def _blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+
+
+def _printed(console_block: str) -> list[str]:
+    """What a console block shows its command printing (the lines after the `$ ` line)."""
+    return [line for line in console_block.splitlines() if not line.startswith("$ ")]
+
+
+# The offline flags the tests add to pip: hookyard, requests, pytest and setuptools come from the layer below.
+OFFLINE = ["--no-deps", "--no-build-isolation"]
+
+
+def test_the_tutorial_followed_literally_in_a_fresh_environment(tmp_path):
+    """Generate, install with `hookyard plugins install`, run the generated tests, see the plugin listed, add the
+    second action and its test exactly as the tutorial writes them, and uninstall it."""
+    created = _run([BIN / "hookyard", "new-plugin", "acme"], cwd=tmp_path)
+    root = tmp_path / "hookyard-acme"
+    assert created.stdout.splitlines()[0] == "created hookyard-acme"
     assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == {
         "pyproject.toml",
         "setup.cfg",
         "README.md",
-        "hookyard_demo/__init__.py",
-        "tests/test_demo.py",
+        "hookyard_acme/__init__.py",
+        "tests/test_acme.py",
     }
 
     python = _fresh_venv(tmp_path / "venv")
-    # --no-deps: hookyard, requests and pytest are already there (the layer below); no network is needed.
-    # --no-build-isolation: setuptools comes from the layer below too, rather than from PyPI.
-    _run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--no-build-isolation",
-            "-e",
-            root,
-        ],
-        cwd=tmp_path,
-    )
+    hookyard = [python, "-m", "hookyard"]
+    [install] = _blocks(_section(3), "console")
+    command = install.splitlines()[0].removeprefix("$ hookyard ").split()
+    assert command == ["plugins", "install", "-e", "'hookyard-acme[test]'"]
+    installed = _run([*hookyard, *command[:2], *OFFLINE, "-e", "hookyard-acme[test]"], cwd=tmp_path)
+    assert installed.stdout.splitlines()[-3:] == _printed(install), installed.stdout
 
     tests = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root, timeout=120)
     assert "4 passed" in tests.stdout, tests.stdout
 
-    assert "demo" in _plugin_names([python, "-m", "hookyard"], tmp_path)
+    assert "acme" in _plugin_names(hookyard, tmp_path)
     # Installed into the fresh environment alone: the server's own does not have it.
-    assert "demo" not in _plugin_names([BIN / "hookyard"], tmp_path)
+    assert "acme" not in _plugin_names([BIN / "hookyard"], tmp_path)
+
+    # 7. A second action: the code above `APP = App(`, the actions changed, the test appended.
+    code, test = _blocks(_section(7), "python")
+    change = "change `actions=(NOTIFY,)` to `actions=(NOTIFY, TAG)`"
+    assert change in " ".join(_section(7).split())
+    module = root / "hookyard_acme" / "__init__.py"
+    source = module.read_text()
+    assert source.count("APP = App(") == 1 and source.count("actions=(NOTIFY,)") == 1
+    source = source.replace("APP = App(", code + "\n\nAPP = App(").replace("actions=(NOTIFY,)", "actions=(NOTIFY, TAG)")
+    module.write_text(source)
+    tests_file = root / "tests" / "test_acme.py"
+    tests_file.write_text(tests_file.read_text() + "\n\n" + test)
+    tests = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root, timeout=120)
+    assert "5 passed" in tests.stdout, tests.stdout
+
+    [uninstall] = _blocks(_section(8), "console")
+    assert uninstall.splitlines()[0] == "$ hookyard plugins uninstall acme"
+    removed = _run([*hookyard, "plugins", "uninstall", "acme"], cwd=tmp_path)
+    assert removed.stdout.splitlines()[-2:] == _printed(uninstall), removed.stdout
+    assert "acme" not in _plugin_names(hookyard, tmp_path)
+
+
+def test_uninstalling_a_plugin_that_is_not_installed_names_the_installed_ones(tmp_path):
+    python = _fresh_venv(tmp_path / "venv")
+    result = subprocess.run(
+        [python, "-m", "hookyard", "plugins", "uninstall", "nothere"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: no installed plugin is named 'nothere': installed are circle (hookyard-")
+
+
+def test_a_failing_pip_is_one_line_and_changes_nothing(tmp_path):
+    python = _fresh_venv(tmp_path / "venv")
+    result = subprocess.run(
+        [python, "-m", "hookyard", "plugins", "install", *OFFLINE, str(tmp_path / "no-such-folder")],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "Error: pip install failed (exit code 1): see its output above"
 
 
 @pytest.mark.parametrize(

@@ -197,11 +197,13 @@ def test_a_plugin_may_not_declare_a_variable_the_core_reads(plugin_site, name, v
 
 def test_the_core_variables_list_names_every_variable_the_core_reads():
     """What the check above relies on: a variable added to the core without joining CORE_VARIABLES fails here."""
+    from hookyard.plugins import API_ATTRIBUTE
     from hookyard.settings import CORE_VARIABLES
 
     core = Path(__file__).resolve().parents[1] / "platform" / "hookyard"
     pattern = re.compile(r"\"((?:HOOKYARD_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL|SECRET_KEY|PORT|WEB_CONCURRENCY)\"")
     read = {name for path in core.rglob("*.py") for name in pattern.findall(path.read_text())}
+    read -= {API_ATTRIBUTE}  # a plugin module's attribute, not a variable
     assert read and read <= CORE_VARIABLES, sorted(read - CORE_VARIABLES)
 
 

@@ -1,5 +1,6 @@
 """Recovery: a run whose worker died mid-action, or whose job never reached Redis, still finishes."""
 
+import os
 import signal
 from dataclasses import replace
 
@@ -140,3 +141,26 @@ def test_a_stop_signal_during_a_sweep_stops_the_worker_without_a_traceback(runti
     with pytest.raises(StopRequested):
         sweeper.sweep()
     assert "sweep failed" not in caplog.text
+
+
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["forking", "non-forking"])
+def test_a_worker_stopped_mid_action_hands_the_run_back_within_its_grace(setup, api, recorder, start_worker, fork):
+    """A deploy: SIGTERM to every process of the worker (its forked job too, as a platform signals a whole dyno), and
+    SIGKILL 30 s later. The job gets HOOKYARD_WORKER_STOP_TIMEOUT to end; this one does not, so its run goes back to
+    the queue (not left running, not counted as an attempt) and the worker exits well before the SIGKILL."""
+    setup.rule(setup.integration())
+    recorder.holds["ada@example.com"] = 4  # in flight longer than the grace, under the action's 5 s timeout
+    worker = start_worker(HOOKYARD_WORKER_FORK=fork, HOOKYARD_WORKER_STOP_TIMEOUT="1")
+    event = setup.emit(purchase())
+    wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0  # within the grace and the hand back, far from a platform's 30 s
+
+    [run] = api.get(f"/api/v1/events/{event['id']}").json["runs"]
+    assert (run["status"], run["attempts"]) == ("queued", 0)
+    assert "handed back: the worker was stopping" in api.get(f"/api/v1/logs/{run['id']}").json["reason"]
+
+    start_worker(HOOKYARD_WORKER_FORK=fork)  # the next worker takes it from the queue, with no sweep needed
+    [run] = wait_status(api, event["id"])
+    assert (run["status"], run["attempts"]) == ("succeeded", 1)
+    assert len(recorder.calls_for("ada@example.com")) == 2  # the interrupted call went out: at least once

@@ -6,78 +6,20 @@ with Retry-After in the API's error shape. A long URL reaches Flask and gets JSO
 from __future__ import annotations
 
 import importlib
-import shlex
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from hookyard import connections, gunicorn_config
-from hookyard.localredis import free_port
+from hookyard import connections, gunicorn_conf
 from hookyard.models import Integration
 
 from .circle.fixtures import API_KEY
-from .conftest import ROOT, worker_env
 from .recorder import TOKEN
 from .waiting import wait_for
 
 CIRCLE = {"api_key": API_KEY, "community_url": "https://test-community.circle.so"}
-
-
-def procfile_web_command() -> list[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return shlex.split(line.removeprefix("web:"))
-    raise AssertionError("the Procfile has no web line")
-
-
-@pytest.fixture
-def start_web(settings, plugin_site, fake_circle, runtime, tmp_path):
-    """start_web(**env): gunicorn as the Procfile starts it, on a free port; returns its base URL."""
-    procs = []
-
-    def start(**extra):
-        port = free_port()
-        env = worker_env(
-            settings,
-            plugin_site,
-            PORT=port,
-            HOOKYARD_BIND="127.0.0.1",
-            CIRCLE_API_BASE_URL=fake_circle.base_url,
-            **extra,
-        )
-        command = procfile_web_command()
-        command[0] = str(Path(sys.executable).parent / command[0])
-        log_path = tmp_path / f"web-{len(procs)}.log"
-        log = open(log_path, "wb")
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append((proc, log))
-        url = f"http://127.0.0.1:{port}"
-
-        def up():
-            if proc.poll() is not None:
-                return True
-            try:
-                return requests.get(url + "/healthz", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_for(up, timeout=60, message="gunicorn did not answer /healthz")
-        assert proc.poll() is None, log_path.read_text()
-        return url
-
-    yield start
-    for proc, log in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def bearer(client) -> dict:
@@ -237,10 +179,13 @@ def test_an_inbound_url_is_a_credential_masked_in_the_access_log(start_web, make
 
 
 def test_the_config_module_reads_threads_workers_and_timeout_from_the_environment(monkeypatch):
-    for name in ("WEB_CONCURRENCY", "HOOKYARD_WEB_THREADS", "HOOKYARD_WEB_TIMEOUT", "PORT", "HOOKYARD_BIND"):
+    names = ("WEB_CONCURRENCY", "HOOKYARD_WEB_THREADS", "HOOKYARD_WEB_TIMEOUT", "HOOKYARD_WEB_GRACEFUL_TIMEOUT")
+    for name in (*names, "PORT", "HOOKYARD_BIND"):
         monkeypatch.delenv(name, raising=False)
-    config = importlib.reload(gunicorn_config)
+    config = importlib.reload(gunicorn_conf)
     assert (config.worker_class, config.workers, config.threads, config.timeout) == ("gthread", 2, 8, 30)
+    # Done before a platform's SIGKILL, 30 s after its SIGTERM (Heroku's grace period).
+    assert config.graceful_timeout == 25
     assert config.bind == ["0.0.0.0:5000"] and config.limit_request_line == 0
     assert config.wsgi_app == "hookyard.app:create_app()"
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
@@ -248,13 +193,13 @@ def test_the_config_module_reads_threads_workers_and_timeout_from_the_environmen
     monkeypatch.setenv("HOOKYARD_WEB_TIMEOUT", "60")
     monkeypatch.setenv("HOOKYARD_BIND", "127.0.0.1")
     monkeypatch.setenv("PORT", "8000")
-    config = importlib.reload(gunicorn_config)
+    config = importlib.reload(gunicorn_conf)
     assert (config.workers, config.threads, config.timeout, config.bind) == (3, 16, 60, ["127.0.0.1:8000"])
     monkeypatch.setenv("HOOKYARD_WEB_THREADS", "many")
     with pytest.raises(SystemExit, match="HOOKYARD_WEB_THREADS must be a whole number, got 'many'"):
-        importlib.reload(gunicorn_config)
+        importlib.reload(gunicorn_conf)
     monkeypatch.setenv("HOOKYARD_WEB_THREADS", "0")
     with pytest.raises(SystemExit, match="HOOKYARD_WEB_THREADS must be at least 1"):
-        importlib.reload(gunicorn_config)
+        importlib.reload(gunicorn_conf)
     monkeypatch.delenv("HOOKYARD_WEB_THREADS")
-    importlib.reload(gunicorn_config)
+    importlib.reload(gunicorn_conf)

@@ -27,6 +27,7 @@ from .contract import (
     count_calls,
 )
 from .fields import Option, Secret
+from .hookspecs import HOOK_API_VERSION
 from .plugin_settings import PluginSettings
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "Cancelled",
     "ConnectionFailed",
     "Deferred",
+    "HOOK_API_VERSION",
     "Inbound",
     "InboundContext",
     "InboundEvent",

@@ -26,24 +26,35 @@ class QueueState:
 
 
 def queue_state(rt: Runtime) -> QueueState:
-    """Two round trips whatever the queue's length: the shard lengths and heads, then the heads' times."""
+    """The shards together: their total depth, and the age of the oldest due job in any of them."""
+    states = shard_states(rt).values()
+    return QueueState(sum(s.depth for s in states), max((s.oldest_age for s in states), default=0.0))
+
+
+def shard_states(rt: Runtime) -> dict[str, QueueState]:
+    """Each shard queue's state, by queue name (also GET /metrics's gauges, hookyard.metrics.collect). Two round
+    trips whatever the queues' lengths: the shard lengths and heads, then the heads' times."""
     queues = shard_queues(rt)
     pipe = rt.redis.pipeline(transaction=False)
     for queue in queues:
         pipe.llen(queue.key)
         pipe.lindex(queue.key, 0)
     replies = pipe.execute()
-    depth = sum(replies[0::2])
-    heads = [head.decode() if isinstance(head, bytes) else head for head in replies[1::2] if head]
-    if not heads:
-        return QueueState(depth, 0.0)
-    pipe = rt.redis.pipeline(transaction=False)
-    for job_id in heads:
-        pipe.hget(Job.key_for(job_id), "enqueued_at")
-    stamps = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute() if s]
+    heads = [head.decode() if isinstance(head, bytes) else head for head in replies[1::2]]
+    stamps = {}
+    if any(heads):
+        pipe = rt.redis.pipeline(transaction=False)
+        for job_id in filter(None, heads):
+            pipe.hget(Job.key_for(job_id), "enqueued_at")
+        found = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
+        stamps = dict(zip(filter(None, heads), found, strict=True))
     now = datetime.now(timezone.utc)
-    ages = [(now - _parse(stamp)).total_seconds() for stamp in stamps]
-    return QueueState(depth, max(ages, default=0.0))
+    states = {}
+    for queue, depth, head in zip(queues, replies[0::2], heads, strict=True):
+        stamp = stamps.get(head) if head else None
+        # A head whose record is gone (expired, deleted) has no age: counted in the depth only, as before.
+        states[queue.name] = QueueState(depth, (now - _parse(stamp)).total_seconds() if stamp else 0.0)
+    return states
 
 
 def refusal(rt: Runtime) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -34,10 +33,30 @@ class WithPluginCommands(click.Group):
         return self._plugin_commands
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+        with _plugin_errors():
+            return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
 
     def get_command(self, ctx, cmd_name):
-        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+        with _plugin_errors():
+            return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+
+    def invoke(self, ctx):
+        with _plugin_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _plugin_errors():
+    """A plugin set the server refuses (one that fails to import, a duplicate key, …) is the operator's to fix: one
+    line naming the plugin, as click prints its errors, not a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        from .plugins import PluginError
+
+        if isinstance(exc, PluginError):
+            raise click.ClickException(str(exc)) from None
+        raise
 
 
 @click.group(cls=WithPluginCommands)
@@ -155,7 +174,7 @@ def _marketplace(session, name: str | None):
     return get_or_create_marketplace(session, name)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
     "--settings",
@@ -164,8 +183,12 @@ def _marketplace(session, name: str | None):
     help="List the plugins' settings (environment variables) with their types, defaults and descriptions, "
     "never their values.",
 )
-def plugins(as_json, settings_only):
-    """List installed plugins with their hooks, trigger types and apps (or, with --settings, their settings)."""
+@click.pass_context
+def plugins(ctx, as_json, settings_only):
+    """List installed plugins with their hooks, trigger types and apps (or, with --settings, their settings);
+    install or uninstall one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .plugins import load_registry
 
     infos = [vars(p) for p in load_registry().plugins()]
@@ -204,6 +227,57 @@ def plugins(as_json, settings_only):
             click.echo(f"  blueprints: {', '.join(p['blueprints'])}")
         if p["settings"]:
             click.echo(f"  settings: {', '.join(s['name'] for s in p['settings'])} (hookyard plugins --settings)")
+        click.echo(f"  hook API: {p['hook_api'] or 'not declared'}")
+
+
+_PIP_ARGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@plugins.command("install", context_settings=_PIP_ARGS)
+@click.argument("pip_args", nargs=-1, required=True, type=click.UNPROCESSED)
+def plugins_install(pip_args):
+    """pip install PIP_ARGS into the server's own environment (a package, `-e ./folder`, `--upgrade`, any pip
+    option), then list each plugin added or upgraded, and check the server would start with them."""
+    from . import plugin_install
+
+    _pip_and_report(plugin_install, ["install", *pip_args])
+
+
+@plugins.command("uninstall")
+@click.argument("name")
+def plugins_uninstall(name):
+    """pip uninstall the plugin NAME (its name, as `hookyard plugins` lists it, or its distribution's name)."""
+    from . import plugin_install
+
+    try:
+        distribution = plugin_install.distribution_of(name, plugin_install.installed())
+    except plugin_install.InstallError as exc:
+        raise click.ClickException(str(exc)) from None
+    _pip_and_report(plugin_install, ["uninstall", "--yes", distribution])
+
+
+def _pip_and_report(plugin_install, args: list[str]) -> None:
+    before = plugin_install.installed()
+    try:
+        plugin_install.pip(*args)
+    except plugin_install.InstallError as exc:
+        raise click.ClickException(str(exc)) from None
+    changed = plugin_install.changes(before, plugin_install.installed())
+    for change in changed:
+        click.echo(change.line)
+    if not changed:
+        click.echo("no plugin was added, upgraded or removed")
+    listed, problem = plugin_install.load_check()
+    if listed is None:
+        raise click.ClickException(f"the server would not start with the plugins now installed: {problem}")
+    present = {change.name for change in changed if change.kind != "removed"}
+    for p in listed:
+        if p["name"] in present:
+            provides = [f"trigger types: {', '.join(p['trigger_types'])}"] if p["trigger_types"] else []
+            provides += [f"apps: {', '.join(p['apps'])}"] if p["apps"] else []
+            click.echo(f"  {p['name']}: {'; '.join(provides) or 'no trigger types or apps'}")
+    if changed:
+        click.echo(plugin_install.RESTART)
 
 
 @main.group()
@@ -469,15 +543,18 @@ def db():
 def db_upgrade(revision):
     """Apply migrations (the Procfile's release step); on a new install, create the instance first."""
     from alembic.util.exc import CommandError
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     from .migrate import upgrade
+    from .startup import database_unreachable
 
     settings = _settings(creates=True)
     new = not os.environ.get("DATABASE_URL") and not settings.instance_path.exists()
     try:
         upgrade(settings.database_url, revision)
-    except (SQLAlchemyError, CommandError) as exc:  # unreachable, or a --revision that does not exist
+    except OperationalError as exc:  # unreachable (or refused us)
+        raise click.ClickException(str(database_unreachable(settings.database_url, exc))) from None
+    except (SQLAlchemyError, CommandError) as exc:  # a --revision that does not exist, a failed migration
         raise click.ClickException(f"cannot upgrade the database: {getattr(exc, 'orig', None) or exc}") from None
     if not os.environ.get("SECRET_KEY"):
         _ = settings.secret_key  # read, so generated into the instance now, by the command that sets it up
@@ -499,12 +576,18 @@ def worker(burst, fork):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
     from sqlalchemy.orm import configure_mappers
 
-    from . import runtime
+    from . import logformat, runtime, startup
     from .worker import work
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # JSON lines on stdout by default (RQ's loggers too: they log through the root logger once it has a handler).
+    logformat.configure(sys.stdout, logformat.chosen())
     # Plugins load here, in the parent, so each forked job starts with them imported.
     rt = runtime.build_runtime(_settings(uses_secret_key=True))
+    try:
+        startup.check_database(rt)
+        startup.check_redis(rt)
+    except startup.ServiceUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
     runtime.install(rt)
     # Work every job would otherwise redo in its forked child: configuring the ORM mappers.
     configure_mappers()
@@ -561,7 +644,10 @@ def new_plugin(name, directory):
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {root}")
-    click.echo(f"next: pip install -e '{root}[test]' && python -m pytest {root / 'tests'}   (docs/plugins/tutorial.md)")
+    click.echo(
+        f"next: hookyard plugins install -e '{root}[test]' && python -m pytest {root / 'tests'}   "
+        "(docs/plugins/tutorial.md)"
+    )
 
 
 @main.command()
@@ -575,6 +661,10 @@ def run(port):
     env = dict(os.environ, PORT=str(port), HOOKYARD_INSTANCE_PATH=str(settings.instance_path))
     # A local run is not a public server. (Not HOST: some shells export it as the machine's name.)
     env.setdefault("HOOKYARD_BIND", "127.0.0.1")
+    # honcho SIGKILLs what has not stopped 5 s after Ctrl-C: a job still running hands its run back before that.
+    env.setdefault("HOOKYARD_WORKER_STOP_TIMEOUT", "3")
+    # Read by a person at a terminal: the text log format, unless the operator chose one.
+    env["HOOKYARD_LOG_FORMAT"] = env.get("HOOKYARD_LOG_FORMAT") or "text"
     if "SECRET_KEY" not in os.environ:
         env["SECRET_KEY"] = settings.secret_key  # generated once into the instance folder
     redis_proc = None

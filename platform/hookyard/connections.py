@@ -1,7 +1,9 @@
 """Integration (connection) lifecycle shared by the API and any UI: create, edit, verify, refresh.
 
 Secret config fields are sealed before they touch the database and are never handed back: callers
-get ``masked_config``.
+get ``masked_config``. The one exception is a secret Hookyard generated itself (``Secret(generate=...)`` left
+empty): ``create`` (and ``update``, when the edit empties it) hands its value to the caller once, through the
+``revealed`` dict the caller passes, for the one answer that shows it. It is never logged nor stored in clear.
 
 No database transaction stays open while an app talks to its remote (verify, refresh): on SQLite every
 transaction holds the write lock, so a slow remote would otherwise stall every other request and the worker.
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import inbound, tasks, usage
 from .contract import App, Cancelled, ConnectionFailed, Progress
+from .fields import generated_secrets
 from .models import Integration, Rule, Task, utcnow
 from .runtime import Runtime
 
@@ -187,11 +190,42 @@ def _store_config(rt: Runtime, integration: Integration, app: App, config: dict)
     integration.secrets = rt.secret_box.seal(secrets) if secrets else None
 
 
-def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, name: str, config: dict) -> Integration:
+def _generate(app: App, config: dict) -> dict:
+    """The app's generated secrets that ``config`` leaves empty, made now and added to it (before it is loaded, so
+    they are validated like pasted ones). Returns them, by input key."""
+    generated = generated_secrets(app.config_schema, config)
+    config.update(generated)
+    return generated
+
+
+def _reveal(revealed: dict | None, app: App, loaded: dict, generated: dict) -> None:
+    """Hands the generated secrets, as stored (by the names ``config`` shows), to the caller that asked for them."""
+    if revealed is None or not generated:
+        return
+    for name, field in app.config_schema().fields.items():
+        if (field.data_key or name) in generated:
+            attribute = field.attribute or name
+            revealed[attribute] = loaded[attribute]
+
+
+def create(
+    rt: Runtime,
+    session: Session,
+    marketplace_id: int,
+    app_key: str,
+    name: str,
+    config: dict,
+    revealed: dict | None = None,
+) -> Integration:
+    """Verifies and saves a new connection. A ``Secret(generate=...)`` the config leaves empty is generated; pass a
+    dict as ``revealed`` to receive those values ({field: secret}) once the connection is saved, for the one answer
+    that may show them (nothing can read them back afterwards)."""
     app = app_for(rt, app_key)
     _check_name(session, marketplace_id, name)
+    config = dict(config or {})
+    generated = _generate(app, config)
     try:
-        config = app.config_schema().load(config or {})
+        config = app.config_schema().load(config)
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from exc
     _end_transaction(session)
@@ -211,6 +245,7 @@ def create(rt: Runtime, session: Session, marketplace_id: int, app_key: str, nam
         inbound.assign_key(rt, integration)
     session.add(integration)
     _flush_named(session, name)
+    _reveal(revealed, app, config, generated)
     return integration
 
 
@@ -234,9 +269,18 @@ def start_import_products(rt: Runtime, session: Session, integration: Integratio
 
 
 def update(
-    rt: Runtime, session: Session, integration: Integration, name: str | None, config: dict | None
+    rt: Runtime,
+    session: Session,
+    integration: Integration,
+    name: str | None,
+    config: dict | None,
+    revealed: dict | None = None,
 ) -> Integration:
+    """Renames and/or edits the config (merged with the stored one, then verified again). A secret left out, or
+    sent back as the mask, keeps its value; a ``Secret(generate=...)`` sent empty (null or "") gets a new
+    generated value, handed to ``revealed`` as on create."""
     app = app_for(rt, integration.app)
+    generated: dict = {}
     renamed = name is not None and name != integration.name
     if renamed:
         _check_name(session, integration.marketplace_id, name, exclude_id=integration.id)
@@ -244,6 +288,9 @@ def update(
         # Secrets left out (or sent back as the mask) keep their stored value: they are write-only.
         merged = full_config(rt, integration)
         merged.update({k: v for k, v in config.items() if v != MASK})
+        # Empty here means emptied on purpose (null or ""; a left-out field kept the stored value), or a connection
+        # saved before its app had the field: a generated secret is never cleared, it is replaced.
+        generated = _generate(app, merged)
         try:
             merged = app.config_schema().load(merged)
         except ValidationError as exc:
@@ -257,6 +304,8 @@ def update(
     if renamed:
         integration.name = name
     _flush_named(session, integration.name)
+    if generated:  # merged exists only when the config was edited
+        _reveal(revealed, app, merged, generated)
     return integration
 
 

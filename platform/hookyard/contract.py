@@ -253,12 +253,14 @@ class Usage:
 _meter: ContextVar[Any] = ContextVar("hookyard_usage_meter", default=None)
 
 
-def count_calls(n: int = 1) -> None:
+def count_calls(n: int = 1, *, status: int | None = None) -> None:
     """Reports ``n`` calls to the app's remote that its quota counts (e.g. every answer but a 5xx), made for the core
-    call being served. Cheap (no I/O): call it once per request. Outside a metered call it does nothing."""
+    call being served. Cheap (no I/O): call it once per request. Outside a metered call it does nothing.
+    ``status``: the HTTP status they were answered with, when known; the core counts the calls, and the 429s among
+    them, per app for the operator's GET /metrics (hookyard_outbound_calls_total, ..._rate_limited_total)."""
     meter = _meter.get()
     if meter is not None:
-        meter.add(n)
+        meter.add(n, status)
 
 
 # --- settings: what the server's operator sets for a plugin, in the environment (CIRCLE_TIMEOUT=…) -------------

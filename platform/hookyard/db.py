@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from .private_files import private_file, private_folder
 
 
-def make_engine(url: str, foreign_keys: bool = True) -> Engine:
+def make_engine(url: str, foreign_keys: bool = True, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     """``foreign_keys=False`` is for migrations only: SQLite alters a table by copying it and dropping the
-    original, and with foreign keys on, that DROP cascades (ON DELETE CASCADE) into every child table."""
+    original, and with foreign keys on, that DROP cascades (ON DELETE CASCADE) into every child table.
+    ``pool_size`` and ``max_overflow`` size a server database's pool (HOOKYARD_DB_POOL_SIZE, _MAX_OVERFLOW)."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -41,13 +42,13 @@ def make_engine(url: str, foreign_keys: bool = True) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, pool_size: int = 5, max_overflow: int = 10):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

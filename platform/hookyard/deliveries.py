@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import emit, inbound, inputs, runtime
+from . import emit, inbound, inputs, logformat, runtime
 from .connections import full_config
 from .contract import App, InboundContext, Rejected, Unmapped
 from .jobqueue import CRASH_RETRY, FAILURE_TTL, REDIS_ERRORS, RESULT_TTL, not_waiting
@@ -147,6 +147,11 @@ def reprocess(rt: Runtime, session: Session, delivery: Delivery) -> Delivery:
 
 def process(delivery_id: int) -> str:
     """The job: processes the connection's waiting deliveries, oldest first, until this one is done."""
+    with logformat.ids(delivery_id=delivery_id):  # on every line logged while it is processed
+        return _process(delivery_id)
+
+
+def _process(delivery_id: int) -> str:
     rt = runtime.current()
     for _ in range(MAX_STEPS):
         with rt.db.session() as session:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import inputs, logcap, snapshot
 from .contract import TriggerType
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
+from .metrics import counters
 from .models import Event, Integration, Marketplace, Product, Rule, Run, utcnow
 from .runtime import Runtime
 
@@ -206,6 +207,7 @@ def record(
         )
     session.add_all(runs)
     event.matched_rules = len(runs)
+    counters.event_accepted(rt, session, event)  # counted when the caller's transaction commits, if it does
     # No trim here: new entries are unfinished, and every run trims the log when it finishes.
     session.flush()
     return Emitted(event, True, runs)

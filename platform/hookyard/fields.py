@@ -15,14 +15,20 @@ both still set the metadata key the core has always read, so everything that rea
         space_id = Option("spaces", fields.Integer(), required=True, metadata={"label": "Space"})
         tag_ids = fields.List(Option("member_tags", fields.Integer()), load_default=list)
 
+A secret the app can make itself (a webhook signing secret) is ``Secret(generate=new_secret)``: when a connection is
+created without it, the core (hookyard.connections, through ``generated_secrets``) stores ``generate()``'s value,
+and the answer to that create shows it once (``revealed_secrets`` in the API, a banner in the UI); no read returns
+it afterwards.
+
 The metadata spelling keeps working as a deprecated alias (``hookyard.contract_checks`` warns at registration).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import Schema, fields
 
 
 class Option(fields.Field):
@@ -61,13 +67,42 @@ class Option(fields.Field):
 
 class Secret(fields.String):
     """A connection field that is a secret (an API key, a signing secret): encrypted at rest, never returned (the
-    API and the UI show a mask), kept when an edit leaves it out. Meaningful in an ``App.config_schema`` only."""
+    API and the UI show a mask), kept when an edit leaves it out. Meaningful in an ``App.config_schema`` only.
 
-    def __init__(self, **kwargs: Any):
+    ``generate``: a function of no arguments returning a fresh secret, for a secret the app can make itself. Left
+    empty on a create, the field gets ``generate()``'s value (then validated like a pasted one), and the create's
+    answer reveals it once; ``load_default`` would generate one too but reveal it to nobody, so the two are
+    exclusive, and so is ``required`` (the client need not send it)."""
+
+    def __init__(self, *, generate: Callable[[], str] | None = None, **kwargs: Any):
         metadata = dict(kwargs.pop("metadata", None) or {})
         if metadata.get("secret", True) is not True:
             raise TypeError("Secret() with metadata secret=False is not a secret: use fields.String()")
+        if generate is not None:
+            if not callable(generate):
+                raise TypeError(f"Secret(generate=...) takes a function returning a new secret; got {generate!r}")
+            if kwargs.get("required") or "load_default" in kwargs:
+                raise TypeError(
+                    "Secret(generate=...) is filled in when left empty: it cannot be required=True or have a "
+                    "load_default (which would generate a secret that nobody is ever shown)"
+                )
         super().__init__(metadata={**metadata, "secret": True}, **kwargs)
+        self.generate = generate
+
+
+def generated_secrets(schema: type[Schema] | Schema, config: Mapping[str, Any]) -> dict[str, str]:
+    """For each ``Secret(generate=...)`` of ``schema`` that ``config`` (input, keyed as a client sends it) leaves
+    out, null or empty: a freshly generated value, under that key. Nothing else is touched."""
+    schema = schema() if isinstance(schema, type) else schema
+    made = {}
+    for name, field in schema.fields.items():
+        key = field.data_key or name
+        if isinstance(field, Secret) and field.generate is not None and config.get(key) in (None, ""):
+            value = field.generate()
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{field.generate!r} (Secret(generate=...) of field {key!r}) returned no string")
+            made[key] = value
+    return made
 
 
 def option_list(field: fields.Field) -> str | None:

@@ -6,10 +6,16 @@ which key, so a duplicate key fails fast naming both plugins.
 pluggy calls the implementations, one plugin at a time, with keyword arguments: an implementation may leave
 ``register`` out (it is then called without it) but may not add arguments. Hook wrappers (``wrapper=True``,
 ``hookwrapper=True``) are refused at load. Each hook is called once per process, when its plugins load, and
-its return value is ignored. docs/plugins.md shows each signature; a test keeps it equal to the one here.
+its return value is ignored. docs/plugins/hooks.md shows each signature; a test keeps it equal to the one here.
 """
 
 import pluggy
+
+# The version of this contract (these hooks and the objects of hookyard.contract they register), apart from the
+# package's: the major number changes only when something here changes incompatibly, the minor when something is
+# added. A plugin declares the range it works with as ``HOOKYARD_API = ">=1.0,<2"`` in its entry point's module,
+# and one outside it is refused at load (hookyard.plugins), naming the plugin.
+HOOK_API_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker("hookyard")
 

@@ -13,12 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
+from rq.exceptions import ShutDownImminentException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import inputs, logcap, runtime, snapshot, usage
+from . import inputs, logcap, logformat, runtime, snapshot, usage
 from .contract import Deferred, Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, dispatch_again
+from .metrics import counters
 from .models import Event, Integration, Product, Rule, Run, utcnow
 from .pacing import pacer
 from .runtime import Runtime
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def run_rule(run_id: int) -> str:
+    with logformat.ids(run_id=run_id):  # on every line logged while the run is processed
+        return _run_rule(run_id)
+
+
+def _run_rule(run_id: int) -> str:
     rt = runtime.current()
     with rt.db.session() as session:
         started = _claim(session, run_id)
@@ -36,10 +43,18 @@ def run_rule(run_id: int) -> str:
         ran = None
         with Lease(rt, run_id):
             run = session.get(Run, run_id)
+            logformat.bind(event_id=run.event_id if run is not None else None)
             try:
                 outcome, ran = _execute(rt, session, run)
             except Deferred as deferred:
                 outcome = deferred
+            except ShutDownImminentException:
+                # The worker was told to stop (a deploy: SIGTERM, then SIGKILL 30 s later) and this attempt outlasted
+                # its grace (hookyard.worker): back on the queue for the next worker, not left running. Not counted
+                # as an attempt; like any interrupted attempt, its remote call may have gone out (at least once).
+                session.rollback()
+                log.warning("run %s: handed back to the queue, its worker is stopping", run_id)
+                outcome = Deferred(0, "handed back: the worker was stopping (a deploy or a restart) before it ended")
             except Exception as exc:  # our own failure after the claim must not leave the run "running"
                 log.exception("run %s failed inside Hookyard", run_id)
                 session.rollback()
@@ -201,7 +216,18 @@ def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
         return _foreign(run, "integration", integration)
     app = rt.registry.apps.get(integration.app)
     if app is None:
-        return Outcome.failed(f"app {integration.app!r} is not installed (its plugin is missing or disabled)")
+        # This process may be one that was not restarted after the plugin was installed (its web process made the
+        # connection), so the run goes back for a retry, which another worker, or this one restarted, can take:
+        # a permanent failure here would lose runs to a deployment's mismatched processes.
+        log.warning(
+            "run %s: app %r is not installed in this worker process (pid %s)", run.id, integration.app, os.getpid()
+        )
+        return Outcome.failed(
+            f"app {integration.app!r} is not installed in this worker process (pid {os.getpid()}): its plugin is missing "
+            "here or disabled (HOOKYARD_DISABLED_PLUGINS); restart every web and worker process after installing "
+            "or removing a plugin",
+            retryable=True,
+        )
     action = app.action(rule.action)
     if action is None:
         return Outcome.failed(f"app {app.name!r} has no action {rule.action!r}")
@@ -261,6 +287,7 @@ def _defer(rt: Runtime, session: Session, run: Run, deferred: Deferred) -> str:
     run.reason = f"waiting {deferred.seconds:.1f} s: {deferred.reason}"
     run.not_before = utcnow() + timedelta(seconds=deferred.seconds)
     dispatch_again(rt, session, run)
+    counters.run_deferred(rt)
     return "deferred"
 
 
@@ -298,6 +325,7 @@ def record_outcome(
         run.reason = f"attempt {run.attempts} failed: {outcome.reason}; retrying at {run.not_before.isoformat()}"
         log.info("run %s attempt %s failed, retrying in %.1f s: %s", run.id, run.attempts, delay, outcome.reason)
         dispatch_again(rt, session, run)
+        counters.run_retried(rt)  # after the commit, like the count of a finished run below; never raises
         return run.status
     run.history = [*(run.history or []), entry]
     run.status = outcome.status
@@ -309,5 +337,6 @@ def record_outcome(
     run.log_seq = logcap.reserve_log_seqs(session, run.marketplace_id, 1)
     logcap.trim(session, run.marketplace_id, rt.settings.log_cap)
     session.commit()
+    counters.run_finished(rt, run.status)
     log.info("run %s %s (attempt %s): %s", run.id, run.status, run.attempts, run.reason or "")
     return run.status

@@ -1,5 +1,5 @@
 """Plugins' own settings: declared as ``Setting``s in a ``PluginSettings`` that the plugin registers and reads its
-values through, so a setting read is always a setting declared, listed and checked at start (docs/plugins.md#settings).
+values through, so a setting read is always a setting declared, listed and checked at start (docs/plugins/settings.md).
 """
 
 from __future__ import annotations

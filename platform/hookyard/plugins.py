@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 import click
 import pluggy
 from flask import Blueprint
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from . import contract_checks, hookspecs
+from . import __version__, contract_checks, hookspecs
 from .contract import App, Setting, TriggerType
 from .plugin_settings import PluginSettings, SettingError, declaration_problem
 
 ENTRY_POINT_GROUP = "hookyard.plugins"
 TRACE_ENV = "HOOKYARD_TRACE_PLUGINS"
+# The attribute of a plugin's module that declares the hook API range it works with (hookspecs.HOOK_API_VERSION).
+API_ATTRIBUTE = "HOOKYARD_API"
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class PluginInfo:
     commands: list[str] = field(default_factory=list)
     blueprints: list[str] = field(default_factory=list)
     settings: list[dict] = field(default_factory=list)  # name, type, default, description, secret: never the value
+    hook_api: str | None = None  # the HOOKYARD_API range it declares, None when it declares none
 
 
 class Registry:
@@ -147,6 +151,7 @@ class Registry:
                     commands=self._owned("command", name),
                     blueprints=self._owned("blueprint", name),
                     settings=[doc for group in self._setting_groups.get(name, []) for doc in group.describe()],
+                    hook_api=getattr(plugin, API_ATTRIBUTE, None),
                 )
             )
         return infos
@@ -243,10 +248,10 @@ def build_plugin_manager(
     pm.add_hookspecs(hookspecs)
     if trace_from_env() if trace is None else trace:
         _trace_hook_calls(pm)
-    for name in sorted(disabled_from_env() if disabled is None else disabled):
+    disabled = disabled_from_env() if disabled is None else set(disabled)
+    for name in sorted(disabled):
         pm.set_blocked(name)
-    _check_unique_entry_point_names()
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    _load_entry_points(pm, disabled)
     for obj in extra or []:
         try:
             hash(obj)
@@ -256,10 +261,61 @@ def build_plugin_manager(
                 f"plugin {getattr(obj, '__name__', obj)!r} is a {type(obj).__name__}, which is not "
                 "hashable: register a module, a class or an instance"
             ) from None
+        _check_hook_api(obj, f"plugin {getattr(obj, '__name__', obj)!r}", None, disabled)
         pm.register(obj)
     pm.check_pending()
     _refuse_wrappers(pm)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager, disabled: set[str]) -> None:
+    """Each installed plugin's module, imported and checked against the hook API before pluggy registers it. A
+    plugin that cannot be imported, or that declares a range the core is not in, stops the load with one line
+    naming it and how to start without it: the operator's fix, not the core's traceback."""
+    _check_unique_entry_point_names()
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+                continue
+            label = f"plugin {ep.name!r} ({dist.metadata['name']} {dist.version})"
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"{label} failed to import: {type(exc).__name__}: {exc}. Fix or uninstall it, or "
+                    f"{_without(ep.name, disabled)}"
+                ) from exc
+            _check_hook_api(module, label, ep.name, disabled, dist.metadata["name"])
+            # pluggy registers it (the module is imported already) and keeps its distribution for the version.
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+
+
+def _without(name: str | None, disabled: set[str]) -> str:
+    if name is None:
+        return "leave it out"
+    return f"set HOOKYARD_DISABLED_PLUGINS={','.join(sorted(disabled | {name}))} to start without it"
+
+
+def _check_hook_api(plugin: object, label: str, name: str | None, disabled: set[str], dist: str | None = None) -> None:
+    declared = getattr(plugin, API_ATTRIBUTE, None)
+    if declared is None:  # nothing declared: assumed to work with this hook API, as before versioning existed
+        return
+    try:
+        if not isinstance(declared, str):
+            raise InvalidSpecifier(repr(declared))
+        compatible = SpecifierSet(declared).contains(hookspecs.HOOK_API_VERSION, prereleases=True)
+    except InvalidSpecifier:
+        raise PluginError(
+            f"{label} declares {API_ATTRIBUTE} = {declared!r}, which is not a version range such as '>=1.0,<2': "
+            f"fix it, or {_without(name, disabled)}"
+        ) from None
+    if not compatible:
+        release = f"a release of {dist}" if dist else "a release of it"
+        raise PluginError(
+            f"{label} works with hook API {declared}, but this Hookyard ({__version__}) provides hook API "
+            f"{hookspecs.HOOK_API_VERSION}: install {release} made for hook API {hookspecs.HOOK_API_VERSION}, or "
+            f"{_without(name, disabled)}"
+        )
 
 
 def _refuse_wrappers(pm: pluggy.PluginManager) -> None:

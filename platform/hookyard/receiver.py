@@ -14,6 +14,7 @@ from flask import Blueprint, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import deliveries, inbound
+from .metrics import counters
 from .requestctx import db_session, runtime
 
 bp = Blueprint("hooks", __name__, url_prefix=inbound.PATH_PREFIX)
@@ -49,6 +50,7 @@ def receive(app: str, key: str):
     if len(raw) > limit:
         abort(413, f"The body is larger than {limit} bytes; nothing was stored.")
     delivery, problem = deliveries.receive(runtime(), db_session(), integration, raw, request.mimetype or "")
+    counters.delivery_received(integration.app)  # stored (and committed), rejected or not
     if problem is not None:
         log.warning("delivery %s for integration %s rejected: %s", delivery.id, integration.id, delivery.reason)
         # Stored all the same (the delivery log shows it as rejected), so the sender's log and the merchant's agree.

@@ -21,6 +21,20 @@ def _number(env, name, default, cast=int):
         raise SystemExit(f"{name} must be a {'whole number' if cast is int else 'number'}, got {raw!r}") from None
 
 
+def _at_least(env, name, default: int, minimum: int) -> int:
+    value = _number(env, name, default)
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {env.get(name)!r}")
+    return value
+
+
+def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return value
+
+
 def _rate(env, name, default: str) -> tuple[int, float]:
     """ "LIMIT/SECONDS", e.g. "600/60"; "0" turns the limit off."""
     raw = (env.get(name) or default).strip()
@@ -34,6 +48,16 @@ def _rate(env, name, default: str) -> tuple[int, float]:
     if parsed[0] <= 0 or parsed[1] <= 0:
         raise SystemExit(f"{name} must look like LIMIT/SECONDS (e.g. {default}) or 0 for no limit, got {raw!r}")
     return parsed
+
+
+def without_password(url: str | None) -> str | None:
+    """A URL with its password (DATABASE_URL's, REDIS_URL's) replaced by ***, to be shown."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def normalise_database_url(url: str) -> str:
@@ -106,13 +130,26 @@ class Settings:
     public_url: str | None = None
     # Largest body an inbound URL accepts (413 beyond): a SamCart notification is a few KiB.
     inbound_max_bytes: int = 256 * 1024
+    # Database connections each process keeps (PostgreSQL), and how many more it may open at a peak: every web and
+    # worker process holds up to their sum, which must fit the database's connection limit.
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    # The bearer token GET /metrics asks for; unset, /metrics answers 404.
+    metrics_token: str | None = None
+    # For a rediss:// REDIS_URL: whether the server's certificate is checked ("required", the default; "none" for a
+    # provider whose certificate is self-signed, as Heroku Redis's is), and against which CA file.
+    redis_ssl_cert_reqs: str = "required"
+    redis_ssl_ca_certs: str | None = None
+    # Seconds a worker given SIGTERM lets its current job go on before handing its run back to the queue: below a
+    # platform's grace period (Heroku sends SIGKILL 30 s after SIGTERM), with time left to hand it back.
+    worker_stop_timeout: int = 20
 
     def __repr__(self):
         # Written out so that neither key is printed, and printing settings never generates one.
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}"
+            f"{f.name}={without_password(getattr(self, f.name)) if f.name.endswith('_url') else getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in ("secret_key", "old_secret_keys")
+            if f.name not in ("secret_key", "old_secret_keys", "metrics_token")
         )
         return f"Settings({shown})"
 
@@ -149,6 +186,14 @@ class Settings:
             ),
             public_url=_public_url(env),
             inbound_max_bytes=max(1024, _number(env, "HOOKYARD_INBOUND_MAX_BYTES", 256 * 1024)),
+            db_pool_size=_at_least(env, "HOOKYARD_DB_POOL_SIZE", 5, 1),
+            db_max_overflow=_at_least(env, "HOOKYARD_DB_MAX_OVERFLOW", 10, 0),
+            metrics_token=(env.get("HOOKYARD_METRICS_TOKEN") or "").strip() or None,
+            redis_ssl_cert_reqs=_choice(
+                env, "HOOKYARD_REDIS_SSL_CERT_REQS", "required", ("required", "optional", "none")
+            ),
+            redis_ssl_ca_certs=(env.get("HOOKYARD_REDIS_SSL_CA_CERTS") or "").strip() or None,
+            worker_stop_timeout=_at_least(env, "HOOKYARD_WORKER_STOP_TIMEOUT", 20, 1),
         )
         # Built with the overrides rather than replace()d, which would read (and so generate) the secret key.
         return cls(**{**values, **overrides})
@@ -168,6 +213,8 @@ CORE_VARIABLES = frozenset(
         "HOOKYARD_BACKPRESSURE_MAX_AGE",
         "HOOKYARD_BACKPRESSURE_MAX_DEPTH",
         "HOOKYARD_BIND",
+        "HOOKYARD_DB_MAX_OVERFLOW",
+        "HOOKYARD_DB_POOL_SIZE",
         "HOOKYARD_DISABLED_PLUGINS",
         "HOOKYARD_EVENT_RETENTION_DAYS",
         "HOOKYARD_INBOUND_MAX_BYTES",
@@ -175,6 +222,8 @@ CORE_VARIABLES = frozenset(
         "HOOKYARD_JOB_TIMEOUT",
         "HOOKYARD_LEASE_TTL",
         "HOOKYARD_LOG_CAP",
+        "HOOKYARD_LOG_FORMAT",
+        "HOOKYARD_METRICS_TOKEN",
         "HOOKYARD_OLD_SECRET_KEYS",
         "HOOKYARD_PASSWORD",
         "HOOKYARD_PUBLIC_URL",
@@ -182,15 +231,20 @@ CORE_VARIABLES = frozenset(
         "HOOKYARD_QUEUE_SHARDS",
         "HOOKYARD_RETRY_BASE_DELAY",
         "HOOKYARD_RETRY_MAX_ATTEMPTS",
+        "HOOKYARD_REDIS_SSL_CA_CERTS",
+        "HOOKYARD_REDIS_SSL_CERT_REQS",
         "HOOKYARD_RETRY_MAX_DELAY",
         "HOOKYARD_SIGNIN_RATE_LIMIT",
         "HOOKYARD_STUCK_GRACE",
         "HOOKYARD_SWEEP_INTERVAL",
         "HOOKYARD_TRACE_PLUGINS",
+        "HOOKYARD_WEB_GRACEFUL_TIMEOUT",
         "HOOKYARD_WEB_KEEPALIVE",
         "HOOKYARD_WEB_THREADS",
         "HOOKYARD_WEB_TIMEOUT",
         "HOOKYARD_WORKER_FORK",
+        "HOOKYARD_WORKER_STOP_TIMEOUT",
+        "PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's, set by hookyard.gunicorn_conf for GET /metrics
     }
 )
 

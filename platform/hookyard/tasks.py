@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import logformat
 from .contract import Cancelled
 from .jobqueue import CRASH_RETRY, FAILURE_TTL, REDIS_ERRORS, RESULT_TTL, not_waiting, shard_queues
 from .jobs import Lease
@@ -194,6 +195,11 @@ class Progress:
 def run(rt: Runtime, task_id: int, work) -> str:
     """Claims the task, runs ``work(session, task, progress)`` under a lease and records how it ended: the message
     ``work`` returns (succeeded), TaskFailed's (failed), Cancelled (cancelled). Never leaves it running."""
+    with logformat.ids(task_id=task_id):  # on every line logged while the task runs
+        return _run(rt, task_id, work)
+
+
+def _run(rt: Runtime, task_id: int, work) -> str:
     with rt.db.session() as session:
         started = _claim(session, task_id)
         if started is None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from . import contract
 from .contract import App
+from .metrics import counters
 from .models import AppUsage, utcnow
 from .runtime import Runtime
 
@@ -40,9 +41,12 @@ class Meter:
 
     calls: int = 0
     info: Mapping[str, Any] | None = field(default=None)
+    rate_limited: int = 0  # of those calls, the ones answered 429 (for GET /metrics)
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, status: int | None = None) -> None:
         self.calls += n
+        if status == 429:
+            self.rate_limited += n
 
 
 def now(rt: Runtime) -> datetime:
@@ -80,6 +84,8 @@ def metered(rt: Runtime, app: App, info: Mapping[str, Any] | None = None) -> Ite
         yield meter
     finally:
         contract._meter.reset(token)
+        # Every app's reported calls count for the operator's metrics (Redis), metered remote or not.
+        counters.outbound(rt, app.key, meter.calls, meter.rate_limited)
         if meter.calls and app.usage is not None:
             record(rt, app.key, scope_of(app, meter.info if meter.info is not None else info), meter.calls)
 

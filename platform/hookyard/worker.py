@@ -5,12 +5,14 @@ loop that outlives a Redis outage."""
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
-from rq.exceptions import StopRequested
+from rq.exceptions import ShutDownImminentException, StopRequested
 from rq.serializers import JSONSerializer
-from rq.worker import RoundRobinWorker, SimpleWorker
+from rq.worker import HerokuWorker, RoundRobinWorker, SimpleWorker, WorkerStatus
 
+from . import plugin_sets
 from .jobqueue import REDIS_ERRORS, shard_queues
 from .runtime import Runtime
 from .scheduler_locks import reclaim
@@ -20,7 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class Sweeping:
-    """Sweeps with RQ's maintenance, which every worker runs between jobs and while idle."""
+    """Sweeps with RQ's maintenance, which every worker runs between jobs and while idle, and keeps its process's
+    plugin set published (hookyard.plugin_sets)."""
+
+    plugin_set: plugin_sets.Publication | None = None
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
@@ -29,25 +34,46 @@ class Sweeping:
         except REDIS_ERRORS as exc:
             log.warning("could not check the scheduler locks (%s)", exc.__class__.__name__)
         sweep()
+        if self.plugin_set is not None:
+            self.plugin_set.refresh()
         if self._shutdown_requested_date is not None:
             # A SIGTERM that came during maintenance was swallowed by it (RQ raises StopRequested wherever the
             # main thread is); without this the worker would block on its queues and never stop.
             raise StopRequested()
 
 
-class ForkingWorker(Sweeping, RoundRobinWorker):
-    pass
+class ForkingWorker(Sweeping, HerokuWorker):
+    """Each job in a forked horse that ignores the platform's SIGTERM (sent to every process of a dyno). On SIGTERM
+    the worker stops taking jobs, and the horse's job gets ``imminent_shutdown_delay`` seconds
+    (HOOKYARD_WORKER_STOP_TIMEOUT) to end; then it is interrupted with ShutDownImminentException and hands its run
+    back to the queue (hookyard.jobs.run_rule), all before the platform's SIGKILL."""
+
+    reorder_queues = RoundRobinWorker.reorder_queues
 
 
 class NonForkingWorker(Sweeping, SimpleWorker):
+    """The job runs in the worker itself: on SIGTERM during a job, the same grace, then the same interruption."""
+
     reorder_queues = RoundRobinWorker.reorder_queues
+    imminent_shutdown_delay = 20
+
+    def handle_warm_shutdown_request(self):
+        super().handle_warm_shutdown_request()
+        if self.get_state() == WorkerStatus.BUSY:
+            # RQ's job timeout in this process is a SIGALRM too: this one replaces it, the stop coming sooner.
+            signal.signal(signal.SIGALRM, _interrupt_job)
+            signal.alarm(self.imminent_shutdown_delay)
+
+
+def _interrupt_job(signum, frame):
+    raise ShutDownImminentException("the worker is stopping and the job outlasted HOOKYARD_WORKER_STOP_TIMEOUT", {})
 
 
 def make_worker(rt: Runtime, fork: bool):
     """Forking isolates each job in a child; not forking runs several times faster (warm caches and
     connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
     interval = rt.settings.sweep_interval
-    return (ForkingWorker if fork else NonForkingWorker)(
+    worker = (ForkingWorker if fork else NonForkingWorker)(
         shard_queues(rt),
         connection=rt.redis,
         serializer=JSONSerializer,
@@ -56,20 +82,25 @@ def make_worker(rt: Runtime, fork: bool):
         worker_ttl=interval + 15,
         job_monitoring_interval=max(1, min(30, (interval + 15) // 3)),
     )
+    worker.imminent_shutdown_delay = rt.settings.worker_stop_timeout
+    return worker
 
 
 def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
     """Runs a worker until it is asked to stop. RQ's worker quits when Redis goes away while it finishes
     a job; this waits for Redis to come back and starts a fresh one, so an outage needs no restart by
     hand (and does not end `make run`, where one process exiting stops them all)."""
+    plugin_set = plugin_sets.publish(rt, "worker")
     while True:
         worker = make_worker(rt, fork)
+        worker.plugin_set = plugin_set
         try:
             worker.work(with_scheduler=True, burst=burst)
         except REDIS_ERRORS as exc:  # its teardown could not reach Redis either
             log.error("the worker lost Redis (%s)", exc.__class__.__name__)
         # RQ notes a SIGTERM/SIGINT here whether the worker was busy or idle when it came.
         if burst or worker._shutdown_requested_date is not None:
+            plugin_set.withdraw()
             return
         log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
         _wait_for_redis(rt)

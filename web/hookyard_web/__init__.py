@@ -3,8 +3,21 @@
 
 from hookyard import hookimpl
 
-from . import account_views, dashboard, deliveries, integrations, logs, products, rules, settings  # noqa: F401 (routes)
+from . import (  # noqa: F401 (routes)
+    account_views,
+    dashboard,
+    deliveries,
+    integrations,
+    logs,
+    plugins,
+    products,
+    rules,
+    settings,
+)
 from .blueprint import bp
+
+# The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
+HOOKYARD_API = ">=1.0,<2"
 
 
 @hookimpl

@@ -202,6 +202,7 @@ SECTIONS = {
     "dashboard": "dashboard",
     "products": "products",
     "product": "products",
+    "plugins": "plugins",
     "settings": "settings",
     "account": "account",
     "change_own_password": "account",

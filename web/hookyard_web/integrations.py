@@ -127,7 +127,12 @@ def _receives(integration: Integration) -> bool:
 def integration(integration_id):
     """One connection: its status, and for apps that receive webhooks its inbound URL (whole for owners, with
     Copy; masked for viewers, as the API shows it), the delivery log's counts, and product import."""
-    item = owned(Integration, integration_id)
+    return _integration_page(owned(Integration, integration_id))
+
+
+def _integration_page(item: Integration, revealed: list[dict] | None = None):
+    """The connection's page; ``revealed`` (``_revealed_rows``) only in the answer to the POST that generated
+    those secrets, which shows them once in a banner."""
     app = rt().registry.apps.get(item.app)
     address = inbound.url(rt(), item, request.host_url) if app and app.inbound else None
     # A credential (whoever has it posts into this store): whole only for owners, as the API does.
@@ -170,7 +175,29 @@ def integration(integration_id):
         under_way=_active_tasks().get(item.id, []),
         kinds=TASK_KINDS,
         last_import=last_import,
+        revealed=revealed or [],
     )
+
+
+def _revealed_rows(app, revealed: dict) -> list[dict]:
+    """The generated secrets for the banner: each with its field's label and the same said inside a sentence
+    ("Signing secret" → "signing secret", "API key" kept)."""
+    labels = {item["name"]: item.get("label") or item["name"] for item in describe(app.config_schema)}
+    rows = []
+    for name, value in revealed.items():
+        label = labels.get(name, name)
+        phrase = label if label[:2].isupper() else label[:1].lower() + label[1:]
+        rows.append({"id": f"revealed-{name}", "label": label, "phrase": phrase, "value": value})
+    return rows
+
+
+def _show_generated(app, integration: Integration, revealed: dict, message: str):
+    """Shown in this response only (no redirect): a redirect would have to carry the secret to the next page, and
+    the session cookie is signed, not encrypted. The page's script points the browser's history at the
+    connection's own page, so a reload shows that page without the secret (without script a reload sends the
+    form again, which is refused: the name is taken)."""
+    flash(message, "success")
+    return _integration_page(integration, _revealed_rows(app, revealed)), 201
 
 
 @bp.route("/integrations/<int:integration_id>/inbound-url/rotate", methods=["GET", "POST"])
@@ -213,23 +240,22 @@ def configure_integration(app_key):
         if not name:
             errors["name"] = "Give the connection a name."
         else:
+            revealed: dict = {}
             try:
-                integration = connections.create(rt(), db(), marketplace_id(), app.key, name, config)
+                integration = connections.create(rt(), db(), marketplace_id(), app.key, name, config, revealed)
             except ValidationError as exc:
                 db().rollback()
                 errors, failure = flat_errors(exc.messages), getattr(exc, "reason", None)
             else:
                 db().commit()
+                message = f"{app.name} connected as “{integration.name}”. {_learned(integration)}"
+                if app.inbound is not None:
+                    message += f" Copy its inbound URL into {app.name}."
+                if revealed:  # its page, with them, in this answer
+                    return _show_generated(app, integration, revealed, message)
                 if app.inbound is not None:  # the next step is pasting its URL into the app: show it
-                    return done(
-                        f"{app.name} connected as “{integration.name}”. {_learned(integration)} Copy its "
-                        f"inbound URL into {app.name}.",
-                        "web.integration",
-                        {"integration_id": integration.id},
-                    )
-                return done(
-                    f"{app.name} connected as “{integration.name}”. {_learned(integration)}", "web.integrations"
-                )
+                    return done(message, "web.integration", {"integration_id": integration.id})
+                return done(message, "web.integrations")
     return render_template(
         "integration_form.html",
         app=app,
@@ -259,13 +285,18 @@ def edit_integration(integration_id):
         if not name:
             errors["name"] = "Give the connection a name."
         else:
+            revealed: dict = {}
             try:
-                connections.update(rt(), db(), integration, name, config)
+                connections.update(rt(), db(), integration, name, config, revealed)
             except ValidationError as exc:
                 db().rollback()
                 errors, failure = flat_errors(exc.messages), getattr(exc, "reason", None)
             else:
                 db().commit()
+                if revealed:  # a connection saved before its app generated this secret: it has one now
+                    return _show_generated(
+                        app, integration, revealed, f"“{integration.name}” saved and verified with {app.name}."
+                    )
                 return done(f"“{integration.name}” saved and verified with {app.name}.", "web.integrations")
     return render_template(
         "integration_form.html",

@@ -1,10 +1,13 @@
 """An example third-party Hookyard plugin: one app, "Hello webhook", with one action that POSTs a
-greeting for the customer to a URL. Read it with docs/plugins.md; it is the template to copy."""
+greeting for the customer to a URL. Read it with docs/plugins/index.md; it is the template to copy."""
 
 import requests
 from marshmallow import Schema, fields
 
 from hookyard import Action, App, ConnectionFailed, Outcome, Secret, hookimpl
+
+# The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
+HOOKYARD_API = ">=1.0,<2"
 
 
 class Config(Schema):

@@ -51,6 +51,13 @@ class PluginSchema(BaseSchema):
             "the values."
         },
     )
+    hook_api = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The hook API range it declares (its module's HOOKYARD_API, e.g. `>=1.0,<2`), or null "
+            "when it declares none; this server's hook API is the core's HOOK_API_VERSION."
+        },
+    )
 
 
 class TriggerSchema(BaseSchema):

@@ -5,6 +5,9 @@ from hookyard.models import Base
 
 config = context.config
 
+# The advisory lock key that serialises migrations on PostgreSQL (any constant; "hookyard" in ASCII).
+MIGRATION_LOCK = 0x686F6F6B79617264
+
 
 def run_migrations_online():
     connectable = config.attributes.get("connection")
@@ -26,6 +29,11 @@ def _run(connection):
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # The release step may run twice at once (two deploys, or a retry while the first still runs): the
+            # second waits here until the first commits, then finds the schema current and does nothing. SQLite's
+            # BEGIN IMMEDIATE (hookyard.db) serialises the same way.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
         if connection.dialect.name == "sqlite":
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -8,6 +8,9 @@ from .actions import ACTIONS
 from .connection import CircleConfig, plan_name, quota, refresh, verify
 from .settings import SETTINGS
 
+# The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
+HOOKYARD_API = ">=1.1,<2"
+
 # A plain ring, not Circle's trademark: enough for people to tell the app apart in the UI's app list.
 LOGO = (
     "data:image/svg+xml;base64,"

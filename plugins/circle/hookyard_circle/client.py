@@ -106,7 +106,7 @@ class Circle:
             # Circle's quota counts every answer but a 5xx (200, 201, 204, 400, 401, 403, 404, 405, 422, 429 are
             # the ones it lists; an unlisted 4xx is counted too, so a warning comes early rather than late).
             # Timeouts and refused connections got no answer: not counted.
-            count_calls()
+            count_calls(status=response.status_code)  # the 429s among them are counted apart (GET /metrics)
         if not isinstance(body, dict):
             body = {"records": body}
         return Reply(response.status_code, body, _retry_after(response.headers.get("Retry-After")))

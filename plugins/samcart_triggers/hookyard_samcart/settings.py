@@ -1,5 +1,5 @@
 """The SamCart plugin's settings (the operator's, in the environment, never a connection's): declared here,
-registered by ``register_settings``, read as ``SETTINGS[name]`` (docs/plugins.md#settings)."""
+registered by ``register_settings``, read as ``SETTINGS[name]`` (docs/plugins/settings.md)."""
 
 from __future__ import annotations
 

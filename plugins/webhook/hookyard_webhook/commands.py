@@ -1,8 +1,9 @@
 """``hookyard webhook …``: the Webhook app's commands (hookspecs.register_commands).
 
-The core keeps secret fields write-only: every read (API, UI) masks them, and it has no "show this secret once"
-step after a connection is created. A secret Hookyard generated would then be known to nobody, so this command
-shows it to someone with a shell on the server, who can read every secret anyway (they hold SECRET_KEY)."""
+The core keeps secret fields write-only: every read (API, UI) masks them. The secret Hookyard generates is shown
+once, in the answer to the create (``revealed_secrets``, the UI's banner); this command is for after that: it shows
+it, or replaces it (``--new``: the rotation), to someone with a shell on the server, who can read every secret anyway
+(they hold SECRET_KEY)."""
 
 from __future__ import annotations
 

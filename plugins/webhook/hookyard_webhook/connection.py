@@ -23,17 +23,17 @@ class WebhookConfig(Schema):
             "advised: over http anyone on the way can read the payload.",
         },
     )
-    # Generated when left out (marshmallow calls load_default at load: on create, since an edit merges the stored
-    # secret first). Stored encrypted and masked on every read like any secret field: see docs/webhook.md on
-    # how to read it once (`hookyard webhook secret`).
+    # Left empty, the core generates it (generate=, not load_default: the core then shows it once, in the answer
+    # to the create, which a load_default's value never reaches). Stored encrypted and masked on every read like
+    # any secret field; `hookyard webhook secret` reads or replaces it on the server (docs/webhook.md).
     secret = Secret(
-        load_default=new_secret,
+        generate=new_secret,
         validate=validate_secret,
         metadata={
             "label": "Signing secret",
             "description": f"The Standard Webhooks secret ({PREFIX}…) the receiver checks signatures with. Leave it "
-            "empty to have Hookyard generate one; then read it once on the server with "
-            "`hookyard webhook secret <connection id>`. Paste one to reuse a receiver's existing secret.",
+            "empty to have Hookyard generate one: it is shown once, right after the connection is created. "
+            "Paste one to reuse a receiver's existing secret.",
         },
     )
 

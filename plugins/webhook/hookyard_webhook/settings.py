@@ -1,5 +1,5 @@
 """The Webhook plugin's settings, with the plugin's own prefix (WEBHOOK_*): declared here, registered by
-``register_settings`` and read through ``SETTINGS`` (docs/plugins.md#settings), so they are listed by
+``register_settings`` and read through ``SETTINGS`` (docs/plugins/settings.md), so they are listed by
 ``hookyard plugins --settings`` and a malformed one stops the server at start.
 
 They are the operator's, never a connection's: a merchant who could list hosts on a connection could undo the

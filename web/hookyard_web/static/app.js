@@ -16,6 +16,10 @@ document.addEventListener("DOMContentLoaded", () => {
   if (window.matchMedia("(min-width: 721px)").matches) {
     document.querySelectorAll("details[data-open-wide]").forEach((details) => { details.open = true; });
   }
+  // A page sent in the answer to a form's POST because it shows a secret once names its own address: the history
+  // entry is pointed there, so Reload asks for that page (which has no secret) instead of sending the form again.
+  const ownPage = document.querySelector("[data-page-url]");
+  if (ownPage) history.replaceState(null, "", ownPage.dataset.pageUrl);
   // Copy buttons (the one-time API token, an inbound URL). The clipboard API exists only in a secure context
   // (HTTPS, or localhost) and may be refused; then the older execCommand copy is tried, and failing that the
   // text is left selected for Ctrl+C. A [data-copy-status] element for the same input says what happened (it is

@@ -1,4 +1,4 @@
-"""Implementations that leave out ``register``, which docs/plugins.md allows: the host must call them anyway
+"""Implementations that leave out ``register``, which docs/plugins/hooks.md allows: the host must call them anyway
 (pluggy passes only the arguments an implementation names). One that takes it registers a trigger type, so a
 listing shows the plugin's load went through every hook."""
 

@@ -1,4 +1,4 @@
-"""gunicorn's settings for the web process, from the environment: ``gunicorn -c python:hookyard.gunicorn_config``
+"""gunicorn's settings for the web process, from the environment: ``gunicorn -c python:hookyard.gunicorn_conf``
 (the Procfile's ``web`` line, and so ``hookyard run``).
 
 Threads, not one request per process: a request waiting on a slow remote (an app verifying its credentials) holds
@@ -11,6 +11,8 @@ thread only for seconds, and long work (a refresh) runs in the RQ worker, not he
 from __future__ import annotations
 
 import os
+
+from hookyard import logformat
 
 
 def _whole(name: str, default: int, minimum: int = 1) -> int:
@@ -35,12 +37,53 @@ threads = _whole("HOOKYARD_WEB_THREADS", 8)
 # worker's event loop, so a slow request (it holds a thread, not the loop) no longer gets its worker killed: what
 # bounds a request is the apps' own timeouts, which must stay well below this (CIRCLE_VERIFY_TIMEOUT: 10 s).
 timeout = _whole("HOOKYARD_WEB_TIMEOUT", 30)
-graceful_timeout = timeout
+# Seconds a SIGTERMed worker may take to finish its requests in flight. 25 by default, so that gunicorn is done
+# before a platform's SIGKILL (Heroku sends it 30 s after SIGTERM); the apps' timeouts keep each request shorter.
+graceful_timeout = _whole("HOOKYARD_WEB_GRACEFUL_TIMEOUT", 25)
 # Idle keep-alive connections wait in the worker's event loop, not in a thread.
 keepalive = _whole("HOOKYARD_WEB_KEEPALIVE", 5, minimum=0)
 # 0 lifts gunicorn's 4094-byte request line limit (to gunicorn's own 1 MiB cap), so a long URL reaches the app and
 # is answered in the API's JSON error shape instead of gunicorn's text/html 414.
 limit_request_line = 0
 accesslog = "-"
-# Inbound URLs (/hooks/<app>/<id>) are credentials: their ids are masked in the access log.
+# Inbound URLs (/hooks/<app>/<id>) are credentials: their ids are masked in the access log. The error and access logs
+# are written in HOOKYARD_LOG_FORMAT (JSON lines by default, with each request's X-Request-ID), read here first so
+# that a malformed value stops gunicorn with one line before it starts anything.
 logger_class = "hookyard.access_log.MaskingLogger"
+logformat.chosen()
+
+
+# GET /metrics (hookyard.metrics): prometheus_client's multiprocess mode. Each worker process keeps its counters in
+# files under PROMETHEUS_MULTIPROC_DIR, and /metrics on any of them sums them all, dead processes' included. Set in
+# the arbiter before it forks its workers (never when this module is imported: tests import it), so that every
+# worker has it before it imports prometheus_client. Unset: a private folder of this server's own, removed when it
+# exits. Set by the operator: that folder, emptied at start (an earlier run's files would add to this run's counts).
+# With --preload the app is loaded before these hooks run: set PROMETHEUS_MULTIPROC_DIR yourself then.
+_metrics_folders_made: list[str] = []
+
+
+def on_starting(server):
+    import tempfile
+    from pathlib import Path
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="hookyard-metrics-")  # mode 0700
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        _metrics_folders_made.append(folder)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # its counters stay counted; only live gauges would go
+
+
+def on_exit(server):
+    import shutil
+
+    for folder in _metrics_folders_made:
+        shutil.rmtree(folder, ignore_errors=True)
