@@ -5,7 +5,6 @@ a self-signed certificate)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +12,11 @@ from pathlib import Path
 import pytest
 from redis.connection import SSLConnection
 
+from hookyard.localredis import free_port
 from hookyard.runtime import connect_redis
 from hookyard.settings import Settings
 
 HOOKYARD = Path(sys.executable).parent / "hookyard"
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens on it once closed
 
 
 def _hookyard(tmp_path, *args, **env) -> subprocess.CompletedProcess:
@@ -35,7 +29,7 @@ def _hookyard(tmp_path, *args, **env) -> subprocess.CompletedProcess:
 
 def test_a_worker_that_cannot_reach_redis_names_it_in_one_line(tmp_path):
     assert _hookyard(tmp_path, "db", "upgrade").returncode == 0
-    port = _closed_port()
+    port = free_port()
     result = _hookyard(tmp_path, "worker", REDIS_URL=f"redis://:hunter2@127.0.0.1:{port}/0")
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (REDIS_URL): ")
@@ -44,7 +38,7 @@ def test_a_worker_that_cannot_reach_redis_names_it_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("command", [("db", "upgrade"), ("worker",)])
 def test_the_release_step_and_the_worker_name_an_unreachable_database_in_one_line(tmp_path, command):
-    port = _closed_port()
+    port = free_port()  # nothing listens on it once closed
     url = f"postgresql://app:hunter2@127.0.0.1:{port}/hookyard"
     result = _hookyard(tmp_path, *command, DATABASE_URL=url, REDIS_URL="redis://127.0.0.1:1/0")
     assert result.returncode == 1
