@@ -18,7 +18,8 @@ ENV PATH=/venv/bin:$PATH \
     PORT=5000 \
     HOOKYARD_INSTANCE_PATH=/app/instance
 WORKDIR /app
-USER hookyard
+# By uid, not name: a platform checking that the image runs unprivileged (runAsNonRoot) can only read a number.
+USER 10001
 EXPOSE 5000
 # The Procfile's web process; compose.yaml runs the worker and the release step from the same image.
 CMD ["gunicorn", "-c", "python:hookyard.gunicorn_conf"]

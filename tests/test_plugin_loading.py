@@ -43,7 +43,7 @@ def test_this_core_declares_its_hook_api_and_every_first_party_plugin_a_range_it
     # (Secret(generate=)): both added in hook API 1.1, so both need it.
     assert {name: declared[name] for name in ("circle", "samcart", "webhook", "web", "hello")} == {
         "circle": ">=1.1,<2",
-        "samcart": ">=1.0,<2",
+        "samcart": ">=1.1,<2",
         "webhook": ">=1.1,<2",
         "web": ">=1.0,<2",
         "hello": ">=1.0,<2",

@@ -4,12 +4,14 @@ a self-signed certificate)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 from redis.connection import SSLConnection
 
 from hookyard.localredis import free_port
@@ -84,3 +86,18 @@ def test_the_pool_size_comes_from_the_environment(tmp_path):
     assert (rt.db.engine.pool.size(), rt.db.engine.pool._max_overflow) == (12, 0)
     with pytest.raises(SystemExit, match="HOOKYARD_DB_POOL_SIZE must be at least 1"):
         Settings.from_env(env={**env, "HOOKYARD_DB_POOL_SIZE": "0"})
+
+
+def test_the_web_process_names_an_unreachable_redis_in_one_line_and_serves(start_web, tmp_path):
+    port = free_port()
+    url = start_web(REDIS_URL=f"redis://:hunter2@127.0.0.1:{port}/0")
+    ready = requests.get(url + "/readyz", timeout=10)
+    assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith("unreachable")
+    assert requests.get(url + "/healthz", timeout=10).status_code == 200  # alive: the platform must not restart it
+    _, log_path = start_web.procs[0]
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    said = [line["message"] for line in lines if "cannot reach" in line["message"]]
+    assert len(said) == 1, said  # once, by the arbiter, not by each of its workers
+    assert said[0].startswith(f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (REDIS_URL): ")
+    assert said[0].endswith("; serving, /readyz answers 503 until it does")
+    assert "hunter2" not in log_path.read_text() and "Traceback" not in log_path.read_text()

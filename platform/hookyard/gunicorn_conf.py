@@ -87,3 +87,27 @@ def on_exit(server):
 
     for folder in _metrics_folders_made:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def when_ready(server):
+    # A database or Redis that does not answer at start: one line each, naming it and its variable (as `hookyard
+    # worker` and the release step say it), logged once by the arbiter; the web process serves anyway and /readyz
+    # answers 503 until it answers (hookyard.startup). The embedded SQLite file is not checked: opening a missing one
+    # would create it, and the app says what to run instead.
+    from hookyard import startup
+    from hookyard.db import Database
+    from hookyard.runtime import Runtime
+    from hookyard.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except (Exception, SystemExit):
+        return  # the app, loading in each worker, says what is wrong with the settings
+    db = Database(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        rt = Runtime(settings=settings, db=db, registry=None)
+        checks = [startup.check_redis] if settings.database_url.startswith("sqlite") else None
+        for problem in startup.unreachable(rt, checks):
+            server.log.warning("%s; serving, /readyz answers 503 until it does", problem)
+    finally:
+        db.dispose()

@@ -3,7 +3,9 @@ the service, where the process looked for it (the URL, its password hidden) and 
 traceback: on a platform (Heroku) that line is what the operator reads in the release or dyno log.
 
 Only at start: a worker that is running outlives a Redis outage (hookyard.worker), and the web process answers 503
-while the database is down, rather than either of them exiting.
+while the database is down, rather than either of them exiting. The web process does not exit at start either (a
+platform would restart it in a loop, and its health check is what a load balancer reads): it logs the same line once,
+from gunicorn's arbiter (``unreachable``), and serves, /readyz answering 503 until the service answers.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ def check_redis(rt: Runtime) -> None:
         raise ServiceUnreachable(
             f"cannot reach Redis at {without_password(rt.settings.redis_url)} (REDIS_URL){tls}: {_one_line(exc)}"
         ) from None
+
+
+def unreachable(rt: Runtime, checks=None) -> list[str]:
+    """What the checks (``check_database`` and ``check_redis`` unless told) refuse, as their one-line messages."""
+    problems = []
+    for check in checks or (check_database, check_redis):
+        try:
+            check(rt)
+        except ServiceUnreachable as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _one_line(reason: object) -> str:

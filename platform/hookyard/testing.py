@@ -11,6 +11,7 @@ with a project's own fixtures. See docs/plugins/tutorial.md ("Testing your plugi
 - ``hookyard_client``: a test client of that app sending an owner's API token of one store on every request.
 - ``hookyard_run_events``: runs every queued run that is due, in this process, as a worker would (no worker).
 - ``hookyard_recorder``: a real HTTP server on 127.0.0.1 that records requests and answers as scripted.
+- ``hookyard_counted_calls``: what the code under test reports with ``count_calls()``.
 
 SQLite only: the core's own suite covers PostgreSQL; a plugin's code does not touch the database directly.
 """
@@ -231,3 +232,20 @@ def hookyard_recorder():
     recorder = Recorder().start()
     yield recorder
     recorder.stop()
+
+
+# -- what a plugin reports with count_calls() -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def hookyard_counted_calls():
+    """The calls the code under test reports with ``hookyard.count_calls()`` for the rest of the test, as the core
+    counts them around a call into the plugin: ``.calls`` in all, ``.rate_limited`` (the ones reported with
+    ``status=429``)."""
+    from . import contract
+    from .usage import Meter
+
+    meter = Meter()
+    token = contract._meter.set(meter)
+    yield meter
+    contract._meter.reset(token)

@@ -153,6 +153,13 @@ def test_a_429_is_waited_out_then_retried(fake_samcart, header):
     assert [r.status for r in fake_samcart.requests] == [429, 429, 200]
 
 
+def test_each_answer_is_counted_for_the_metrics_429s_apart(fake_samcart, hookyard_counted_calls):
+    fake_samcart.fail_next(2, retry_after=0.1)
+    with SamCart(SAMCART_API_KEY) as client:
+        client.get("/products")
+    assert (hookyard_counted_calls.calls, hookyard_counted_calls.rate_limited) == (3, 2)
+
+
 def test_a_429_without_a_header_backs_off(fake_samcart):
     fake_samcart.fail_next(1, header=None)
     with SamCart(SAMCART_API_KEY) as client:

@@ -210,3 +210,13 @@ def test_fields_may_come_as_one_comma_separated_string_and_a_bad_path_is_a_field
     with pytest.raises(ValidationError) as exc:
         SendPostParams().load({"fields": ["customer..email"]})
     assert exc.value.messages == {"fields": {0: ["A payload key or dotted path, e.g. customer.email."]}}
+
+
+def test_each_answered_post_is_counted_for_the_metrics_redirects_and_429s_too(receiver, hookyard_counted_calls):
+    receiver.answer("/old", (307, "", {"Location": "/in"}))
+    receiver.answer("/in", (429, "busy", {"Retry-After": "7"}))
+    send_post(run_context(f"{receiver.url}/old"))
+    assert (hookyard_counted_calls.calls, hookyard_counted_calls.rate_limited) == (2, 1)
+    receiver.stop()
+    send_post(run_context(f"{receiver.url}/in"))  # no answer: nothing the remote answered to count
+    assert hookyard_counted_calls.calls == 2

@@ -11,7 +11,7 @@ from .payload import SamCartPayload, dedupe_key
 from .settings import SETTINGS
 
 # The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
-HOOKYARD_API = ">=1.0,<2"
+HOOKYARD_API = ">=1.1,<2"  # count_calls(status=)
 
 ECOMMERCE, COURSES = "eCommerce", "Courses"
 PROSPECT_DELAY = timedelta(hours=2)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 
-from hookyard import ConnectionFailed
+from hookyard import ConnectionFailed, count_calls
 
 from .settings import SETTINGS
 
@@ -210,11 +210,13 @@ class SamCart:
                 connect, read, limit = min(connect, left), left, self.budget
         self.calls += 1
         try:
-            return self.session.get(url, params=params, timeout=(connect, read))
+            response = self.session.get(url, params=params, timeout=(connect, read))
         except requests.Timeout as exc:  # before RequestException: a connect timeout is also a ConnectionError
             raise _unreachable(exc, limit) from exc
         except requests.RequestException as exc:
             raise _unreachable(exc) from exc
+        count_calls(status=response.status_code)  # for GET /metrics (SamCart meters no quota that Hookyard tracks)
+        return response
 
     @staticmethod
     def _parse(response: requests.Response, url: str) -> dict:

@@ -17,7 +17,7 @@ import urllib3
 from marshmallow import Schema, pre_load, validate
 from marshmallow import fields as mf
 
-from hookyard import Action, Outcome, RunContext
+from hookyard import Action, Outcome, RunContext, count_calls
 
 from . import guard, settings, signing
 
@@ -197,6 +197,7 @@ def send_post(ctx: RunContext) -> Outcome:
                 return Outcome.failed(
                     f"could not send to {guard.host_of(url)} ({exc.__class__.__name__}: {exc})", details=details
                 )
+            count_calls(status=response.status_code)  # each answered post, redirects too (GET /metrics)
             with response:
                 location = response.headers.get("Location")
                 if response.status_code not in FOLLOWED_REDIRECTS or not location:
