@@ -157,6 +157,9 @@ def test_rule_matching_is_one_query_on_the_rules_index(setup, runtime):
                 str(row[-1]) for row in s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
             )
             assert "ix_rules_match" in plan and "SCAN rules" not in plan, plan
+            # The product's rules and the global ones, each an index lookup down to product_id: a search on
+            # (marketplace_id, trigger) alone would walk every rule of the trigger.
+            assert plan.count("ix_rules_match (marketplace_id=? AND trigger=? AND product_id=?") == 2, plan
 
 
 def test_concurrent_first_sales_of_a_new_product_create_it_once(setup, api):

@@ -3,6 +3,8 @@
 import os
 import signal
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 
@@ -164,3 +166,16 @@ def test_a_worker_stopped_mid_action_hands_the_run_back_within_its_grace(setup, 
     [run] = wait_status(api, event["id"])
     assert (run["status"], run["attempts"]) == ("succeeded", 1)
     assert len(recorder.calls_for("ada@example.com")) == 2  # the interrupted call went out: at least once
+
+
+def test_a_delayed_job_is_never_scheduled_before_its_time(runtime):
+    """RQ's scheduled registry keeps whole seconds: a run due at 12:00:01.2 must not be run at 12:00:01."""
+    from rq.registry import ScheduledJobRegistry
+
+    from hookyard.jobqueue import enqueue_run, queue_for
+
+    due = datetime.now(timezone.utc).replace(microsecond=200_000) + timedelta(seconds=30)
+    run = SimpleNamespace(id=1, job_id="run-1-1-1", integration_id=None, not_before=due)
+    enqueue_run(runtime, run)
+    registry = ScheduledJobRegistry(queue=queue_for(runtime, run))
+    assert registry.get_scheduled_time("run-1-1-1") >= due

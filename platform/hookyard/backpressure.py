@@ -7,12 +7,14 @@ enqueues their runs later (accepting durably matters more than the queue's shape
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from rq.job import Job
+from rq.queue import Queue
 
-from .jobqueue import REDIS_ERRORS, shard_queues
+from .jobqueue import REDIS_ERRORS, shard_names
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,29 +33,39 @@ def queue_state(rt: Runtime) -> QueueState:
     return QueueState(sum(s.depth for s in states), max((s.oldest_age for s in states), default=0.0))
 
 
+# Each shard's length and the enqueued_at of its head job, in one round trip: every POST /events asks (the check
+# runs before the event is stored), so it is one script call rather than a pipeline of two commands per shard and
+# a second one for the heads. KEYS: the shard queues' keys; ARGV[1]: the job hash prefix. Reads only.
+_STATES = """
+local replies = {}
+for i, key in ipairs(KEYS) do
+  local head = redis.call("LINDEX", key, 0)
+  local stamp = false
+  if head then stamp = redis.call("HGET", ARGV[1] .. head, "enqueued_at") end
+  replies[2 * i - 1] = redis.call("LLEN", key)
+  replies[2 * i] = stamp
+end
+return replies
+"""
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> its Script (EVALSHA, then EVAL)
+
+
 def shard_states(rt: Runtime) -> dict[str, QueueState]:
-    """Each shard queue's state, by queue name (also GET /metrics's gauges, hookyard.metrics.collect). Two round
-    trips whatever the queues' lengths: the shard lengths and heads, then the heads' times."""
-    queues = shard_queues(rt)
-    pipe = rt.redis.pipeline(transaction=False)
-    for queue in queues:
-        pipe.llen(queue.key)
-        pipe.lindex(queue.key, 0)
-    replies = pipe.execute()
-    heads = [head.decode() if isinstance(head, bytes) else head for head in replies[1::2]]
-    stamps = {}
-    if any(heads):
-        pipe = rt.redis.pipeline(transaction=False)
-        for job_id in filter(None, heads):
-            pipe.hget(Job.key_for(job_id), "enqueued_at")
-        found = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
-        stamps = dict(zip(filter(None, heads), found, strict=True))
+    """Each shard queue's state, by queue name (also GET /metrics's gauges, hookyard.metrics.collect)."""
+    names = shard_names(rt)
+    client = rt.redis
+    script = _scripts.get(client) or _scripts.setdefault(client, client.register_script(_STATES))
+    replies = script(
+        keys=[Queue.redis_queue_namespace_prefix + name for name in names],
+        args=[Job.redis_job_namespace_prefix],
+        client=client,
+    )
     now = datetime.now(timezone.utc)
     states = {}
-    for queue, depth, head in zip(queues, replies[0::2], heads, strict=True):
-        stamp = stamps.get(head) if head else None
-        # A head whose record is gone (expired, deleted) has no age: counted in the depth only, as before.
-        states[queue.name] = QueueState(depth, (now - _parse(stamp)).total_seconds() if stamp else 0.0)
+    for name, depth, stamp in zip(names, replies[0::2], replies[1::2], strict=True):
+        stamp = stamp.decode() if isinstance(stamp, bytes) else stamp
+        # A head whose record is gone (expired, deleted) has no age: counted in the depth only.
+        states[name] = QueueState(depth, (now - _parse(stamp)).total_seconds() if stamp else 0.0)
     return states
 
 

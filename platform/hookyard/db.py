@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +12,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .private_files import private_file, private_folder
+
+_READ_ONLY = "hookyard_read_only"
+_HOLDS_TURN = "hookyard_write_turn"
+_TURN_TIMEOUT = 30  # seconds, as SQLite's own busy timeout (PRAGMA busy_timeout below)
 
 
 def make_engine(url: str, foreign_keys: bool = True, pool_size: int = 5, max_overflow: int = 10) -> Engine:
@@ -38,11 +44,47 @@ def make_engine(url: str, foreign_keys: bool = True, pool_size: int = 5, max_ove
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # A deferred transaction that later writes can fail at once with "database is locked"
-            # when web and worker race; IMMEDIATE takes the write lock up front and waits for it.
+            # when web and worker race; IMMEDIATE takes the write lock up front and waits for it. A transaction
+            # begun by ``reading`` only reads: deferred, it takes no lock, so it never waits on a writer (WAL).
+            if conn.get_execution_options().get(_READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
+            _take_write_turn(conn.connection.info)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # Writers of one process take turns on a lock of their own before BEGIN IMMEDIATE, so that a thread
+        # waiting for its turn is woken the moment the writer before it is done. Left to SQLite, the threads of a
+        # web process would all poll the file lock, sleeping up to 100 ms between tries (its busy handler): under
+        # load most of a request's time was that sleep. Released when the connection goes back to the pool, after
+        # its COMMIT or ROLLBACK; only processes contend through SQLite's own lock.
+        write_turn = threading.Lock()
+
+        def _take_write_turn(info):
+            if info.get(_HOLDS_TURN):
+                return  # this connection's earlier transaction took it and it has not been checked in since
+            if not write_turn.acquire(timeout=_TURN_TIMEOUT):
+                raise sqlite3.OperationalError(
+                    f"database is locked: another thread of this process held the write lock for {_TURN_TIMEOUT} s"
+                )
+            info[_HOLDS_TURN] = True
+
+        @event.listens_for(engine, "checkin")
+        def _end_write_turn(_dbapi_conn, record):
+            if record is not None and record.info.pop(_HOLDS_TURN, False):
+                write_turn.release()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def reading(session: Session) -> None:
+    """Begins the session's next transaction as one that only reads: on SQLite a deferred one, which takes no lock
+    (every other transaction begins IMMEDIATE, waiting for the write lock, and holds it to its end). The caller ends
+    it (commit or rollback) before anything writes: a deferred transaction that turns into a writer can fail at once
+    with "database is locked" instead of waiting. On PostgreSQL it changes nothing. A session already in a
+    transaction stays in it."""
+    if not session.in_transaction():
+        session.connection(execution_options={_READ_ONLY: True})
 
 
 class Database:

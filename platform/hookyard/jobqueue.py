@@ -5,7 +5,7 @@ hookyard.worker."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from rq import Queue, Retry
@@ -38,10 +38,11 @@ def shard_queues(rt: Runtime) -> list[Queue]:
     Runs are spread over shards by integration, so one connection's burst of ten thousand jobs
     queues up in its own shard while every other connection's jobs keep being picked in turn.
     """
-    return [
-        Queue(f"{rt.settings.queue_name}-{i}", connection=rt.redis, serializer=JSONSerializer)
-        for i in range(rt.settings.queue_shards)
-    ]
+    return [Queue(name, connection=rt.redis, serializer=JSONSerializer) for name in shard_names(rt)]
+
+
+def shard_names(rt: Runtime) -> list[str]:
+    return [f"{rt.settings.queue_name}-{i}" for i in range(rt.settings.queue_shards)]
 
 
 def queue_for(rt: Runtime, run: Run) -> Queue:
@@ -95,7 +96,8 @@ def not_waiting(rt: Runtime, job_ids: list[str]) -> list[bool]:
     return lost
 
 
-def enqueue_run(rt: Runtime, run: Run) -> None:
+def enqueue_run(rt: Runtime, run: Run, pipeline=None) -> None:
+    """The run's job; with ``pipeline``, written when the caller executes it (several runs in one round trip)."""
     queue = queue_for(rt, run)
     options = dict(
         job_id=run.job_id,
@@ -103,9 +105,14 @@ def enqueue_run(rt: Runtime, run: Run) -> None:
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         retry=CRASH_RETRY,
+        pipeline=pipeline,
     )
     at = run.not_before
     if at is not None and at > datetime.now(timezone.utc):
+        # RQ's scheduled registry keeps whole seconds, cutting the fraction off: rounded up instead, so that a job
+        # never runs before its time (a retry asked to wait 2 s could otherwise come 1.9 s later).
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
         queue.enqueue_at(at, "hookyard.jobs.run_rule", run.id, **options)
     else:
         queue.enqueue("hookyard.jobs.run_rule", run.id, **options)

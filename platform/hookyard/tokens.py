@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .models import ROLES, ApiToken, Marketplace, utcnow
@@ -46,13 +46,17 @@ def create_token(session: Session, marketplace: Marketplace, name: str = "", rol
     return token
 
 
+# Built once (every API request runs it): building the statement cost as much as running it.
+_ACTIVE_TOKEN = (
+    select(ApiToken, Marketplace)
+    .join(Marketplace, ApiToken.marketplace_id == Marketplace.id)
+    .where(ApiToken.token_hash == bindparam("hash"), ApiToken.revoked_at.is_(None))
+)
+
+
 def lookup_token(session: Session, token: str) -> tuple[ApiToken, Marketplace] | None:
     """The active (not revoked) token row and its marketplace; the row carries the role to enforce."""
-    row = session.execute(
-        select(ApiToken, Marketplace)
-        .join(Marketplace, ApiToken.marketplace_id == Marketplace.id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-    ).one_or_none()
+    row = session.execute(_ACTIVE_TOKEN, {"hash": hash_token(token)}).one_or_none()
     return None if row is None else (row[0], row[1])
 
 

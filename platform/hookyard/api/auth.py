@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import g, request
 from flask_smorest import abort
 
+from ..db import reading
 from ..security import over_limit
 from ..tokens import lookup_token
 from .base import ApiBlueprint, rt, session
@@ -23,7 +24,12 @@ def require_token():
             "(create one with `hookyard tokens create --marketplace NAME`).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    found = lookup_token(session(), token.strip())
+    # Read in a transaction of its own, ended before the handler runs: on SQLite a handler's transaction holds the
+    # write lock from its first statement to its commit, and the token lookup must not be part of that time.
+    request_session = session()
+    reading(request_session)
+    found = lookup_token(request_session, token.strip())
+    request_session.commit()
     if found is None:
         abort(401, message="The API token is invalid or revoked.", headers={"WWW-Authenticate": "Bearer"})
     api_token, marketplace = found

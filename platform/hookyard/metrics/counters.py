@@ -139,18 +139,28 @@ def _forget_uncommitted_events(session: Session, transaction) -> None:
         session.info.pop(_PENDING, None)
 
 
+def count_accepted(rt: Runtime, pipe, trigger: str) -> None:
+    """Counts an event already committed, in the caller's pipeline (POST /events: with its runs' jobs)."""
+    pipe.hincrby(key(rt, EVENTS), trigger, 1)
+
+
 def _safely(write, what: str) -> None:
-    global _warned_at
     try:
         write()
     except _FAILURES as exc:
-        now = time.monotonic()
-        if now - _warned_at >= WARN_EVERY:
-            _warned_at = now
-            log.warning(
-                "metrics: could not count %s: Redis unreachable or refusing (%s); the counters are short by it "
-                "(said at most every %.0f s)",
-                what,
-                exc.__class__.__name__,
-                WARN_EVERY,
-            )
+        lost(what, exc)
+
+
+def lost(what: str, exc: BaseException) -> None:
+    """Logs that a count was lost, at most every WARN_EVERY seconds."""
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at >= WARN_EVERY:
+        _warned_at = now
+        log.warning(
+            "metrics: could not count %s: Redis unreachable or refusing (%s); the counters are short by it "
+            "(said at most every %.0f s)",
+            what,
+            exc.__class__.__name__,
+            WARN_EVERY,
+        )
