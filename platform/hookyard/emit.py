@@ -269,7 +269,11 @@ def write(
     product = found.product or product_for(session, marketplace_id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
     email = ((data.get("customer") or {}).get("email") or "").strip().lower() or None
+    rules = found.rules
+    if rules is None:
+        rules = matching_rules(session, marketplace_id, trigger.key, product.id if product else None)
     event = Event(
+        matched_rules=len(rules),  # known before the insert: no UPDATE after it
         marketplace_id=marketplace_id,
         trigger=trigger.key,
         idempotency_key=prepared.idempotency_key,
@@ -291,9 +295,6 @@ def write(
             # Another delivery of the same event won the race: answer with its event.
             return _duplicate(session, _earlier(session, marketplace_id, prepared.idempotency_key, dedupe))
 
-    rules = found.rules
-    if rules is None:
-        rules = matching_rules(session, marketplace_id, trigger.key, event.product_id)
     runs = []
     not_before = occurred_at + trigger.delay if trigger.delay else None
     first_seq = logcap.reserve_log_seqs(session, marketplace_id, len(rules)) if rules else 0
@@ -321,7 +322,6 @@ def write(
             )
         )
     session.add_all(runs)
-    event.matched_rules = len(runs)
     if count:
         counters.event_accepted(rt, session, event)  # counted when the caller's transaction commits, if it does
     # No trim here: new entries are unfinished, and every run trims the log when it finishes.

@@ -21,7 +21,8 @@ from .models import FINAL_STATES, Marketplace, Run
 def reserve_log_seqs(session: Session, marketplace_id: int, count: int) -> int:
     """Reserves ``count`` numbers; returns the first. The UPDATE row-locks the marketplace, and answers the new
     value itself (RETURNING: SQLite 3.35+, PostgreSQL), one statement where there were two."""
-    last = session.scalar(_RESERVE, {"mp": marketplace_id, "count": count})
+    # On the session's connection, as a Core statement: the ORM's bulk-update handling has nothing to do here.
+    last = session.connection().execute(_RESERVE, {"mp": marketplace_id, "count": count}).scalar_one()
     return last - count + 1
 
 
