@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PLUGINS := plugins/samcart_triggers plugins/circle plugins/webhook web
 PLUGIN_CFGS := $(addsuffix /setup.cfg,$(PLUGINS))
 
-.PHONY: run test lint screenshots openapi bench clean
+.PHONY: run test lint screenshots openapi bench bench-quick clean
 
 run: $(STAMP)
 	$(BIN)/hookyard run
@@ -29,8 +29,13 @@ screenshots: $(TEST_STAMP)
 openapi: $(STAMP)
 	$(BIN)/hookyard openapi write openapi.json
 
+# The benchmark suite (bench/README.md): tables on stdout, figures in bench/results/. Needs wrk and Node-RED (npm),
+# each skipped with one line when missing. `make bench` about 15 minutes on 2 cores today, `make bench-quick` under 3.
 bench: $(TEST_STAMP)
-	$(BIN)/python bench/logcap.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(TEST_STAMP)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Hookyard needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'

@@ -39,8 +39,8 @@ def require_token():
     if retry_after is not None:
         abort(
             429,
-            message=f"Too many requests with this API token (the limit is {limit} per {window:g} seconds); "
-            f"try again in {retry_after} seconds.",
+            message=f"Too many requests with this API token (the limit is {limit} per {window:g} seconds, set by the "
+            f"server's operator in HOOKYARD_API_RATE_LIMIT); try again in {retry_after} seconds.",
             headers={"Retry-After": str(retry_after)},
         )
     # Anything but "owner" reads only: a role this code does not know gets the least it could mean.
