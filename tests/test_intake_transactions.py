@@ -16,6 +16,7 @@ from hookyard.db import Database, reading
 from hookyard.models import Event
 
 from .conftest import purchase
+from .waiting import wait_for
 
 PURCHASE = "samcart.product_purchased"
 
@@ -95,3 +96,26 @@ def test_a_duplicate_stored_between_the_look_ups_and_the_write_is_answered_as_th
     with runtime.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 1
         assert s.scalar(select(Event.duplicates)) == 1
+
+
+def test_turns_are_handed_out_in_the_order_the_writers_came_and_a_wait_can_run_out():
+    turns = hookyard_db.Turns()
+    assert turns.acquire(timeout=1)
+    order = []
+
+    def writer(name):
+        assert turns.acquire(timeout=10)
+        order.append(name)
+        turns.release()
+
+    threads = []
+    for name in ("first", "second", "third"):
+        threads.append(threading.Thread(target=writer, args=(name,)))
+        threads[-1].start()
+        wait_for(lambda n=len(threads): len(turns._waiting) == n, timeout=10, message=f"{name} did not queue")
+    assert not turns.acquire(timeout=0.05)  # a fourth gives up: nothing is handed to it later
+    turns.release()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == ["first", "second", "third"]
+    assert turns.acquire(timeout=0) is True  # free again, and not lost to the writer that gave up
