@@ -26,6 +26,21 @@ class Sweeping:
     plugin set published (hookyard.plugin_sets)."""
 
     plugin_set: plugin_sets.Publication | None = None
+    _beat_at = 0.0
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        """RQ's worker heartbeat (an HSET and two EXPIREs) in one round trip, and at most once a second between jobs,
+        rather than three round trips three times per job. What it extends lives worker_ttl + 60 s, so a beat
+        skipped within a second of the last one loses nothing."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline=pipeline)
+        if timeout is None and time.monotonic() - self._beat_at < 1.0:
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            pipe.execute()
+        if timeout is None:
+            self._beat_at = time.monotonic()
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
