@@ -10,7 +10,7 @@ web, workers and Redis (sampled every 0.25 s) against Node-RED's. A run that has
 the rate so far and counts duplicates, but cannot count losses.
 
     .venv/bin/python bench/end_to_end.py [--quick] [--reps 3] [--events 500] [--deadline 40] [--workers 1,2,4]
-        [--latencies 0,50] [--no-fork-too] [--json PATH]
+        [--latencies 0,50] [--fork-too] [--json PATH]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def hookyard_run(workers: int, latency_ms: float, events: int, deadline: float, 
         stack.prepare_instance(rules=1)
         stack.start_web()
         stack.fake("latency", s=latency_ms / 1000)
-        stack.start_workers(workers, **({} if fork else {"HOOKYARD_WORKER_FORK": "0"}))
+        stack.start_workers(workers, **({"HOOKYARD_WORKER_FORK": "1"} if fork else {}))
         stack.fake("reset")
         pids = stack.server_pids()
         emitter = load.Emitter(f"{stack.web_url}/api/v1/events", stack.token)
@@ -144,7 +144,7 @@ def run(opts) -> dict:
     skip_node_red = node_red_missing()
     if skip_node_red:
         print(skip_node_red)
-    modes = [("fork", True)] + ([("no-fork", False)] if opts.no_fork_too else [])
+    modes = [("no-fork", False)] + ([("fork", True)] if opts.fork_too else [])
     configs = [("hookyard", mode, w, lat) for lat in opts.latencies for mode in modes for w in opts.workers]
     if not skip_node_red:
         configs += [("node-red", None, None, lat) for lat in opts.latencies]
@@ -248,7 +248,7 @@ def options(argv=None):
     parser.add_argument("--deadline", type=float)
     parser.add_argument("--workers")
     parser.add_argument("--latencies")
-    parser.add_argument("--no-fork-too", action="store_true", help="also run the non-forking worker")
+    parser.add_argument("--fork-too", action="store_true", help="also run the forking worker (--fork)")
     parser.add_argument("--json")
     opts = parser.parse_args(argv)
     apply_defaults(opts)

@@ -47,7 +47,7 @@ def scenario_options(name: str, quick: bool, postgres: str | None) -> SimpleName
         deadline=None,
         workers=None,
         latencies=None,
-        no_fork_too=False,
+        fork_too=False,
         json=None,
         postgres=postgres,
         rate=50.0,

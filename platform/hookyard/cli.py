@@ -567,10 +567,12 @@ def db_upgrade(revision):
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option(
     "--fork/--no-fork",
-    default=lambda: os.environ.get("HOOKYARD_WORKER_FORK", "1") != "0",
-    show_default="fork, or HOOKYARD_WORKER_FORK=0",
-    help="Run each job in a forked child (isolation) or in the worker itself (several times the "
-    "throughput: no per-job fork, warm caches and connections).",
+    # Not forking by default: about five times the jobs per second (no fork, warm caches and connections), and a
+    # worker that dies mid-job is recovered by its run's lease either way (docs/guarantees.md).
+    default=lambda: os.environ.get("HOOKYARD_WORKER_FORK", "0") == "1",
+    show_default="no fork, or HOOKYARD_WORKER_FORK=1",
+    help="Run each job in the worker itself (the default: no per-job fork, warm caches and connections) or in a "
+    "forked child (isolation from a plugin that leaks or crashes the interpreter, at about a fifth of the rate).",
 )
 def worker(burst, fork):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
@@ -581,7 +583,7 @@ def worker(burst, fork):
 
     # JSON lines on stdout by default (RQ's loggers too: they log through the root logger once it has a handler).
     logformat.configure(sys.stdout, logformat.chosen())
-    # Plugins load here, in the parent, so each forked job starts with them imported.
+    # Plugins load here, once: with --fork, before the fork, so each job's child starts with them imported.
     rt = runtime.build_runtime(_settings(uses_secret_key=True))
     try:
         startup.check_database(rt)
@@ -591,7 +593,7 @@ def worker(burst, fork):
     runtime.install(rt)
     # Work every job would otherwise redo in its forked child: configuring the ORM mappers.
     configure_mappers()
-    rt.db.dispose()  # no pooled connection may cross the fork into a job
+    rt.db.dispose()  # with --fork, no pooled connection may cross the fork into a job
     # RQ runs its maintenance, and with it our sweep, first thing: what a dead worker left is recovered.
     work(rt, fork, burst)
 
