@@ -84,13 +84,15 @@ def _durable(stack: Stack, emitter: load.Emitter) -> dict:
     }
 
 
-def hookyard_run(workers: int, latency_ms: float, events: int, deadline: float, fork: bool, tag: str) -> dict:
+def hookyard_run(
+    workers: int, latency_ms: float, events: int, deadline: float, fork: bool, tag: str, threads: int = 1
+) -> dict:
     with Stack("e2e") as stack:
         stack.start_fake()
         stack.prepare_instance(rules=1)
         stack.start_web()
         stack.fake("latency", s=latency_ms / 1000)
-        stack.start_workers(workers, **({"HOOKYARD_WORKER_FORK": "1"} if fork else {}))
+        stack.start_workers(workers, threads, **({"HOOKYARD_WORKER_FORK": "1"} if fork else {}))
         stack.fake("reset")
         pids = stack.server_pids()
         emitter = load.Emitter(f"{stack.web_url}/api/v1/events", stack.token)
@@ -144,7 +146,9 @@ def run(opts) -> dict:
     skip_node_red = node_red_missing()
     if skip_node_red:
         print(skip_node_red)
-    modes = [("no-fork", False)] + ([("fork", True)] if opts.fork_too else [])
+    # (name, fork, threads per process)
+    modes = [("no-fork", False, 1)] + [(f"{t} threads", False, t) for t in opts.threads if t > 1]
+    modes += [("fork", True, 1)] if opts.fork_too else []
     configs = [("hookyard", mode, w, lat) for lat in opts.latencies for mode in modes for w in opts.workers]
     if not skip_node_red:
         configs += [("node-red", None, None, lat) for lat in opts.latencies]
@@ -157,7 +161,7 @@ def run(opts) -> dict:
             tag = f"r{rep}-{system}-{w}-{lat}-{time.time_ns()}"
             if system == "hookyard":
                 name = f"hookyard {mode[0]} x{w} @{lat:g}ms"
-                result = report.attempt(name, hookyard_run, w, lat, opts.events, opts.deadline, mode[1], tag)
+                result = report.attempt(name, hookyard_run, w, lat, opts.events, opts.deadline, mode[1], tag, mode[2])
             else:
                 name = f"node-red @{lat:g}ms"
                 result = node_red_run(peers, node_red_url, node_red_pid, lat, opts.node_red_seconds)
@@ -249,6 +253,7 @@ def options(argv=None):
     parser.add_argument("--workers")
     parser.add_argument("--latencies")
     parser.add_argument("--fork-too", action="store_true", help="also run the forking worker (--fork)")
+    parser.add_argument("--threads", help="also run workers of N threads each (HOOKYARD_WORKER_THREADS), e.g. 4,8")
     parser.add_argument("--json")
     opts = parser.parse_args(argv)
     apply_defaults(opts)
@@ -262,6 +267,7 @@ def apply_defaults(opts):
     opts.events = opts.events or (100 if quick else 300)
     opts.deadline = opts.deadline or 8.0
     opts.workers = [int(w) for w in (opts.workers or ("2" if quick else "1,2,4")).split(",")]
+    opts.threads = [int(t) for t in (opts.threads or "").split(",") if t]
     opts.latencies = [float(v) for v in (opts.latencies or ("0" if quick else "0,50")).split(",")]
 
 

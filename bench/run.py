@@ -48,6 +48,7 @@ def scenario_options(name: str, quick: bool, postgres: str | None) -> SimpleName
         workers=None,
         latencies=None,
         fork_too=False,
+        threads=None,
         json=None,
         postgres=postgres,
         rate=50.0,

@@ -170,21 +170,26 @@ class Stack:
         except requests.RequestException:
             return False
 
-    def start_workers(self, count: int, **env) -> None:
+    def start_workers(self, count: int, threads: int = 1, **env) -> None:
+        """``count`` `hookyard worker` processes of ``threads`` workers each (HOOKYARD_WORKER_THREADS)."""
         from redis import Redis
         from rq import Worker
 
         for i in range(count):
             self.workers.append(
-                self.procs.start(f"worker-{i}", [str(BIN / "hookyard"), "worker"], env={**self.env, **env})
+                self.procs.start(
+                    f"worker-{i}",
+                    [str(BIN / "hookyard"), "worker"],
+                    env={**self.env, "HOOKYARD_WORKER_THREADS": str(threads), **env},
+                )
             )
         connection = Redis.from_url(self.env["REDIS_URL"])
 
         def all_registered():
             self.procs.check_alive()
-            return len(Worker.all(connection=connection)) >= count
+            return len(Worker.all(connection=connection)) >= count * threads
 
-        wait_for(all_registered, 60, f"{count} workers did not register", 0.1)
+        wait_for(all_registered, 60, f"{count} x {threads} workers did not register", 0.1)
 
     def server_pids(self) -> dict[str, list[int]]:
         pids = {"web": [self.web.pid] if self.web else [], "workers": [w.pid for w in self.workers]}

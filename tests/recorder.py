@@ -16,6 +16,7 @@ class Recorder:
         self.requests: list[tuple[str, str]] = []
         self.hooks: list[tuple[dict, dict]] = []  # (headers, body) of plain webhook posts to /hook
         self.holds: dict[str, float] = {}  # email -> seconds to hold its next call before answering
+        self.in_flight = self.most_in_flight = 0  # calls received and not yet answered: now, and at most at once
         # email -> list of (status, body, headers) answers, consumed in order; then 200.
         self.script: dict[str, list[tuple[int, str, dict]]] = {}
         self.options = {"channels": [{"id": "general", "name": "General"}, {"id": "vip", "name": "VIP"}]}
@@ -66,9 +67,15 @@ class Recorder:
                         status, text, headers = queue.pop(0) if queue else (200, "recorded", {})
                         recorder.calls.append({**body, "answered": status})
                     hold = recorder.holds.pop(body.get("email"), 0)
-                if hold:
-                    time.sleep(hold)  # an action in flight, for tests that kill the worker running it
-                self._send(status, text, headers)
+                    recorder.in_flight += 1
+                    recorder.most_in_flight = max(recorder.most_in_flight, recorder.in_flight)
+                try:
+                    if hold:
+                        time.sleep(hold)  # an action in flight, for tests that kill the worker running it
+                    self._send(status, text, headers)
+                finally:
+                    with recorder._lock:
+                        recorder.in_flight -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -29,12 +29,20 @@ FAST_SWEEPS = dict(
 SHORT_LEASES = dict(
     HOOKYARD_LEASE_TTL="2", HOOKYARD_SWEEP_INTERVAL="1", HOOKYARD_RETRY_BASE_DELAY="0.1", HOOKYARD_RETRY_MAX_DELAY="0.2"
 )
+# Each way a worker can run its jobs: in a forked child, in itself, in one of its threads (hookyard.worker_threads).
+MODES = {
+    "forking": dict(HOOKYARD_WORKER_FORK="1"),
+    "non-forking": dict(HOOKYARD_WORKER_FORK="0"),
+    "threaded": dict(HOOKYARD_WORKER_THREADS="3"),
+}
+modes = pytest.mark.parametrize("mode", list(MODES.values()), ids=list(MODES))
 
 
-def test_a_worker_killed_mid_action_leaves_no_run_running(setup, api, recorder, start_worker):
+@modes
+def test_a_worker_killed_mid_action_leaves_no_run_running(setup, api, recorder, start_worker, mode):
     setup.rule(setup.integration())
     recorder.holds["ada@example.com"] = 30  # the first call is still in flight when the worker dies
-    first = start_worker(**SHORT_LEASES)
+    first = start_worker(**SHORT_LEASES, **mode)
     event = setup.emit(purchase())
     wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
     kill_tree(first.pid)  # the worker and the job it forked, as a lost machine would
@@ -63,10 +71,13 @@ def test_a_long_action_keeps_its_lease_and_is_never_taken_over(setup, api, recor
     assert len(recorder.calls_for("ada@example.com")) == 1
 
 
-def test_a_hung_attempt_is_given_up_at_its_job_timeout(setup, api, recorder, start_worker):
+@modes
+def test_a_hung_attempt_is_given_up_at_its_job_timeout(setup, api, recorder, start_worker, mode):
     setup.rule(setup.integration())
     recorder.holds["ada@example.com"] = 30
-    hung = start_worker(**FAST_SWEEPS)  # the job timeout (1 s) ends the attempt; RQ kills the job
+    # The job timeout (1 s) ends the attempt; RQ kills the job. In a thread, the attempt ends when its call does (the
+    # recorder action's 5 s timeout); the sweeper gives it up at the job timeout all the same.
+    hung = start_worker(**FAST_SWEEPS, **mode)
     event = setup.emit(purchase())
     [run] = wait_status(api, event["id"])
     assert run["status"] == "succeeded" and run["attempts"] >= 2
@@ -89,9 +100,10 @@ def test_runs_accepted_while_redis_was_unreachable_are_enqueued_by_the_sweeper(
     assert (run["status"], run["attempts"]) == ("succeeded", 1)
 
 
-def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(start_worker):
+@modes
+def test_a_worker_asked_to_stop_stops_even_though_it_outlives_redis_outages(start_worker, mode):
     """The worker starts itself again after losing Redis, but never after SIGTERM (a deploy, Ctrl-C)."""
-    worker = start_worker()
+    worker = start_worker(**mode)
     worker.terminate()
     # 0 after RQ's warm shutdown; -SIGTERM if the signal came before RQ installed its handlers.
     assert worker.wait(timeout=20) in (0, -signal.SIGTERM)
@@ -145,14 +157,14 @@ def test_a_stop_signal_during_a_sweep_stops_the_worker_without_a_traceback(runti
     assert "sweep failed" not in caplog.text
 
 
-@pytest.mark.parametrize("fork", ["1", "0"], ids=["forking", "non-forking"])
-def test_a_worker_stopped_mid_action_hands_the_run_back_within_its_grace(setup, api, recorder, start_worker, fork):
+@modes
+def test_a_worker_stopped_mid_action_hands_the_run_back_within_its_grace(setup, api, recorder, start_worker, mode):
     """A deploy: SIGTERM to every process of the worker (its forked job too, as a platform signals a whole dyno), and
     SIGKILL 30 s later. The job gets HOOKYARD_WORKER_STOP_TIMEOUT to end; this one does not, so its run goes back to
     the queue (not left running, not counted as an attempt) and the worker exits well before the SIGKILL."""
     setup.rule(setup.integration())
     recorder.holds["ada@example.com"] = 4  # in flight longer than the grace, under the action's 5 s timeout
-    worker = start_worker(HOOKYARD_WORKER_FORK=fork, HOOKYARD_WORKER_STOP_TIMEOUT="1")
+    worker = start_worker(**mode, HOOKYARD_WORKER_STOP_TIMEOUT="1")
     event = setup.emit(purchase())
     wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
     os.killpg(worker.pid, signal.SIGTERM)
@@ -162,7 +174,7 @@ def test_a_worker_stopped_mid_action_hands_the_run_back_within_its_grace(setup, 
     assert (run["status"], run["attempts"]) == ("queued", 0)
     assert "handed back: the worker was stopping" in api.get(f"/api/v1/logs/{run['id']}").json["reason"]
 
-    start_worker(HOOKYARD_WORKER_FORK=fork)  # the next worker takes it from the queue, with no sweep needed
+    start_worker(**mode)  # the next worker takes it from the queue, with no sweep needed
     [run] = wait_status(api, event["id"])
     assert (run["status"], run["attempts"]) == ("succeeded", 1)
     assert len(recorder.calls_for("ada@example.com")) == 2  # the interrupted call went out: at least once

@@ -574,12 +574,25 @@ def db_upgrade(revision):
     help="Run each job in the worker itself (the default: no per-job fork, warm caches and connections) or in a "
     "forked child (isolation from a plugin that leaks or crashes the interpreter, at about a fifth of the rate).",
 )
-def worker(burst, fork):
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 32),
+    # Read here rather than in Settings, like --fork: only this command has a use for it.
+    default=lambda: os.environ.get("HOOKYARD_WORKER_THREADS", "1"),
+    show_default="1, or HOOKYARD_WORKER_THREADS",
+    help="Workers in this process, one per thread, without --fork: while one job waits on a slow remote the others "
+    "run theirs (docs/operators.md).",
+)
+def worker(burst, fork, threads):
     """Run the job worker (with the scheduler for delayed triggers and retries)."""
     from sqlalchemy.orm import configure_mappers
 
     from . import logformat, runtime, startup
     from .worker import work
+    from .worker_threads import work_in_threads
+
+    if fork and threads > 1:
+        raise click.UsageError("--threads runs the jobs in this process: it cannot be combined with --fork")
 
     # JSON lines on stdout by default (RQ's loggers too: they log through the root logger once it has a handler).
     logformat.configure(sys.stdout, logformat.chosen())
@@ -595,7 +608,10 @@ def worker(burst, fork):
     configure_mappers()
     rt.db.dispose()  # with --fork, no pooled connection may cross the fork into a job
     # RQ runs its maintenance, and with it our sweep, first thing: what a dead worker left is recovered.
-    work(rt, fork, burst)
+    if threads > 1:
+        work_in_threads(rt, threads, burst)
+    else:
+        work(rt, fork, burst)
 
 
 @main.group()

@@ -246,6 +246,7 @@ CORE_VARIABLES = frozenset(
         "HOOKYARD_WEB_TIMEOUT",
         "HOOKYARD_WORKER_FORK",
         "HOOKYARD_WORKER_STOP_TIMEOUT",
+        "HOOKYARD_WORKER_THREADS",
         "PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's, set by hookyard.gunicorn_conf for GET /metrics
     }
 )

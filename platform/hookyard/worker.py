@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 
 from rq.exceptions import ShutDownImminentException, StopRequested
@@ -80,15 +81,27 @@ class NonForkingWorker(Sweeping, SimpleWorker):
             signal.alarm(self.imminent_shutdown_delay)
 
 
+class Interrupted(ShutDownImminentException):
+    """The worker is stopping and its job outlasted its grace: the run goes back to the queue (hookyard.jobs). Built
+    with no argument, so that it can also be raised in another thread (hookyard.worker_threads), where
+    PyThreadState_SetAsyncExc takes a class."""
+
+    def __init__(
+        self, msg="the worker is stopping and the job outlasted HOOKYARD_WORKER_STOP_TIMEOUT", extra_info=None
+    ):
+        super().__init__(msg, extra_info or {})
+
+
 def _interrupt_job(signum, frame):
-    raise ShutDownImminentException("the worker is stopping and the job outlasted HOOKYARD_WORKER_STOP_TIMEOUT", {})
+    raise Interrupted()
 
 
-def make_worker(rt: Runtime, fork: bool):
+def make_worker(rt: Runtime, fork: bool, worker_class=None):
     """Forking isolates each job in a child; not forking runs several times faster (warm caches and
-    connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL."""
+    connections). Both serve the shard queues round robin and sweep every HOOKYARD_SWEEP_INTERVAL.
+    ``worker_class`` is another worker's class (hookyard.worker_threads) set up the same way."""
     interval = rt.settings.sweep_interval
-    worker = (ForkingWorker if fork else NonForkingWorker)(
+    worker = (worker_class or (ForkingWorker if fork else NonForkingWorker))(
         shard_queues(rt),
         connection=rt.redis,
         serializer=JSONSerializer,
@@ -118,16 +131,20 @@ def work(rt: Runtime, fork: bool, burst: bool = False) -> None:
             plugin_set.withdraw()
             return
         log.error("the worker stopped after an error (see above); waiting for Redis, then starting a new one")
-        _wait_for_redis(rt)
+        wait_for_redis(rt)
 
 
-def _wait_for_redis(rt: Runtime, first_wait: float = 0.5, longest_wait: float = 10.0) -> None:
+def wait_for_redis(
+    rt: Runtime, first_wait: float = 0.5, longest_wait: float = 10.0, stopping: threading.Event | None = None
+) -> None:
+    """Returns once Redis answers, or once ``stopping`` is set (hookyard.worker_threads)."""
+    stopping = stopping or threading.Event()
     wait = first_wait
-    while True:
+    while not stopping.is_set():
         try:
             rt.redis.ping()
             return
         except REDIS_ERRORS as exc:
             log.warning("Redis is unreachable (%s); trying again in %.1f s", exc.__class__.__name__, wait)
-            time.sleep(wait)  # nothing to wait on but time: Redis itself is what is missing
+            stopping.wait(wait)  # nothing to wait on but time (or a stop): Redis itself is what is missing
             wait = min(wait * 2, longest_wait)
