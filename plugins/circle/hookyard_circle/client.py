@@ -1,12 +1,15 @@
 """A small client for Circle's Admin API v2: one requests.Session, paced and counted calls, and
-replies parsed defensively (Circle's success and error bodies are not uniform)."""
+replies parsed defensively (Circle's success and error bodies are not uniform). Connections to Circle are kept
+alive between runs, one pool per thread."""
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from hookyard import count_calls
 
@@ -80,9 +83,25 @@ class Reply:
         return None
 
 
+_local = threading.local()
+
+
+def _connections() -> HTTPAdapter:
+    """This thread's pool of connections to Circle, kept from one run to the next: a new Session per connection's
+    client, but not a new TCP connection and TLS handshake per call. Per thread, because a worker's threads and a web
+    process's run clients at once (hookyard.worker_threads); only the TCP and TLS session is shared, never a header:
+    each Session sends its own connection's key."""
+    adapter = getattr(_local, "adapter", None)
+    if adapter is None:
+        adapter = _local.adapter = HTTPAdapter()
+    return adapter
+
+
 class Circle:
     def __init__(self, api_key: str, scheme: str = "Bearer", pace=None):
         self.session = requests.Session()
+        for prefix in ("https://", "http://"):
+            self.session.mount(prefix, _connections())
         self.session.headers.update({"Authorization": f"{scheme} {api_key}", "Accept": "application/json"})
         self.pace = pace
         self.calls = 0
