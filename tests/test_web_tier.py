@@ -91,7 +91,9 @@ def test_a_slow_remote_holds_one_thread_while_health_and_other_stores_answer(
     assert still_waiting, "the fast requests should have been answered while store A's still waited on Circle"
     assert [r.status_code for r, _ in clicks] == [202, 202] and clicks[0][0].json()["id"] == clicks[1][0].json()["id"]
     took = [health_took, list_took, create_took, *(t for _, t in clicks)]
-    assert max(took) < delay / 3, took
+    # Each answered before the slow remote could have answered anything: none waited behind store A's calls
+    # (a third of the delay flaked once on a loaded CI machine, a refresh click taking 1.04 s).
+    assert max(took) < delay, took
     assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
 
 
