@@ -79,13 +79,14 @@ class ThreadWorker(Sweeping, SimpleWorker):
                     self._interrupt.cancel()
                     self._interrupt = None
 
-    def stop(self, grace: float) -> None:
-        """A warm stop, from the main thread: no new job, and the current one gets ``grace`` seconds to end before it
-        is interrupted and hands its run back to the queue (hookyard.jobs.run_rule)."""
+    def stop(self) -> None:
+        """A warm stop, from the main thread: no new job, and the current one gets ``imminent_shutdown_delay`` seconds
+        (HOOKYARD_WORKER_STOP_TIMEOUT, set by make_worker) to end before it is interrupted and hands its run back to
+        the queue (hookyard.jobs.run_rule)."""
         self._shutdown_requested_date = now()
         self._stop_requested = True
         with self._job_lock:
-            self._stop_by = time.monotonic() + grace
+            self._stop_by = time.monotonic() + self.imminent_shutdown_delay
             self._arm()
 
     def _arm(self) -> None:
@@ -160,7 +161,7 @@ class ThreadedWorkers:
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
-            worker.stop(self.rt.settings.worker_stop_timeout)
+            worker.stop()
 
 
 def work_in_threads(rt: Runtime, count: int, burst: bool = False) -> None:
