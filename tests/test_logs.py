@@ -175,3 +175,37 @@ def test_every_failed_entry_matching_a_filter_is_retried_and_nothing_else(setup,
     assert statuses == {"ada@example.com": "succeeded", "bob@example.com": "queued", "cy@example.com": "queued"}
     assert other.get("/api/v1/logs").json[0]["status"] == "failed"  # another store's entries are untouched
     assert other.post(f"/api/v1/logs/{ids['bob@example.com']}/retry").status_code == 404
+
+
+def test_entries_say_why_they_exist_and_the_log_filters_on_it(setup, api, runtime, in_process):
+    """origin: event for what an event made run; a backfill's and a test's entries are told apart, and a test of
+    the trigger's example (no stored event) shows the payload it ran with."""
+    from sqlalchemy import update
+
+    setup.rule(setup.integration())
+    setup.emit(purchase(email="ada@example.com"))
+    setup.emit(purchase(email="bob@example.com"))
+    run_all_queued(runtime)
+    with runtime.db.session() as s:
+        bob = s.scalar(select(Run).where(Run.email == "bob@example.com"))
+        s.execute(update(Run).where(Run.id == bob.id).values(origin="backfill", task_id=7))
+        example = Run(**{c: getattr(bob, c) for c in ("marketplace_id", "rule_id", "trigger", "app", "action")})
+        example.origin, example.event_id, example.email, example.log_seq = "test", None, "cy@example.com", 10**6
+        example.status, example.job_id = "succeeded", "run-test-x-1"
+        example.ran = {"action_label": "Record", "payload": {"customer": {"email": "cy@example.com"}}}
+        s.add(example)
+        s.commit()
+        example_id = example.id
+
+    def entries(query):
+        r = api.get("/api/v1/logs" + query)
+        assert r.status_code == 200, r.json
+        return [(e["email"], e["origin"], e["task_id"]) for e in r.json]
+
+    assert entries("?origin=event") == [("ada@example.com", "event", None)]
+    assert entries("?origin=backfill") == [("bob@example.com", "backfill", 7)]
+    assert entries("?origin=test") == [("cy@example.com", "test", None)]
+    refused = api.get("/api/v1/logs?origin=replay")
+    assert refused.status_code == 422 and "origin" in str(refused.json)
+    detail = api.get(f"/api/v1/logs/{example_id}").json
+    assert detail["event_id"] is None and detail["payload"] == {"customer": {"email": "cy@example.com"}}

@@ -37,14 +37,14 @@ def plugin(name: str, **attributes) -> ModuleType:
 
 
 def test_this_core_declares_its_hook_api_and_every_first_party_plugin_a_range_it_is_in(plugin_site):
-    assert HOOK_API_VERSION == "1.1"
+    assert HOOK_API_VERSION == "1.2"
     declared = {p.name: p.hook_api for p in load_registry(disabled=set()).plugins()}
-    # Circle reports each call's status (count_calls(status=)), the Webhook app generates its secret
-    # (Secret(generate=)): both added in hook API 1.1, so both need it.
+    # Circle's and the Webhook app's actions declare how they dry-run, SamCart's triggers carry an example payload:
+    # added in hook API 1.2, so they need it.
     assert {name: declared[name] for name in ("circle", "samcart", "webhook", "web", "hello")} == {
-        "circle": ">=1.1,<2",
-        "samcart": ">=1.1,<2",
-        "webhook": ">=1.1,<2",
+        "circle": ">=1.2,<2",
+        "samcart": ">=1.2,<2",
+        "webhook": ">=1.2,<2",
         "web": ">=1.0,<2",
         "hello": ">=1.0,<2",
     }
@@ -57,12 +57,12 @@ def test_a_plugin_whose_range_holds_this_hook_api_loads(declared):
     assert next(p for p in registry.plugins() if p.name == "fits").hook_api == declared
 
 
-@pytest.mark.parametrize("declared", [">=2.0,<3", "<1.1", "==1.0"])
+@pytest.mark.parametrize("declared", [">=2.0,<3", "<1.2", "==1.0"])
 def test_a_plugin_made_for_another_hook_api_is_refused_naming_it(declared):
     with pytest.raises(PluginError) as refused:
         load_registry(disabled=set(), extra=[plugin("later", HOOKYARD_API=declared)])
     assert str(refused.value).startswith(
-        f"plugin 'later' works with hook API {declared}, but this Hookyard (0.1.0) provides hook API 1.1: "
+        f"plugin 'later' works with hook API {declared}, but this Hookyard (0.1.0) provides hook API 1.2: "
     )
 
 
@@ -113,7 +113,7 @@ def test_a_plugin_for_another_hook_api_stops_the_cli_with_one_line_naming_it(bro
     assert result.returncode == 1
     assert result.stderr == (
         "Error: plugin 'future' (hookyard-future 0.3.0) works with hook API >=2.0,<3, but this Hookyard (0.1.0) "
-        "provides hook API 1.1: install a release of hookyard-future made for hook API 1.1, or set "
+        "provides hook API 1.2: install a release of hookyard-future made for hook API 1.2, or set "
         "HOOKYARD_DISABLED_PLUGINS=broken,future to start without it\n"
     )
 

@@ -89,7 +89,7 @@ def test_plugins_endpoint_lists_version_hooks_triggers_and_apps(api):
         "settings": [],
         "hook_api": None,
     }
-    assert plugins["samcart"]["hook_api"] == ">=1.1,<2"
+    assert plugins["samcart"]["hook_api"] == ">=1.2,<2"
 
 
 def test_plugins_cli_lists_the_same(plugin_site):

@@ -15,7 +15,7 @@ import pluggy
 # package's: the major number changes only when something here changes incompatibly, the minor when something is
 # added. A plugin declares the range it works with as ``HOOKYARD_API = ">=1.0,<2"`` in its entry point's module,
 # and one outside it is refused at load (hookyard.plugins), naming the plugin.
-HOOK_API_VERSION = "1.1"
+HOOK_API_VERSION = "1.2"
 
 hookspec = pluggy.HookspecMarker("hookyard")
 

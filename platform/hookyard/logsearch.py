@@ -8,10 +8,10 @@ from marshmallow import fields, validate
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import RUN_STATES, Event, Integration, Product, Rule, Run
+from .models import RUN_ORIGINS, RUN_STATES, Event, Integration, Product, Rule, Run
 from .schema_policy import BaseSchema, id_field
 
-FILTERS = ("status", "trigger", "action", "product_id", "integration_id")
+FILTERS = ("status", "origin", "trigger", "action", "product_id", "integration_id")
 
 
 class LogQuerySchema(BaseSchema):
@@ -19,6 +19,10 @@ class LogQuerySchema(BaseSchema):
 
     q = fields.String(metadata={"description": "Search email, product (id or name), trigger, action and reason."})
     status = fields.String(validate=validate.OneOf(RUN_STATES))
+    origin = fields.String(
+        validate=validate.OneOf(RUN_ORIGINS),
+        metadata={"description": "Why the entries exist: " + " | ".join(RUN_ORIGINS) + "."},
+    )
     trigger = fields.String()
     action = fields.String()
     product_id = id_field()
@@ -60,7 +64,9 @@ def detail(session: Session, run: Run) -> dict:
     """What a log entry's detail view shows besides the run: the trigger payload, the rule's current parameters
     (None once it is deleted) and which of the objects it names are gone. Every row is read within the entry's
     own store: an id that names another store's row reads as deleted."""
-    event = session.get(Event, run.event_id)
+    event = session.get(Event, run.event_id) if run.event_id is not None else None
+    if event is not None and event.marketplace_id != run.marketplace_id:
+        event = None  # never another store's payload, whatever the id names
     current = {
         "rule": _own(session, Rule, run.rule_id, run),
         "integration": _own(session, Integration, run.integration_id, run),
@@ -69,7 +75,8 @@ def detail(session: Session, run: Run) -> dict:
     rule = current["rule"]
     return {
         "history": run.history or [],
-        "payload": event.payload,
+        # A test of a trigger's example names no stored event: its run kept the payload it ran with.
+        "payload": event.payload if event is not None else (run.ran or {}).get("payload") or {},
         "params": rule.params if rule else None,
         "deleted": [name for name, row in current.items() if row is None and getattr(run, f"{name}_id")],
         "current": current,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -168,6 +169,8 @@ class Event(Base):
         UniqueConstraint("marketplace_id", "dedupe_key", name="uq_event_dedupe_key"),
         # For "cancelled_by": did this email act on this product within a time window?
         Index("ix_events_subject", "marketplace_id", "email", "trigger", "product_id", "occurred_at"),
+        # For a backfill's candidates and a reconciliation's state: a store's events of a trigger, in time order.
+        Index("ix_events_trigger_time", "marketplace_id", "trigger", "occurred_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
@@ -189,6 +192,11 @@ class Event(Base):
 
 RUN_STATES = ("queued", "running", "succeeded", "skipped", "failed")
 FINAL_STATES = ("succeeded", "skipped", "failed")
+# Why a run exists: an event matched its rule (event), someone tested the rule (test), the rule was applied to past
+# events (backfill), or a reconciliation report's fix (reconcile). Only event and backfill runs are one per
+# (event, rule): a test or a fix may run a rule again for an event it already ran for.
+RUN_ORIGINS = ("event", "test", "backfill", "reconcile")
+ONCE_PER_EVENT_ORIGINS = ("event", "backfill")
 
 
 class Run(Base):
@@ -196,13 +204,26 @@ class Run(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        UniqueConstraint("event_id", "rule_id", name="uq_run_event_rule"),
+        # One event or backfill run per (event, rule), whoever creates it and however often; tests and fixes apart.
+        Index(
+            "uq_run_event_rule",
+            "event_id",
+            "rule_id",
+            unique=True,
+            sqlite_where=text("origin IN ('event', 'backfill')"),
+            postgresql_where=text("origin IN ('event', 'backfill')"),
+        ),
         Index("ix_runs_log_seq", "marketplace_id", "log_seq"),
+        Index("ix_runs_task", "task_id", "status"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    # NULL only for a test run of a trigger's example payload, which no stored event holds (the payload is in ran).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True, nullable=True)
     rule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    origin: Mapped[str] = mapped_column(String(16), default="event", server_default="event")
+    # The task (a backfill, a reconciliation's fix) that created the run, so cancelling it can skip what is queued.
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     log_seq: Mapped[int] = mapped_column(BigInteger)
     trigger: Mapped[str] = mapped_column(String(200))
     app: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -270,6 +291,8 @@ class Task(Base):
     total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # unknown until the work says
     message: Mapped[str] = mapped_column(Text, default="")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the work was asked to do, e.g. a backfill's {"since", "until"}; None for kinds that need nothing more.
+    params: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when a worker claims it; the attempt is identified by it (the sweep gives up a dead one by this value).
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -338,3 +361,41 @@ class AppUsage(Base):
     scope: Mapped[str] = mapped_column(String(200))
     period: Mapped[str] = mapped_column(String(7))
     calls: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RuleLedger(Base):
+    """The (rule, event) pairs a rule already ran for, kept when the log cap trims their runs (hookyard.logcap), so a
+    backfill never runs a rule twice for one event however old. An event is named by its dedupe key when it has one
+    (the same order read again from the store's API is the same event, even after the first copy was pruned), else
+    by "id:<event id>" (ids are never reused)."""
+
+    __tablename__ = "rule_ledger"
+    __table_args__ = (UniqueConstraint("rule_id", "event_key", name="uq_rule_ledger"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[int] = mapped_column(Integer)
+    event_key: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RECONCILE_STATES = ("running", "ready", "failed", "cancelled")
+
+
+class ReconcileReport(Base):
+    """One comparison of who should have access in an integration's remote (by the rules that govern it and the
+    store's state) with who has it there (hookyard.reconcile): the differences, each with a reason, and for each
+    difference that was fixed, the run that fixed it."""
+
+    __tablename__ = "reconcile_reports"
+    __table_args__ = (Index("ix_reconcile_reports_integration", "marketplace_id", "integration_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marketplace_id: Mapped[int] = mapped_column(ForeignKey("marketplaces.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(Integer)  # plain: a report outlives its integration, like runs
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # counts, what was read, how far back the state goes
+    differences: Mapped[list] = mapped_column(JSON, default=list)
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # remote calls the comparison made (against the quota)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

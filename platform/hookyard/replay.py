@@ -7,7 +7,7 @@ where the replay began, and gets a fresh retry budget.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import Select, update
 from sqlalchemy.orm import Session
 
 from . import logcap, logsearch
@@ -23,10 +23,13 @@ class NotReplayable(Exception):
 
 
 def replay(rt: Runtime, session: Session, run: Run, by: str) -> Run:
+    if run.origin == "test":
+        # Its email and sample were the tester's choice, not the event's: run the test again from the rule instead.
+        raise NotReplayable("A rule test is not retried from the log; test the rule again from its page.")
     # Claimed atomically, so two clicks (or a click and a bulk retry) queue it once.
     taken = session.execute(
         update(Run)
-        .where(Run.id == run.id, Run.status == "failed")
+        .where(Run.id == run.id, Run.status == "failed", Run.origin != "test")
         .values(status="queued")
         .execution_options(synchronize_session=False)
     )
@@ -48,11 +51,15 @@ def replay(rt: Runtime, session: Session, run: Run, by: str) -> Run:
     return run
 
 
+def replayable(marketplace_id: int, filters: dict) -> Select:
+    """The failed entries matching a log filter that a retry would queue again (not rule tests)."""
+    return logsearch.search(marketplace_id, {**filters, "status": "failed"}).where(Run.origin != "test")
+
+
 def replay_matching(rt: Runtime, session: Session, marketplace_id: int, filters: dict, by: str) -> list[int]:
     """Replays the failed entries matching a log filter, oldest first, up to MAX_BULK per call."""
-    query = logsearch.search(marketplace_id, {**filters, "status": "failed"}).order_by(Run.log_seq)
     replayed = []
-    for run in session.scalars(query.limit(MAX_BULK)).all():
+    for run in session.scalars(replayable(marketplace_id, filters).order_by(Run.log_seq).limit(MAX_BULK)).all():
         try:
             replay(rt, session, run, by)
         except NotReplayable:

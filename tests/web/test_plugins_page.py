@@ -30,7 +30,7 @@ def test_an_owner_sees_every_plugin_and_what_it_provides(owner_page, api, monkey
     webhook = page.locator("section", has=page.get_by_role("heading", name="webhook 0.1.0"))
     expect(webhook.locator("dd").first).to_have_text("Webhook")  # the app, by its name
     expect(webhook).to_contain_text("hookyard webhook")
-    expect(webhook).to_contain_text(">=1.1,<2")  # the hook API range it declares
+    expect(webhook).to_contain_text(">=1.2,<2")  # the hook API range it declares
     row = webhook.get_by_role("row", name="WEBHOOK_TIMEOUT")
     expect(row.get_by_role("cell")).to_have_text(
         ["WEBHOOK_TIMEOUT", "float", "10.0", "Seconds to wait for the receiver's answer. Worker."]

@@ -23,7 +23,14 @@ from .forms import flat_errors
 from .labels import action_label, describe_params, marketplace_integrations, trigger_label
 
 PAGE_SIZE = 25
-FILTER_NAMES = ("q", "status", "trigger", "action", "product_id", "integration_id")
+FILTER_NAMES = ("q", "status", "origin", "trigger", "action", "product_id", "integration_id")
+# Why an entry exists, for people (the log's Origin filter and the mark beside an entry that is not an event's).
+ORIGIN_LABELS = {
+    "event": "From events",
+    "test": "Rule tests",
+    "backfill": "Backfills",
+    "reconcile": "Reconciliation fixes",
+}
 
 
 def _filters(args) -> tuple[dict, dict, dict]:
@@ -68,6 +75,7 @@ def logs():
         pages=pages,
         choices=_choices(),
         statuses=RUN_STATES,
+        origins=ORIGIN_LABELS,
         cap=rt().settings.log_cap,
         paging={k: v for k, v in shown.items() if v},
         retry_args={k: v for k, v in shown.items() if v and k != "status"},
@@ -144,7 +152,7 @@ def retry_matching():
         flash("Fix the search before retrying: " + "; ".join(errors.values()), "error")
         return redirect(url_for("web.logs", **{k: v for k, v in shown.items() if v}))
     if request.method == "GET":
-        failed = logsearch.search(marketplace_id(), {**filters, "status": "failed"})
+        failed = replay.replayable(marketplace_id(), filters)
         count = db().scalar(select(func.count()).select_from(failed.subquery()))
         kept = {k: v for k, v in shown.items() if v and k != "status"}
         return render_template(
@@ -166,6 +174,7 @@ def retry_matching():
 
 FILTER_LABELS = {
     "q": "Search",
+    "origin": "Origin",
     "trigger": "Trigger",
     "action": "Action",
     "product_id": "Product",
@@ -179,6 +188,7 @@ def _described(shown: dict) -> list[tuple[str, str]]:
     """The search as the confirmation shows it: each filter by its label, and choices by name rather than id."""
     choices = _choices()
     names = {
+        "origin": ORIGIN_LABELS,
         "trigger": dict(choices["triggers"]),
         "action": dict(choices["actions"]),
         "product_id": {str(p.id): p.name or p.external_id for p in choices["products"]},

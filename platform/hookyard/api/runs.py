@@ -45,7 +45,19 @@ class AttemptSchema(BaseSchema):
 
 class LogEntrySchema(BaseSchema):
     id = fields.Integer()
-    event_id = fields.Integer()
+    event_id = fields.Integer(
+        allow_none=True, metadata={"description": "Null only for a test of the trigger's example payload."}
+    )
+    origin = fields.String(
+        metadata={
+            "description": "Why the entry exists: event (an event matched the rule), test (a live rule test), "
+            "backfill (the rule applied to past events), reconcile (a reconciliation report's fix)."
+        }
+    )
+    task_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "The task (GET /api/v1/tasks/{id}) of the backfill or fix that made the entry."},
+    )
     rule_id = fields.Integer(allow_none=True)
     trigger = fields.String()
     app = fields.String(allow_none=True)
