@@ -4,7 +4,7 @@ minutes on a 2-core machine), `make bench-quick` a subset with fewer, shorter ru
 
     .venv/bin/python bench/run.py [--quick] [--only intake,end_to_end,...] [--postgres URL]
 
-Scenarios: intake, end_to_end (with memory), latency, rules, burst, log_cost, intake_postgres (only when a
+Scenarios: intake, end_to_end (with memory), latency, rules, burst, log_cost, queue_floor, intake_postgres (only when a
 PostgreSQL URL is given: --postgres or HOOKYARD_BENCH_POSTGRES_URL).
 """
 
@@ -21,6 +21,7 @@ import end_to_end
 import intake
 import latency
 import log_cost
+import queue_floor
 import report
 import rule_count
 from procs import stop_on_signals
@@ -32,6 +33,7 @@ SCENARIOS = {
     "rules": rule_count,
     "burst": burst,
     "log_cost": log_cost,
+    "queue_floor": queue_floor,
     "intake_postgres": intake,
 }
 QUICK = ("intake", "end_to_end", "latency")
@@ -55,6 +57,7 @@ def scenario_options(name: str, quick: bool, postgres: str | None) -> SimpleName
         connections=16,
         big=100_000,
         total=None,
+        jobs=None,
         postgres_only=name == "intake_postgres",
     )
     SCENARIOS[name].apply_defaults(opts)

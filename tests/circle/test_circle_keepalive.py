@@ -48,3 +48,54 @@ def test_each_thread_has_connections_of_its_own(server):
     other.start()
     other.join()
     assert len({port for port, _ in server}) == 2
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    """A forward proxy on loopback: it records the absolute URL of each request it is sent and answers it itself."""
+    from hookyard_circle import client
+
+    asked = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            asked.append((self.path, self.headers.get("Authorization")))
+            body = b'{"records": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CIRCLE_API_BASE_URL", "http://circle.example.test/api/admin/v2")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{httpd.server_address[1]}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    client._environment.cache_clear()  # read once per process: this test changes the environment under it
+    yield asked
+    client._environment.cache_clear()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_environments_proxy_is_used_though_it_is_read_once_per_process(proxy, monkeypatch):
+    import requests
+
+    from hookyard_circle import client
+
+    assert Circle("key-one").request("GET", "/spaces").status == 200
+    assert Circle("key-two").request("GET", "/spaces").status == 200
+    assert proxy == [
+        ("http://circle.example.test/api/admin/v2/spaces", "Bearer key-one"),
+        ("http://circle.example.test/api/admin/v2/spaces", "Bearer key-two"),
+    ]
+    monkeypatch.setenv("NO_PROXY", "circle.example.test")
+    client._environment.cache_clear()
+    with pytest.raises(requests.ConnectionError):  # straight to a host that does not exist, not through the proxy
+        Circle("key-one").request("GET", "/spaces", timeouts=(2, 2))
+    assert len(proxy) == 2

@@ -4,6 +4,8 @@ alive between runs, one pool per thread."""
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -97,13 +99,62 @@ def _connections() -> HTTPAdapter:
     return adapter
 
 
+# What Circle answers each write it accepts (circle-api.md §3), for a dry-run to hand the action in its place: the
+# action's own success path then runs to its end, so the test shows every call a real run would make. None of these
+# messages says "already", which would send an action down its "already a member" path.
+_DRY_RUN_REPLIES = {
+    ("POST", "/community_members"): (201, "This user has been invited to the community."),
+    ("DELETE", "/community_members/"): (200, "The community member has been removed from the community."),
+    ("POST", "/space_members"): (200, "User added to space"),
+    ("DELETE", "/space_members"): (200, "Member removed from space"),
+    ("POST", "/space_group_members"): (200, "User has been added to the space group."),
+    ("DELETE", "/space_group_members"): (200, "User removed from the space group and its spaces"),
+    ("POST", "/event_attendees"): (200, "RSVP'd to the event."),
+    ("DELETE", "/event_attendees"): (200, "Un-RSVP successful from the event"),
+    ("POST", "/tagged_members"): (201, "Person tagged successfully!"),
+    ("DELETE", "/tagged_members"): (200, "Tag has been removed"),
+}
+
+
+def dry_run_reply(method: str, path: str) -> Reply:
+    """The synthetic success a dry-run answers a write with (it was not sent)."""
+    for (verb, prefix), (status, message) in _DRY_RUN_REPLIES.items():
+        if method == verb and (path == prefix or (prefix.endswith("/") and path.startswith(prefix))):
+            return Reply(status, {"message": message, "dry_run": True}, None)
+    return Reply(200, {"message": "Not sent (dry run).", "dry_run": True}, None)
+
+
+def _not_reported(method, url, **details) -> None:
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(url: str) -> tuple[dict, str | bool]:
+    """(proxies, verify) that requests would read from the environment for ``url`` on every call: HTTPS_PROXY /
+    NO_PROXY and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, read once per process instead (a process's environment is set
+    when it starts). Reading them per call was a tenth of a worker's CPU per run: requests walks os.environ twice."""
+    proxies = requests.utils.get_environ_proxies(url)
+    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return proxies, verify
+
+
 class Circle:
-    def __init__(self, api_key: str, scheme: str = "Bearer", pace=None):
+    """``report`` (a RunContext.report_call) hears of every call; with ``dry_run`` only reads (GET) are sent, and each
+    write is reported unsent and answered with the success Circle would give (``dry_run_reply``). This is the one
+    place a dry-run is decided, so no action can send a write by mistake. Reports never carry the key: no headers."""
+
+    def __init__(self, api_key: str, scheme: str = "Bearer", pace=None, *, report=None, dry_run: bool = False):
         self.session = requests.Session()
         for prefix in ("https://", "http://"):
             self.session.mount(prefix, _connections())
         self.session.headers.update({"Authorization": f"{scheme} {api_key}", "Accept": "application/json"})
+        # The environment's proxies and CA bundle, as requests would apply them, without reading it on each call.
+        self.session.trust_env = False
+        proxies, self.session.verify = _environment(base_url())
+        self.session.proxies.update(proxies)
         self.pace = pace
+        self.report = report or _not_reported
+        self.dry_run = dry_run
         self.calls = 0
 
     def request(
@@ -111,12 +162,23 @@ class Circle:
     ) -> Reply:
         """One call; transport failures (timeouts, refused or dropped connections) raise requests' errors.
         ``timeouts`` (connect, read) replaces the worker's defaults, e.g. for what is left of a verify's budget."""
+        method = method.upper()
+        if self.dry_run and method != "GET":
+            # Not paced nor counted: nothing goes out.
+            self.report(method, base_url() + path, query=params, body=json, status=None, sent=False)
+            return dry_run_reply(method, path)
         if self.pace is not None:
             self.pace("circle", *rate_limit())
         self.calls += 1
-        response = self.session.request(
-            method, base_url() + path, params=params, json=json, timeout=timeouts or timeout()
-        )
+        try:
+            response = self.session.request(
+                method, base_url() + path, params=params, json=json, timeout=timeouts or timeout()
+            )
+        except requests.RequestException:
+            # Made, but unanswered (it may have reached Circle): reported with no status.
+            self.report(method, base_url() + path, query=params, body=json, status=None, sent=True)
+            raise
+        self.report(method, base_url() + path, query=params, body=json, status=response.status_code, sent=True)
         try:
             body = response.json()
         except ValueError:
