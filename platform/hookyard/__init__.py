@@ -9,14 +9,17 @@ Plugin authors need only what this module exports::
 import pluggy
 
 from .contract import (
+    Access,
     Action,
     App,
     Cancelled,
     ConnectionFailed,
     Deferred,
+    Holders,
     Inbound,
     InboundContext,
     InboundEvent,
+    Members,
     Outcome,
     Rejected,
     RunContext,
@@ -35,15 +38,18 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("hookyard")
 
 __all__ = [
+    "Access",
     "Action",
     "App",
     "Cancelled",
     "ConnectionFailed",
     "Deferred",
     "HOOK_API_VERSION",
+    "Holders",
     "Inbound",
     "InboundContext",
     "InboundEvent",
+    "Members",
     "Option",
     "Outcome",
     "PluginSettings",

@@ -614,6 +614,238 @@ def worker(burst, fork, threads):
         work(rt, fork, burst)
 
 
+@main.group("rules")
+def rules_group():
+    """Rules: test one on a sample event."""
+
+
+@rules_group.command("test")
+@click.argument("rule_id", type=int)
+@click.option("--live", is_flag=True, help="Run it for real, for --email (logged as a test). Default: a dry-run.")
+@click.option("--email", help="The customer to run for: required with --live; replaces the sample's customer.email.")
+@click.option(
+    "--event", "event_id", type=int, help="A stored event of the rule's store and trigger (default: the example)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (as POST /api/v1/rules/{id}/test).")
+def rules_test(rule_id, live, email, event_id, as_json):
+    """Test a rule on a sample event: a dry-run lists the calls it would make (reads made, writes not sent, nothing
+    stored); --live makes them for one email and logs the test."""
+    from marshmallow import ValidationError
+
+    from . import ruletest
+    from .models import Rule
+
+    rt = instance_runtime()
+    if not rt.settings.redis_url:  # the connection's pacing budget is shared through Redis, with the workers
+        raise click.ClickException("REDIS_URL is not set: a test is paced with the workers' calls, through Redis")
+    with rt.db.session() as session:
+        rule = session.get(Rule, rule_id) if 0 < rule_id else None
+        if rule is None:
+            raise click.ClickException(f"no rule with id {rule_id}")
+        try:
+            result = ruletest.run(
+                rt, session, rule, ruletest.LIVE if live else ruletest.DRY_RUN, event_id=event_id, email=email
+            )
+        except ValidationError as exc:
+            raise click.ClickException(_refusal(exc.messages)) from None
+        except ruletest.Busy as busy:
+            raise click.ClickException(
+                f"not tested: {busy.reason}; nothing was called, try again in {busy.seconds:.0f} s"
+            )
+    if as_json:
+        click.echo(json.dumps(ruletest.answer(result), indent=2, sort_keys=True))
+        return
+    sample = "the trigger's example" if result.example else f"event {result.event_id}"
+    click.echo(f"rule {result.rule_id}, {result.mode}, on {sample}, for {result.email or 'no email'}:")
+    rows = [("METHOD", "URL", "SENT", "STATUS", "BODY")]
+    for call in result.calls:
+        body = json.dumps(call["body"], sort_keys=True) if call["body"] is not None else "-"
+        url = call["url"] + ("?" + "&".join(f"{k}={v}" for k, v in call["query"].items()) if call["query"] else "")
+        sent = "sent" if call["sent"] else "would be sent"
+        rows.append((call["method"], url, sent, str(call["status"] or "-"), body))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    if not result.calls:
+        click.echo("(no remote calls)")
+    click.echo(f"outcome: {result.outcome.status}: {result.outcome.reason}")
+    if result.run_id is not None:
+        click.echo(f"logged as entry {result.run_id}")
+
+
+def _refusal(messages) -> str:
+    """A ValidationError's messages as one line: "email: Required for a live test …"."""
+    if isinstance(messages, dict):
+        return "; ".join(
+            f"{name}: {' '.join(map(str, text)) if isinstance(text, list) else text}" for name, text in messages.items()
+        )
+    return str(messages)
+
+
+# --- rules backfill (hookyard.backfill) ---
+
+
+def _instant(_ctx, _param, value):
+    """An ISO 8601 instant; one without a time zone is taken as UTC (said in --help)."""
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or instant (e.g. 2026-01-31T00:00:00Z)") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+@rules_group.command("backfill")
+@click.argument("rule_id", type=int)
+@click.option(
+    "--since", required=True, callback=_instant, help="Events that occurred at or after (ISO 8601; UTC if no zone)."
+)
+@click.option("--until", callback=_instant, help="…and before (default: now).")
+@click.option("--preview", is_flag=True, help="Print the counts only; start nothing.")
+@click.option(
+    "--include-store-api", is_flag=True, help="First read past orders from the store's API (SamCart's, with a key)."
+)
+@click.option("--yes", is_flag=True, help="Start without asking.")
+def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
+    """Apply a rule to past events: one run of this rule per stored event it has not run for, at the connection's
+    pace, followed with a progress bar until every run is final (Ctrl-C cancels: its queued runs are skipped)."""
+    import time
+    from datetime import datetime, timezone
+
+    from marshmallow import ValidationError
+
+    from . import backfill, tasks
+    from .models import Rule
+
+    rt = instance_runtime()
+    until = until or datetime.now(timezone.utc)
+    with rt.db.session() as session:
+        rule = session.get(Rule, rule_id) if 0 < rule_id <= 2**31 - 1 else None
+        if rule is None:
+            raise click.ClickException(f"no rule with id {rule_id}")
+        try:
+            backfill.check(rt, session, rule, since, until, include_store_api)
+        except ValidationError as exc:
+            raise click.ClickException(_refusal(exc.messages)) from None
+        counts = backfill.preview(rt, session, rule, since, until)
+        oldest = counts.oldest_event_at.isoformat() if counts.oldest_event_at else "none stored"
+        click.echo(
+            f"rule {rule_id}: {counts.candidates} past events in range, {counts.would_run} would run, "
+            f"{counts.already_run} already run; stored events reach back to {oldest} "
+            f"(kept {counts.retention_days} days once their log entries are trimmed)"
+        )
+        if preview or (counts.would_run == 0 and not include_store_api):
+            return
+        if not yes:
+            click.confirm(f"Create {counts.would_run} runs of rule {rule_id}?", abort=True)
+        try:
+            task = backfill.start(rt, session, rule, since, until, include_store_api)
+        except tasks.TaskNotQueued as exc:
+            raise click.ClickException(exc.task.message) from None
+        click.echo(f"task {task.id}")
+        try:
+            with click.progressbar(length=max(counts.would_run, 1), label="runs final") as bar:
+                shown = 0
+                while True:
+                    session.refresh(task)
+                    summary = backfill.runs_summary(session, task)
+                    final = summary["succeeded"] + summary["skipped"] + summary["failed"]
+                    bar.length = max(bar.length, sum(summary.values()))  # past orders read from the API add runs
+                    bar.update(max(0, final - shown))
+                    shown = max(shown, final)
+                    if backfill.finished(session, task):
+                        break
+                    session.commit()  # a new snapshot at each poll
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            task = backfill.cancel(rt, session, task)
+            summary = backfill.runs_summary(session, task)
+            click.echo(f"\ncancelled: {summary['skipped']} runs skipped, {summary['running']} still finishing")
+            sys.exit(130)
+        click.echo(
+            f"task {task.status}: {task.message} runs: "
+            + ", ".join(f"{summary[state]} {state}" for state in ("succeeded", "skipped", "failed"))
+        )
+
+
+# --- reconcile (hookyard.reconcile) ---
+
+
+@main.command("reconcile")
+@click.argument("integration_id", type=int)
+@click.option(
+    "--fix", "fix_what", type=click.Choice(["all"]), help="Then fix every missing and should-be-gone difference."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as JSON (as GET /api/v1/reconcile-reports/{id})."
+)
+def reconcile_command(integration_id, fix_what, as_json):
+    """Check who has access in the integration's app (Circle) against the rules and the store's events, with a
+    progress bar while the worker reads the app (Ctrl-C cancels); --fix all then fixes the differences as runs."""
+    import time
+
+    from marshmallow import ValidationError
+
+    from . import reconcile, tasks
+    from .models import Integration, ReconcileReport, Task
+
+    rt = instance_runtime()
+    with rt.db.session() as session:
+        integration = session.get(Integration, integration_id) if 0 < integration_id <= 2**31 - 1 else None
+        if integration is None:
+            raise click.ClickException(f"no integration with id {integration_id}")
+        try:
+            report = reconcile.start(rt, session, integration)
+        except ValidationError as exc:
+            raise click.ClickException(_refusal(exc.messages)) from None
+        except tasks.TaskNotQueued as exc:
+            raise click.ClickException(exc.task.message) from None
+        report_id, task_id = report.id, report.task_id
+        try:
+            with click.progressbar(length=1, label="reading the app", file=sys.stderr) as bar:
+                while True:
+                    task = session.get(Task, task_id)
+                    session.refresh(task)
+                    bar.length = max(task.total or 1, task.done, 1)
+                    bar.update(task.done - bar.pos)
+                    report = session.get(ReconcileReport, report_id)
+                    session.refresh(report)
+                    report = reconcile.settle(session, report)
+                    if report.status != "running":
+                        break
+                    # Ended before waiting: on SQLite an open transaction holds the write lock the worker needs.
+                    session.commit()
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            tasks.cancel(rt, session, session.get(Task, task_id))
+            click.echo("\ncancelled", err=True)
+            sys.exit(130)
+        if report.status != "ready":
+            raise click.ClickException(
+                f"report {report_id} {report.status}: {(report.summary or {}).get('message', '')}"
+            )
+        fixed = None
+        if fix_what == "all":
+            fixed = reconcile.fix(rt, session, report, None)
+            session.refresh(report)
+        out = {**reconcile.report_out(report), "differences": report.differences}
+        if fixed is not None:
+            out["fixed"] = {"runs": fixed.runs, "skipped": fixed.skipped}
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True, default=str))
+        return
+    click.echo(f"report {report_id}: {out['message']}")
+    for d in out["differences"]:
+        target = d["target"]["name"] or d["target"]["type"] + (f" {d['target']['id']}" if d["target"]["id"] else "")
+        done = f"  fixed by run {d['fixed']}" if d["fixed"] else ""
+        click.echo(f"  {d['id']:>5}  {d['kind']:<14}  {d['email']:<32}  {target}: {d['reason']}{done}")
+    if fixed is not None:
+        click.echo(f"{len(fixed.runs)} runs queued; {len(fixed.skipped)} differences skipped")
+
+
 @main.group()
 def openapi():
     """The OpenAPI document."""

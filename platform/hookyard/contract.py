@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
+from typing import AbstractSet, Any, Callable, Iterable, Literal, Mapping, Protocol
 
 from marshmallow import Schema
 
@@ -32,6 +32,14 @@ class TriggerType:
     # it has none: a second delivery with the same identity is answered with the first event, even without
     # an Idempotency-Key. Must not be the same for two different real-world events.
     dedupe_key: Callable[[Mapping[str, Any]], str | None] | None = None
+    # A realistic sample payload (fake people, the plugin's own kind of ids), as a client would send it: what
+    # "test a rule with the example" runs on. Loaded through payload_schema when the plugins load, so a broken
+    # example stops startup naming its plugin rather than failing the first test. Added in hook API 1.2.
+    example: Mapping[str, Any] | None = None
+    # What the event means for the customer's access, read by access reconciliation (hookyard.reconcile): "grants"
+    # (a purchase, a subscription started), "revokes" (a refund, a cancellation) or None (neither: a charge, an
+    # abandoned cart). Added in hook API 1.2.
+    access: Literal["grants", "revokes"] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,10 @@ def _no_pacing(bucket: str, limit: int, window: float) -> None:
     return None
 
 
+def _not_reported(method: str, url: str, **details: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What an action sees when it runs: the event, the rule's parameters and the connection."""
@@ -96,6 +108,29 @@ class RunContext:
     # The budget is shared by every worker and split fairly between connections; when this
     # connection is over its share it waits briefly or raises Deferred.
     pace: Callable[[str, int, float], None] = _no_pacing
+    # A test of the rule (hookyard.ruletest) in dry-run: make the look-ups (reads) for real, send no write, and
+    # report each write instead. Only set for an action that declares dry_run=True. Added in hook API 1.2.
+    dry_run: bool = False
+    # report_call(method, url, *, query=None, body=None, headers=None, status=None, sent=True): one remote call,
+    # made (sent=True, with the status answered) or, in a dry-run, not sent (sent=False). Call it for every call,
+    # live too: a test shows the calls a rule made. The core masks secrets in what is reported (the connection's
+    # secret values, credential-like keys) before anyone sees it; still, never hand it an Authorization header.
+    # Outside a test it does nothing. Added in hook API 1.2.
+    report_call: Callable[..., None] = _not_reported
+
+
+# One thing in an app's remote that people are in or not: ("community", None), ("space", 12), ("member_tag", 7).
+Target = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Access:
+    """What an action does to the customer's access: it ``grants`` or ``revokes`` the targets ``targets(params)``
+    names for the rule's parameters (Circle: an invite grants the community and the spaces, groups and tags it
+    names). Read by access reconciliation (hookyard.reconcile). Added in hook API 1.2."""
+
+    kind: Literal["grants", "revokes"]
+    targets: Callable[[Mapping[str, Any]], Iterable[Target]]
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,39 @@ class Action:
     params_schema: type[Schema]
     run: Callable[[RunContext], Outcome]
     description: str = ""
+    # The action honours RunContext.dry_run (reads for real, writes reported and not sent): it can be tested in
+    # dry-run. One that does not can only be tested live, for one email. Added in hook API 1.2.
+    dry_run: bool = False
+    # The access it gives or takes (Access), or None: it gives and takes none (an event RSVP, a webhook). Added in
+    # hook API 1.2.
+    access: Access | None = None
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Who holds each target, as ``Members.read`` found it (lower-cased emails). A target in ``partial`` was only
+    asked about for the candidates ``read`` was handed (the remote would not list it), so who else is in it is
+    unknown."""
+
+    members: Mapping[Target, AbstractSet[str]]
+    partial: AbstractSet[Target] = frozenset()
+
+
+@dataclass(frozen=True)
+class Members:
+    """Declares that an app can tell who holds each target its actions' Access names, for access reconciliation.
+    ``read(config, info, candidates, progress=None)`` is handed {target: the emails the store's events name for
+    it} and returns Holders, making the fewest calls the remote allows and reporting each with ``count_calls()``;
+    ``progress`` is a Progress (it raises Cancelled: let it propagate). ``option_lists`` names, per target type, the
+    option list that holds its ids' names ({"space": "spaces"}); ``labels`` the type's word for people
+    ({"space_group": "space group"}). Added in hook API 1.2."""
+
+    read: Callable[..., Holders]
+    option_lists: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The target that holds every other (Circle: the community): whoever was taken out of it since is in none of
+    # the others either, so they are never reported missing from them.
+    root: Target | None = None
 
 
 class ConnectionFailed(Exception):
@@ -309,6 +377,11 @@ class App:
     # POST /api/v1/integrations/{id}/products/import; each page is saved before the next is asked for.
     products: Callable[..., Iterable[list[Mapping[str, Any]]]] | None = None
     usage: Usage | None = None  # the remote meters calls against a quota: count and show them (see Usage)
+    members: Members | None = None  # who holds what its actions grant, for access reconciliation (hook API 1.2)
+    # past_events(config, info, since, until, progress=None) yields pages (lists) of InboundEvent: what the store's
+    # API says happened in [since, until), made the way the inbound handler makes them (same identities), for a
+    # backfill (hook API 1.2). Stored without matching any rule; those already received are found, not doubled.
+    past_events: Callable[..., Iterable[list[InboundEvent]]] | None = None
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def action(self, key: str) -> Action | None:

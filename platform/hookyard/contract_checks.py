@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import Iterator
+from typing import Iterator, Mapping
 
-from marshmallow import INCLUDE, Schema
+from marshmallow import INCLUDE, Schema, ValidationError
 from marshmallow import fields as ma
 
 from .contract import App, TriggerType
@@ -62,6 +62,24 @@ def _check_trigger(where: str, trigger: TriggerType, error: type[Exception]) -> 
     for path, field in _walk(schema):
         _check_metadata_keys(where, f"payload field {_shown(path)!r}", field, error)
         _refuse_misplaced(where, f"payload field {_shown(path)!r}", field, error)
+    if trigger.example is not None:
+        _check_example(where, trigger, schema, error)
+
+
+def _check_example(where: str, trigger: TriggerType, schema: Schema, error: type[Exception]) -> None:
+    """The example is what a rule test runs on when no stored event is chosen: one its own schema refuses would
+    only fail there, in front of a merchant, so it fails here."""
+    name = type(schema).__name__
+    if not isinstance(trigger.example, Mapping):
+        raise error(f"{where} has an example that is a {type(trigger.example).__name__}, not a payload (a dict)")
+    try:
+        loaded = schema.load(dict(trigger.example))
+    except ValidationError as exc:
+        raise error(f"{where} has an example that its payload schema {name} refuses: {exc.messages}") from None
+    except Exception as exc:  # a plugin bug inside its own schema, met with its own example
+        raise error(f"{where}: loading its example raised {exc.__class__.__name__}: {exc}") from exc
+    if trigger.product_scoped and not (loaded.get("product") or {}).get("id"):
+        raise error(f"{where} is product_scoped, but its example has no product.id")
 
 
 def _check_app(where: str, app: App, error: type[Exception]) -> None:

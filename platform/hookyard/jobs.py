@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import inputs, logcap, logformat, runtime, snapshot, usage
-from .contract import Deferred, Outcome, RunContext
+from .contract import Action, App, Deferred, Outcome, RunContext
 from .jobqueue import REDIS_ERRORS, dispatch_again
 from .metrics import counters
 from .models import Event, Integration, Product, Rule, Run, utcnow
@@ -187,6 +187,10 @@ def _foreign(run: Run, what: str, row) -> Outcome:
 
 def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
     """Loads the event, rule, connection and products of a run, each checked against the run's store."""
+    if run.origin == "test":
+        # A test ran once, in the request that asked for it (hookyard.ruletest), for an email that may not be its
+        # event's: run by the worker (a retry from the log), it would act on the event's customer instead.
+        return Outcome.failed("a rule test is not run again from the log; nothing was called: test the rule again")
     event = session.get(Event, run.event_id)
     if event.marketplace_id != run.marketplace_id:
         return _foreign(run, "event", event)
@@ -214,13 +218,58 @@ def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
         return Outcome.failed("the rule's integration was deleted; edit the rule to choose another")
     if integration.marketplace_id != run.marketplace_id:
         return _foreign(run, "integration", integration)
+    bound = bind_action(
+        rt,
+        rule,
+        integration,
+        run_id=run.id,
+        attempt=run.attempts,
+        trigger=event.trigger,
+        email=event.email,
+        payload=event.payload,
+    )
+    if isinstance(bound, Outcome):
+        return bound
+    action, context = bound.action, bound.context
+    # A product deleted since the event arrived keeps the name the entry was created with.
+    product_name = snapshot.product_name(products.get(event.product_id)) or run.product_name
+    ran = snapshot.attempted(rt.registry, rule, integration, product_name)
+    return Prepared(action=action, context=context, integration=integration, ran=ran)
+
+
+@dataclass
+class Bound:
+    """A rule's action, ready to run against its connection."""
+
+    app: App
+    action: Action
+    context: RunContext
+
+
+def bind_action(
+    rt: Runtime,
+    rule: Rule,
+    integration: Integration,
+    *,
+    run_id: int,
+    attempt: int,
+    trigger: str,
+    email,
+    payload,
+    **extra,
+) -> Bound | Outcome:
+    """The rule's action and the RunContext it runs with on ``integration`` (already checked to be the rule's store's):
+    its parameters loaded through the action's schema, the connection's config with its secrets decrypted, its info
+    and options, and pacing by connection. An Outcome when it cannot run. ``extra``: further RunContext fields (a
+    test's dry_run and report_call). Shared by the worker's runs and the rule tests (hookyard.ruletest), so a test
+    runs exactly what a run would."""
     app = rt.registry.apps.get(integration.app)
     if app is None:
         # This process may be one that was not restarted after the plugin was installed (its web process made the
         # connection), so the run goes back for a retry, which another worker, or this one restarted, can take:
         # a permanent failure here would lose runs to a deployment's mismatched processes.
         log.warning(
-            "run %s: app %r is not installed in this worker process (pid %s)", run.id, integration.app, os.getpid()
+            "run %s: app %r is not installed in this worker process (pid %s)", run_id, integration.app, os.getpid()
         )
         return Outcome.failed(
             f"app {integration.app!r} is not installed in this worker process (pid {os.getpid()}): its plugin is missing "
@@ -236,23 +285,21 @@ def _prepare(rt: Runtime, session: Session, run: Run) -> Prepared | Outcome:
     except ValidationError as exc:
         return Outcome.failed(f"the rule's parameters are no longer valid: {exc.messages}")
     context = RunContext(
-        run_id=run.id,
-        attempt=run.attempts,
-        trigger=event.trigger,
-        email=event.email,
-        payload=event.payload,
+        run_id=run_id,
+        attempt=attempt,
+        trigger=trigger,
+        email=email,
+        payload=payload,
         params=params,
         config={**integration.config, **rt.secret_box.open(integration.secrets)},
         info=integration.info or {},
         options=integration.options or {},
-        marketplace_id=run.marketplace_id,
+        marketplace_id=rule.marketplace_id,
         integration_id=integration.id,
         pace=pacer(rt.redis, f"integration-{integration.id}"),
+        **extra,
     )
-    # A product deleted since the event arrived keeps the name the entry was created with.
-    product_name = snapshot.product_name(products.get(event.product_id)) or run.product_name
-    ran = snapshot.attempted(rt.registry, rule, integration, product_name)
-    return Prepared(action=action, context=context, integration=integration, ran=ran)
+    return Bound(app=app, action=action, context=context)
 
 
 def _cancelling_event(session: Session, event: Event, triggers: tuple[str, ...]) -> Event | None:

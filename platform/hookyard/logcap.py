@@ -12,10 +12,11 @@ deletes (dead tuples until PostgreSQL vacuums them).
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import String, and_, bindparam, cast, delete, func, literal, not_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import FINAL_STATES, Marketplace, Run
+from .models import FINAL_STATES, ONCE_PER_EVENT_ORIGINS, Event, Marketplace, RuleLedger, Run, utcnow
 
 
 def reserve_log_seqs(session: Session, marketplace_id: int, count: int) -> int:
@@ -48,6 +49,7 @@ def trim(session: Session, marketplace_id: int, cap: int) -> int:
     floor = session.scalar(select(Marketplace.log_floor).where(Marketplace.id == marketplace_id))
     if boundary <= floor:
         return 0
+    _remember(session, marketplace_id, floor, boundary)
     result = session.execute(
         delete(Run)
         .where(
@@ -60,3 +62,32 @@ def trim(session: Session, marketplace_id: int, cap: int) -> int:
     )
     session.execute(update(Marketplace).where(Marketplace.id == marketplace_id).values(log_floor=boundary))
     return result.rowcount or 0
+
+
+def _remember(session: Session, marketplace_id: int, floor: int, boundary: int) -> None:
+    """The (rule, event) pairs of the event and backfill runs about to be deleted go to the rule ledger, so a
+    backfill still knows the rule ran for the event (hookyard.backfill). One INSERT ... SELECT over the rows the
+    delete takes (the same index range), a pair already there skipped. A cancelled backfill run never ran the
+    rule: it is forgotten with its entry."""
+    ledger = RuleLedger.__table__
+    rows = (
+        select(
+            Run.marketplace_id,
+            Run.rule_id,
+            func.coalesce(Event.dedupe_key, literal("id:", String) + cast(Event.id, String)),
+            literal(utcnow(), RuleLedger.created_at.type),
+        )
+        .join(Event, Event.id == Run.event_id)
+        .where(
+            Run.marketplace_id == marketplace_id,
+            Run.log_seq > floor,
+            Run.log_seq <= boundary,
+            Run.status.in_(FINAL_STATES),
+            Run.origin.in_(ONCE_PER_EVENT_ORIGINS),
+            Run.rule_id.is_not(None),
+            not_(and_(Run.origin == "backfill", Run.status == "skipped", Run.reason == "cancelled")),
+        )
+    )
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(ledger).from_select(["marketplace_id", "rule_id", "event_key", "created_at"], rows)
+    session.execute(insert.on_conflict_do_nothing(index_elements=["rule_id", "event_key"]))

@@ -28,6 +28,15 @@ def _at_least(env, name, default: int, minimum: int) -> int:
     return value
 
 
+def _share(env, name, default: float, most: float | None) -> float:
+    """A number from 0 to ``most`` (no upper bound when None)."""
+    value = _number(env, name, default, float)
+    if not value >= 0 or (most is not None and value > most) or value == float("inf"):
+        bound = f"between 0 and {most:g}" if most is not None else "0 or more"
+        raise SystemExit(f"{name} must be a number {bound}, got {env.get(name)!r}")
+    return value
+
+
 def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(name) or default).strip().lower()
     if value not in choices:
@@ -145,6 +154,11 @@ class Settings:
     # Seconds a worker given SIGTERM lets its current job go on before handing its run back to the queue: below a
     # platform's grace period (Heroku sends SIGKILL 30 s after SIGTERM), with time left to hand it back.
     worker_stop_timeout: int = 20
+    # Access reconciliation (hookyard.reconcile): a scheduled check of every integration that can be checked, every
+    # this many hours (0: never), refused when this month's calls plus its estimate would pass this share of the
+    # remote's monthly quota (a check started by hand always runs).
+    reconcile_every_hours: float = 0.0
+    reconcile_quota_share: float = 0.1
 
     def __repr__(self):
         # Written out so that neither key is printed, and printing settings never generates one.
@@ -196,6 +210,8 @@ class Settings:
             ),
             redis_ssl_ca_certs=(env.get("HOOKYARD_REDIS_SSL_CA_CERTS") or "").strip() or None,
             worker_stop_timeout=_at_least(env, "HOOKYARD_WORKER_STOP_TIMEOUT", 20, 1),
+            reconcile_every_hours=_share(env, "HOOKYARD_RECONCILE_EVERY_HOURS", 0.0, None),
+            reconcile_quota_share=_share(env, "HOOKYARD_RECONCILE_QUOTA_SHARE", 0.1, 1.0),
         )
         # Built with the overrides rather than replace()d, which would read (and so generate) the secret key.
         return cls(**{**values, **overrides})
@@ -231,6 +247,8 @@ CORE_VARIABLES = frozenset(
         "HOOKYARD_PUBLIC_URL",
         "HOOKYARD_QUEUE",
         "HOOKYARD_QUEUE_SHARDS",
+        "HOOKYARD_RECONCILE_EVERY_HOURS",
+        "HOOKYARD_RECONCILE_QUOTA_SHARE",
         "HOOKYARD_RETRY_BASE_DELAY",
         "HOOKYARD_RETRY_MAX_ATTEMPTS",
         "HOOKYARD_REDIS_SSL_CA_CERTS",

@@ -21,6 +21,7 @@ from .deliveries import sweep as sweep_deliveries
 from .jobqueue import LIVE_JOB_STATES, REDIS_ERRORS, dispatch_again, dropped
 from .jobs import lease_key, record_outcome
 from .models import Event, Run, utcnow
+from .reconcile_jobs import schedule_due as schedule_reconcile
 from .runtime import Runtime
 from .tasks import sweep as sweep_tasks
 
@@ -41,6 +42,7 @@ def sweep() -> dict:
             "pruned": _prune_events(rt),
             "tasks": sweep_tasks(rt),
             "deliveries": sweep_deliveries(rt),
+            "reconcile": schedule_reconcile(rt),  # scheduled access checks (HOOKYARD_RECONCILE_EVERY_HOURS)
         }
     except StopRequested:
         # RQ's SIGTERM handler raises it wherever the idle worker's main thread is, this sweep included: the worker

@@ -34,6 +34,8 @@ REFRESH = "integration.refresh"
 IMPORT_PRODUCTS = "integration.import_products"
 # The job that does each kind of task, enqueued by name (hookyard.jobqueue's policy: JSON, ids only).
 JOBS = {REFRESH: "hookyard.taskjobs.refresh_integration", IMPORT_PRODUCTS: "hookyard.taskjobs.import_products"}
+JOBS["rule.backfill"] = "hookyard.backfill_jobs.backfill_rule"  # hookyard.backfill.KIND
+JOBS["integration.reconcile"] = "hookyard.reconcile_jobs.reconcile_integration"  # hookyard.reconcile.RECONCILE
 MESSAGE_LIMIT = 2000
 SWEEP_BATCH = 200
 # Finished tasks are kept this long (for whoever polls their Location late), then pruned by the sweep.
@@ -70,8 +72,11 @@ def active(session: Session, marketplace_id: int, kind: str, target_id: int) -> 
     )
 
 
-def start(rt: Runtime, session: Session, marketplace_id: int, kind: str, target_id: int) -> Task:
-    """The queued or running task doing ``kind`` for ``target_id``, or a new one, queued now. Commits."""
+def start(
+    rt: Runtime, session: Session, marketplace_id: int, kind: str, target_id: int, params: dict | None = None
+) -> Task:
+    """The queued or running task doing ``kind`` for ``target_id``, or a new one, queued now, with what it was asked
+    to do (``params``, e.g. a backfill's time range; the running one's stand when it is found). Commits."""
     existing = active(session, marketplace_id, kind, target_id)
     if existing is not None and not give_up_if_dead(rt, session, existing):
         return existing
@@ -84,6 +89,7 @@ def start(rt: Runtime, session: Session, marketplace_id: int, kind: str, target_
         message="Waiting for a worker.",
         active_key=_active_key(kind, target_id),
         cancel_requested=False,
+        params=params,
     )
     session.add(task)
     try:

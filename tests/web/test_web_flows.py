@@ -111,7 +111,9 @@ def test_a_merchant_sets_up_circle_rules_and_follows_the_log(page, api, fake_cir
     choose_trigger(page, "eCommerce", "Product Purchased")
     save_screenshot(page, "rule-wizard-trigger")
     page.get_by_role("button", name="Submit").click()
-    expect(page.get_by_role("status")).to_contain_text("Rule created")
+    # Two notes: the rule was created, and the offer to apply it to the events already stored.
+    expect(page.get_by_role("status").filter(has_text="Rule created")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Apply it to past events too?")).to_be_visible()
     rules_table = page.get_by_role("table")
     expect(rules_table).to_contain_text("Product Purchased")
     expect(rules_table).to_contain_text("Masterclass")
@@ -132,7 +134,7 @@ def test_a_merchant_sets_up_circle_rules_and_follows_the_log(page, api, fake_cir
     expect(page.get_by_role("radio", name=re.compile("^Product Purchased"))).to_be_hidden()  # other category
     choose_trigger(page, "eCommerce", "Product Purchased")
     page.get_by_role("button", name="Submit").click()
-    expect(page.get_by_role("status")).to_contain_text("Rule created")
+    expect(page.get_by_role("status").filter(has_text="Rule created")).to_be_visible()
     save_screenshot(page, "global-rule-created")
     rules = api.get("/api/v1/rules").json
     assert sorted((r["action"], r["product_id"] is None) for r in rules) == [

@@ -5,12 +5,14 @@ from hookyard import hookimpl
 
 from . import (  # noqa: F401 (routes)
     account_views,
+    backfill,
     dashboard,
     deliveries,
     integrations,
     logs,
     plugins,
     products,
+    reconcile,
     rules,
     settings,
 )

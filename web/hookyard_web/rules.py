@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from hookyard import connections
+from hookyard import connections, ruletest
 from hookyard import rules as rule_service
 from hookyard.models import Integration, Product, Rule
 from hookyard.requestctx import db_session as db
@@ -15,6 +15,7 @@ from hookyard.requestctx import runtime as rt
 from hookyard.requestctx import store_id as marketplace_id
 from hookyard.schemadoc import describe
 
+from .backfill import offer as offer_backfill  # "Apply to past events?" after a rule is created or enabled
 from .blueprint import bp, done, owner_only
 from .forms import dumps, flat_errors, id_or_none, loads_object, schema_values
 from .labels import action_label, marketplace_integrations, rule_rows, trigger_label
@@ -108,7 +109,7 @@ def new_rule():
         if step == "created":
             rule = rule_service.create(rt(), db(), marketplace_id(), wizard.values())
             db().commit()
-            return done("Rule created: " + _summary(rule), *_back_to(rule))
+            return offer_backfill(rule, done("Rule created: " + _summary(rule), *_back_to(rule)))
     options = {}
     if step == "params" and wizard.integration is not None:
         options = wizard.integration.options or {}
@@ -231,6 +232,7 @@ def edit_rule(rule_id):
         triggers=_triggers(product),
         options=(integration.options or {}) if integration else {},
         param_fields=describe(action.params_schema) if action else [],
+        rule_test=_test_form(rule),  # the "Test this rule" block below the form
     ), 422 if errors else 200
 
 
@@ -246,7 +248,8 @@ def toggle_rule(rule_id):
         endpoint, values = _back_to(rule)
         return redirect(url_for(endpoint, **values))
     db().commit()
-    return done(f"Rule {'enabled' if rule.enabled else 'disabled'}: " + _summary(rule), *_back_to(rule))
+    response = done(f"Rule {'enabled' if rule.enabled else 'disabled'}: " + _summary(rule), *_back_to(rule))
+    return offer_backfill(rule, response)
 
 
 @bp.route("/rules/<int:rule_id>/delete", methods=["GET", "POST"])
@@ -267,3 +270,58 @@ def delete_rule(rule_id):
     db().delete(rule)
     db().commit()
     return done("Rule deleted: " + summary, *target)
+
+
+# --- Test this rule (issue 15): a dry-run or a live test from the rule's page. Kept together, apart from the rest. ---
+
+TEST_MODES = {"dry-run": "Dry-run: show the calls, send no change", "live": "Live: run it for real, for one email"}
+
+
+def _test_form(rule: Rule, values: dict | None = None, errors: dict | None = None) -> dict:
+    """What the "Test this rule" form shows: the samples (the trigger's example, the store's last events of the
+    trigger), the modes (dry-run only for an action that supports it), what was chosen, and the errors."""
+    integration = db().get(Integration, rule.integration_id) if rule.integration_id else None
+    action = _action_for(integration, rule.action)
+    trigger = rt().registry.trigger_types.get(rule.trigger)
+    dry_run = bool(action and action.dry_run)
+    return {
+        "example": bool(trigger and trigger.example is not None),
+        "events": ruletest.recent_events(db(), rule),
+        "modes": {k: v for k, v in TEST_MODES.items() if dry_run or k == "live"},
+        "chosen": {"mode": "dry-run" if dry_run else "live", **(values or {})},
+        "errors": errors or {},
+    }
+
+
+@bp.route("/rules/<int:rule_id>/test", methods=["POST"])
+@owner_only
+def run_rule_test(rule_id):
+    """Runs the test and shows its calls and outcome, with the form again to run another."""
+    rule = owned(Rule, rule_id)
+    sample = request.form.get("sample", "example")
+    values = {"sample": sample, "mode": request.form.get("mode", ""), "email": request.form.get("email", "").strip()}
+    event_id = None
+    if sample != "example":
+        event_id = id_or_none(sample) or 0  # 0 names nothing: answered as an unknown event
+    result, errors, failure, status = None, {}, None, 200
+    try:
+        result = ruletest.run(rt(), db(), rule, values["mode"], event_id=event_id, email=values["email"] or None)
+    except ValidationError as exc:
+        db().rollback()
+        errors = flat_errors(exc.messages)
+        errors = {("sample" if k == "event_id" else k): v for k, v in errors.items()}
+        failure = errors.pop("rule", None)
+        status = 422
+    except ruletest.Busy as busy:
+        db().rollback()
+        failure = f"Not tested: {busy.reason}. Nothing was called; try again in {max(1, round(busy.seconds))} seconds."
+        status = 429
+    return render_template(
+        "rule_test.html",
+        rule=rule,
+        row=rule_rows([rule])[0],
+        product=_product(rule.product_id),
+        result=result,
+        failure=failure,
+        rule_test=_test_form(rule, values, errors),
+    ), status

@@ -9,7 +9,20 @@ from flask import Flask, jsonify, request
 from flask_smorest import Api
 
 from .. import __version__
-from . import catalog, deliveries, docs_ui, events, integrations, logs, products, rules, tasks
+from . import (
+    backfills,
+    catalog,
+    deliveries,
+    docs_ui,
+    events,
+    integrations,
+    logs,
+    products,
+    reconciliations,
+    rule_tests,
+    rules,
+    tasks,
+)
 from .base import text_without_nul
 
 log = logging.getLogger(__name__)
@@ -22,9 +35,12 @@ BLUEPRINTS = (
     deliveries.blp,
     products.blp,
     rules.blp,
+    rule_tests.blp,
+    backfills.blp,
     events.blp,
     logs.blp,
     tasks.blp,
+    *reconciliations.BLUEPRINTS,
 )
 
 API_CONFIG = {

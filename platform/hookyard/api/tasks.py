@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields
 
-from .. import tasks
+from .. import backfill, tasks
 from ..models import TASK_STATES, Task
 from .auth import api_blueprint
 from .base import BaseSchema, owned, rt, session
@@ -27,10 +27,22 @@ class TaskSchema(BaseSchema):
     message = fields.String(metadata={"description": "What it is doing, or how it ended (why it failed)."})
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+    runs = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        allow_none=True,
+        metadata={
+            "description": "A backfill's runs by state ({queued, running, succeeded, skipped, failed}): they keep "
+            "running at the connection's pace after the task created them; absent for other kinds."
+        },
+    )
 
 
 def out(task: Task) -> dict:
-    return {name: getattr(task, name) for name in TaskSchema().fields}
+    shown = {name: getattr(task, name) for name in TaskSchema().fields if name != "runs"}
+    if task.kind == backfill.KIND:  # other kinds leave it out
+        shown["runs"] = backfill.runs_summary(session(), task)
+    return shown
 
 
 def location(task: Task) -> dict:
@@ -57,6 +69,8 @@ class TaskCancel(MethodView):
     def post(self, task_id):
         """Cancel a task: a queued one at once, a running one at its next step (its status says when)"""
         task = owned(Task, task_id)
+        if task.kind == backfill.KIND:  # its queued runs are skipped whatever the task's own status
+            return out(backfill.cancel(rt(), session(), task))
         if task.status in ("succeeded", "failed"):
             abort(409, message=f"Task {task.id} has already {task.status}; there is nothing to cancel.")
         return out(tasks.cancel(rt(), session(), task))

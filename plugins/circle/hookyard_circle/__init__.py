@@ -2,14 +2,16 @@
 
 import base64
 
-from hookyard import App, Usage, hookimpl
+from hookyard import App, Members, Usage, hookimpl
 
+from . import members
+from .access import with_access
 from .actions import ACTIONS
 from .connection import CircleConfig, plan_name, quota, refresh, verify
 from .settings import SETTINGS
 
 # The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
-HOOKYARD_API = ">=1.1,<2"
+HOOKYARD_API = ">=1.2,<2"
 
 # A plain ring, not Circle's trademark: enough for people to tell the app apart in the UI's app list.
 LOGO = (
@@ -26,12 +28,18 @@ CIRCLE = App(
     config_schema=CircleConfig,
     verify=verify,
     refresh=refresh,
-    actions=ACTIONS,
+    actions=with_access(ACTIONS),  # each with the access it gives or takes (access.py)
     option_lists=("spaces", "space_groups", "events", "member_tags"),
     description="Invite and remove members, manage spaces, space groups, event RSVPs and member tags.",
     logo_url=LOGO,
     # Circle's monthly request quota is per community (circle-api.md §6.3): connections to one community share it.
     usage=Usage(scope=lambda info: info.get("community_id"), quota=quota, plan=plan_name, label="Circle API requests"),
+    members=Members(
+        read=members.read,
+        option_lists={"space": "spaces", "space_group": "space_groups", "member_tag": "member_tags"},
+        labels={"community": "the community", "space": "space", "space_group": "space group", "member_tag": "tag"},
+        root=("community", None),  # removing a member takes them out of every space, group and tag
+    ),
 )
 
 

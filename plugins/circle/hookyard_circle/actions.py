@@ -25,7 +25,14 @@ class Failed(Exception):
 
 
 def circle_for(ctx) -> Circle:
-    return Circle(ctx.config["api_key"], ctx.info.get("auth_scheme", "Bearer"), pace=ctx.pace)
+    # A dry-run is the client's (Circle.request): every action reads for real and reports its writes unsent.
+    return Circle(
+        ctx.config["api_key"],
+        ctx.info.get("auth_scheme", "Bearer"),
+        pace=ctx.pace,
+        report=ctx.report_call,
+        dry_run=ctx.dry_run,
+    )
 
 
 def with_calls(run):
@@ -369,6 +376,7 @@ ACTIONS = (
         InviteParams,
         invite_member,
         "Invite the customer to the community, optionally into spaces, space groups and tags.",
+        dry_run=True,
     ),
     Action(
         "remove_member",
@@ -376,6 +384,7 @@ ACTIONS = (
         NoParams,
         remove_member,
         "Remove the customer from the community (their posts stay).",
+        dry_run=True,
     ),
     Action(
         "add_member_to_space",
@@ -383,6 +392,7 @@ ACTIONS = (
         SpaceParams,
         add_member_to_space,
         "Add an existing member to a space.",
+        dry_run=True,
     ),
     Action(
         "remove_member_from_space",
@@ -390,6 +400,7 @@ ACTIONS = (
         SpaceParams,
         remove_member_from_space,
         "Remove the member from a space.",
+        dry_run=True,
     ),
     Action(
         "add_member_to_space_group",
@@ -397,6 +408,7 @@ ACTIONS = (
         SpaceGroupParams,
         add_member_to_space_group,
         "Add an existing member to a space group and its spaces.",
+        dry_run=True,
     ),
     Action(
         "remove_member_from_space_group",
@@ -404,6 +416,7 @@ ACTIONS = (
         SpaceGroupParams,
         remove_member_from_space_group,
         "Remove the member from a space group and its spaces.",
+        dry_run=True,
     ),
     Action(
         "rsvp_member_to_event",
@@ -411,6 +424,7 @@ ACTIONS = (
         EventParams,
         rsvp_member_to_event,
         "RSVP an existing member to an event.",
+        dry_run=True,
     ),
     Action(
         "unrsvp_member_from_event",
@@ -418,7 +432,15 @@ ACTIONS = (
         EventParams,
         unrsvp_member_from_event,
         "Remove the member's RSVP from an event.",
+        dry_run=True,
     ),
-    Action("add_member_tag", "Add member tag", TagParams, add_member_tag, "Tag an existing member."),
-    Action("remove_member_tag", "Remove member tag", TagParams, remove_member_tag, "Remove a tag from the member."),
+    Action("add_member_tag", "Add member tag", TagParams, add_member_tag, "Tag an existing member.", dry_run=True),
+    Action(
+        "remove_member_tag",
+        "Remove member tag",
+        TagParams,
+        remove_member_tag,
+        "Remove a tag from the member.",
+        dry_run=True,
+    ),
 )

@@ -272,9 +272,11 @@ _ROUTES = [
     ("POST", r"/space_members", "_add_space_member"),
     ("DELETE", r"/space_members", "_remove_space_member"),
     ("GET", r"/space_member", "_show_space_member"),
+    ("GET", r"/space_members", "_list_space_members"),
     ("POST", r"/space_group_members", "_add_group_member"),
     ("DELETE", r"/space_group_members", "_remove_group_member"),
     ("GET", r"/space_group_member", "_show_group_member"),
+    ("GET", r"/space_group_members", "_list_group_members"),
     ("POST", r"/event_attendees", "_rsvp"),
     ("DELETE", r"/event_attendees", "_unrsvp"),
     ("POST", r"/tagged_members", "_tag_member"),
@@ -297,7 +299,8 @@ class FakeCircle(FakeServer):
     skip_invitation_creates_active, rsvp_disabled_event, unrsvp_accepts_query, daily_member_limit and
     plan_member_limit; and from the reference's corrections (§9) missing_event_record (what a 404 calls an event),
     error_details_shape (a 404's details as an object, a string or an array) and wrong_token_status (403 or 401
-    for a token of the wrong type). connections_opened counts TCP connections (keep-alive checks); started_at is
+    for a token of the wrong type); member_lists ("yes", or "404"/"405" for a Circle without GET /space_members and
+    /space_group_members, the lists access reconciliation reads). connections_opened counts TCP connections (keep-alive checks); started_at is
     the monotonic time the rate-limit windows are aligned to.
 
     Order of a request: recorded -> latency -> rate-limit window counted -> scripted fault (fail_next),
@@ -332,6 +335,9 @@ class FakeCircle(FakeServer):
         self.missing_event_record = "post"  # "post" | "posts/event" | "event": a 404's model for an event
         self.error_details_shape = "object"  # "object" | "string" | "array": how a 404 carries its model
         self.wrong_token_status = 403  # 403 (Circle's docs) | 401 (reported for a v1 token on v2)
+        # GET /space_members and /space_group_members (the lists of one space's or group's members): Circle's Admin
+        # v2 API has them but the reference does not document them. "404" or "405" answers as if it had not.
+        self.member_lists = "yes"  # "yes" | "404" | "405"
         self.daily_member_limit: int | None = None
         self.plan_member_limit: int | None = None  # the plan's member cap; None = unlimited
 
@@ -915,6 +921,28 @@ class FakeCircle(FakeServer):
         space, member = self._space_and_member(rec.query)
         access = "private" if space.is_private else "open"
         return _Reply(200, self._membership_json("space", space.id, member, access_type=access))
+
+    def _without_member_lists(self):
+        """The switch member_lists: answer as a Circle without these list endpoints would."""
+        if self.member_lists == "404":
+            raise _error(404, "Not found")
+        if self.member_lists == "405":
+            raise _error(405, "Method not allowed", headers={"Allow": "POST, DELETE"})
+
+    def _membership_page(self, rec, kind: str, owner_id: int) -> _Reply:
+        key = "spaces" if kind == "space" else "space_groups"
+        members = sorted((m for m in self._members.values() if owner_id in getattr(m, key)), key=lambda m: m.id)
+        return _Reply(200, self._paginate(rec.query, [self._membership_json(kind, owner_id, m) for m in members]))
+
+    def _list_space_members(self, rec):
+        self._without_member_lists()
+        space = self._find(self._spaces, rec.query.get("space_id"), "space")
+        return self._membership_page(rec, "space", space.id)
+
+    def _list_group_members(self, rec):
+        self._without_member_lists()
+        group = self._find(self._groups, rec.query.get("space_group_id"), "space group")
+        return self._membership_page(rec, "space_group", group.id)
 
     def _add_group_member(self, rec):
         body = rec.json or {}

@@ -6,12 +6,14 @@ from datetime import timedelta
 from hookyard import App, TriggerType, hookimpl
 
 from .connection import SamCartConfig, products, verify
+from .examples import EXAMPLES
 from .inbound import INBOUND
+from .past import past_events
 from .payload import SamCartPayload, dedupe_key
 from .settings import SETTINGS
 
 # The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
-HOOKYARD_API = ">=1.1,<2"  # count_calls(status=)
+HOOKYARD_API = ">=1.2,<2"  # TriggerType(example=)
 
 ECOMMERCE, COURSES = "eCommerce", "Courses"
 PROSPECT_DELAY = timedelta(hours=2)
@@ -113,6 +115,22 @@ _TRIGGERS = [
 ]
 
 
+# What each trigger means for the customer's access (TriggerType.access, read by access reconciliation): a purchase
+# or a (re)started subscription gives it, a refund, a cancellation or delinquency takes it away. A partial refund,
+# a charge, a completed limited subscription (paid in full) and course progress change nothing.
+ACCESS = {
+    "product_purchased": "grants",
+    "subscription_started": "grants",
+    "subscription_recovered": "grants",
+    "subscription_restarted": "grants",
+    "course_enrolled": "grants",
+    "product_refunded": "revokes",
+    "subscription_canceled": "revokes",
+    "subscription_delinquent": "revokes",
+    "course_removed": "revokes",
+}
+
+
 def trigger_types() -> list[TriggerType]:
     types = []
     for key, label, category, product_scoped, description in _TRIGGERS:
@@ -128,6 +146,8 @@ def trigger_types() -> list[TriggerType]:
                 payload_schema=SamCartPayload,
                 product_scoped=product_scoped,
                 dedupe_key=dedupe_key,
+                example=EXAMPLES[key],
+                access=ACCESS.get(key),
                 **extra,
             )
         )
@@ -148,6 +168,7 @@ SAMCART = App(
     actions=(),
     inbound=INBOUND,
     products=products,
+    past_events=past_events,  # a backfill's past orders (hook API 1.2)
     description="Receives your store's notifications at a Notify URL (no code), and imports your products.",
 )
 

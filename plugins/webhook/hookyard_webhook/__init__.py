@@ -10,7 +10,7 @@ from .actions import SEND_POST
 from .connection import WebhookConfig, verify
 
 # The hook API this plugin is written for: one outside the range is refused at load (docs/plugins/loading.md).
-HOOKYARD_API = ">=1.1,<2"
+HOOKYARD_API = ">=1.2,<2"
 
 # A plain hook glyph on a dark tile: enough to tell the app apart in the UI's app list.
 LOGO = (

@@ -163,6 +163,15 @@ def _refused(exc: Exception, url: str, details: dict) -> Outcome:
     return Outcome.failed(f"not sent: {reason}", needs_attention=True, details=details)
 
 
+SIGNATURE_HEADER = "webhook-signature"
+
+
+def shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers as a test shows them: the signature is a credential for this body (masked here, not only by the
+    core's own masking of what is reported)."""
+    return {name: "********" if name.lower() == SIGNATURE_HEADER else value for name, value in headers.items()}
+
+
 def send_post(ctx: RunContext) -> Outcome:
     msg_id = message_id(ctx)
     raw, missing = body(ctx)
@@ -172,6 +181,10 @@ def send_post(ctx: RunContext) -> Outcome:
     if missing:
         details["missing_fields"] = missing
     url = ctx.config["url"]
+    if ctx.dry_run:
+        # Nothing leaves: the POST is reported as it would go out (redirects cannot be known without sending it).
+        ctx.report_call("POST", url, body=json.loads(raw), headers=shown_headers(headers), sent=False)
+        return Outcome.succeeded("not sent (dry run): the POST shown would be sent to the receiver", details=details)
     connect, read = settings.timeout()
     with guard.session() as http:
         for hop in range(MAX_REDIRECTS + 1):
@@ -198,6 +211,9 @@ def send_post(ctx: RunContext) -> Outcome:
                     f"could not send to {guard.host_of(url)} ({exc.__class__.__name__}: {exc})", details=details
                 )
             count_calls(status=response.status_code)  # each answered post, redirects too (GET /metrics)
+            ctx.report_call(
+                "POST", url, body=json.loads(raw), headers=shown_headers(headers), status=response.status_code
+            )
             with response:
                 location = response.headers.get("Location")
                 if response.status_code not in FOLLOWED_REDIRECTS or not location:
@@ -222,4 +238,5 @@ SEND_POST = Action(
     send_post,
     description="POST the event (its whole payload, or chosen fields) as JSON to the connection's "
     "URL, signed the Standard Webhooks way; retried while the receiver is down or busy.",
+    dry_run=True,
 )
