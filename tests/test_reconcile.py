@@ -351,13 +351,10 @@ def test_bad_fix_requests_get_field_level_errors(store):
     report = check(store)
     untouched = next(d["id"] for d in report["differences"] if d["kind"] == "untouched")
     url = f"/api/v1/reconcile-reports/{report['id']}/fix"
-    for body, where in (
-        ({}, "_schema"),
-        ({"all": True, "differences": [1]}, "_schema"),
-        ({"all": False}, "all"),
-        ({"differences": []}, "differences"),
-        ({"differences": ["x"]}, "differences"),
-    ):
+    for body in ({}, {"all": False}, {"differences": []}):  # nothing chosen: nothing fixed
+        r = store.api.post(url, json=body)
+        assert r.status_code == 202 and r.json["runs"] == [], (body, r.json)
+    for body, where in (({"differences": ["x"]}, "differences"), ({"all": "maybe"}, "all")):
         r = store.api.post(url, json=body)
         assert r.status_code == 422 and where in r.json["errors"]["json"], (body, r.json)
     r = store.api.post(url, json={"differences": [untouched]})
@@ -371,7 +368,7 @@ def test_bad_fix_requests_get_field_level_errors(store):
 
 def test_an_integration_without_a_governing_rule_cannot_be_checked(store):
     r = store.api.post(f"/api/v1/integrations/{store.iid}/reconcile")
-    assert r.status_code == 422 and "No enabled rule" in r.json["message"]
+    assert r.status_code == 409 and "No enabled rule" in r.json["message"]
 
 
 def test_the_cli_checks_with_a_progress_bar_and_fixes_all(store, circle_worker, settings, plugin_site, fake_circle):

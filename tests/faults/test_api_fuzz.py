@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from hookyard.models import Run
+from hookyard.models import ReconcileReport, Run
 
 from ..conftest import purchase
 from ..recorder import TOKEN
@@ -250,7 +250,29 @@ def _seed(setup, api, runtime, n: int) -> dict[str, int]:
     inbox = api.post("/api/v1/integrations", json={"app": "inbox", "name": f"Inbox {n}", "config": {}}).json
     posted = api._client.post("/" + inbox["inbound_url"].split("/", 3)[3], json={"events": []})
     assert posted.status_code == 200, posted.json
+    # A reconciliation report, ready, with one difference (written as its task would: the recorder app reads no
+    # members, so no check can be started through the API).
+    with runtime.db.session() as s:
+        report = ReconcileReport(
+            marketplace_id=s.get(Run, entry).marketplace_id,
+            integration_id=integration,
+            status="ready",
+            differences=[
+                {
+                    "id": 1,
+                    "kind": "missing",
+                    "email": "ada@example.com",
+                    "rule_id": rule,
+                    "event_id": event["id"],
+                    "fixed": None,
+                }
+            ],
+        )
+        s.add(report)
+        s.commit()
+        report_id = report.id
     return {
+        "report_id": report_id,
         "integration_id": integration,
         "product_id": product,
         "rule_id": rule,
@@ -320,6 +342,7 @@ class RealValues:
             "params": {"channel": "general"},
             "integration_id": self.ids["integration_id"],
             "product_id": self.ids["product_id"],
+            "differences": [1],  # the seeded report's one difference
         }
         for key in body.keys() & real.keys():
             body[key] = real[key]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate
 from sqlalchemy import select
 
 from .. import reconcile, tasks
@@ -83,17 +83,22 @@ class ReportQuerySchema(BaseSchema):
 
 
 class FixSchema(BaseSchema):
-    all = fields.Boolean(metadata={"description": "true: fix every missing and should_be_gone difference."})
+    all = fields.Boolean(
+        load_default=False, metadata={"description": "true: fix every missing and should_be_gone difference."}
+    )
     differences = fields.List(
-        id_field(), validate=validate.Length(min=1, max=10_000), metadata={"description": "The differences' ids."}
+        id_field(),
+        load_default=list,
+        validate=validate.Length(max=10_000),
+        metadata={"description": "The ids of differences to fix (besides all of them, with all: true)."},
     )
 
-    @validates_schema
-    def _one_of(self, data, **kwargs):
-        if ("all" in data) == ("differences" in data):
-            raise ValidationError('Give either "all": true or "differences": [ids].', "_schema")
-        if data.get("all") is False:
-            raise ValidationError('Only "all": true fixes all; choose differences to fix some.', "all")
+    @pre_load
+    def _json_boolean(self, data, **kwargs):
+        # JSON's true and false only: 1, 0 or "yes" would fix all (or nothing) by accident.
+        if isinstance(data, dict) and "all" in data and not isinstance(data["all"], bool):
+            raise ValidationError({"all": ["Not a valid boolean: use true or false."]})
+        return data
 
 
 class FixedRunSchema(BaseSchema):
@@ -128,6 +133,11 @@ def _owned_report(report_id: int) -> ReconcileReport:
 class IntegrationReconcile(MethodView):
     @start_blp.response(202, StartedSchema, headers=REPORT_HEADERS)
     @start_blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The job queue (Redis) is unreachable.")
+    @start_blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="It cannot be checked as it is: its app reads no members, or no rule governs it.",
+    )
     def post(self, integration_id):
         """Start checking who has access in the app against what the rules and the store's events say.
 
@@ -138,7 +148,8 @@ class IntegrationReconcile(MethodView):
         try:
             report = reconcile.start(rt(), session(), integration)
         except reconcile.NotReconcilable as exc:
-            abort_invalid(exc, message=exc.messages["integration_id"][0])
+            # The integration exists but cannot be checked as it is (its app reads no members, or no rule governs it).
+            abort(409, message=exc.messages["integration_id"][0])
         except tasks.TaskNotQueued as exc:
             abort_not_queued(exc)
         task = session().get(Task, report.task_id) if report.task_id else None
@@ -194,7 +205,8 @@ class ReportFix(MethodView):
         """
         report = _owned_report(report_id)
         try:
-            fixed = reconcile.fix(rt(), session(), report, None if body.get("all") else body["differences"])
+            # Nothing chosen fixes nothing (202, no run); with all: true a list adds nothing (all never fixes untouched).
+            fixed = reconcile.fix(rt(), session(), report, None if body["all"] else body["differences"])
         except ValidationError as exc:
             if "report" in exc.messages:
                 session().rollback()
