@@ -202,7 +202,7 @@ def options(argv=None):
 
 def apply_defaults(opts):
     opts.reps = opts.reps or (1 if opts.quick else 3)
-    opts.jobs = getattr(opts, "jobs", None) or (300 if opts.quick else 1000)
+    opts.jobs = opts.jobs or (300 if opts.quick else 1000)
 
 
 def main(argv=None):

@@ -8,9 +8,8 @@ import pytest
 from hookyard_circle.client import Circle
 
 
-@pytest.fixture
-def server(monkeypatch):
-    seen = []  # (client port, Authorization) of every request
+def _empty_list_server(record):
+    """A keep-alive HTTP/1.1 server on loopback answering every GET with an empty list, after ``record(handler)``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Circle's servers answer
@@ -19,7 +18,7 @@ def server(monkeypatch):
             pass
 
         def do_GET(self):
-            seen.append((self.client_address[1], self.headers.get("Authorization")))
+            record(self)
             body = b'{"records": []}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -29,6 +28,13 @@ def server(monkeypatch):
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@pytest.fixture
+def server(monkeypatch):
+    seen = []  # (client port, Authorization) of every request
+    httpd = _empty_list_server(lambda h: seen.append((h.client_address[1], h.headers.get("Authorization"))))
     monkeypatch.setenv("CIRCLE_API_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/api/admin/v2")
     yield seen
     httpd.shutdown()
@@ -56,22 +62,7 @@ def proxy(monkeypatch):
     from hookyard_circle import client
 
     asked = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            asked.append((self.path, self.headers.get("Authorization")))
-            body = b'{"records": []}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = _empty_list_server(lambda h: asked.append((h.path, h.headers.get("Authorization"))))
     monkeypatch.setenv("CIRCLE_API_BASE_URL", "http://circle.example.test/api/admin/v2")
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{httpd.server_address[1]}")
     for name in ("NO_PROXY", "no_proxy", "http_proxy"):
