@@ -40,9 +40,25 @@ def alive(pid: int) -> bool:
 
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and everything below it. RQ runs each job in a child with its own session,
-    so killing the worker's process group alone would leave the job running."""
-    for victim in [pid, *descendants(pid)]:
-        try:
-            os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    so killing the worker's process group alone would leave the job running.
+
+    The tree is frozen first (SIGSTOP, until a pass finds no new process): a process listed and then killed could
+    fork in between, and the child (a worker's scheduler, started just after it takes its locks) would live on as
+    an orphan that still holds what the test means to lose."""
+    frozen: set[int] = set()
+    while True:
+        found = {pid, *descendants(pid)} - frozen
+        if not found:
+            break
+        for victim in found:
+            _signal(victim, signal.SIGSTOP)
+        frozen |= found
+    for victim in frozen:
+        _signal(victim, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

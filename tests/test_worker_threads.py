@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import purchase, worker_env
+from .processes import alive, descendants
 from .test_e2e import wait_status
 from .waiting import wait_for
 
@@ -37,10 +38,14 @@ def test_a_second_stop_signal_stops_a_threaded_worker_at_once(setup, api, record
     worker = start_worker(HOOKYARD_WORKER_THREADS="2", HOOKYARD_WORKER_STOP_TIMEOUT="30")
     setup.emit(purchase())
     wait_for(lambda: recorder.calls_for("ada@example.com"), message="the action never started")
+    below = descendants(worker.pid)  # its RQ scheduler, a process of its own
+    assert below
     worker.send_signal(signal.SIGTERM)
     wait_for(lambda: "stopping 2 worker threads" in _log(start_worker), message="the first signal was not seen")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=10) == 1  # well before the call's hold ends and the 30 s grace
+    # Not left behind holding the queues' scheduler locks with a live heartbeat, for ever.
+    wait_for(lambda: not any(alive(pid) for pid in below), timeout=10, message=f"outlived the worker: {below}")
 
 
 def _log(start_worker) -> str:

@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 import time
+from contextlib import contextmanager
 
 from rq.exceptions import ShutDownImminentException, StopRequested
 from rq.serializers import JSONSerializer
@@ -58,7 +59,61 @@ class Sweeping:
             raise StopRequested()
 
 
-class ForkingWorker(Sweeping, HerokuWorker):
+class StopsBetweenSteps:
+    """A stop signal that loses no job. RQ's worker, signalled while idle, raises StopRequested wherever its main
+    thread is; between the pop of a job (BLPOP) and its start, that leaves the job off its queue and still "queued",
+    found only by a later sweep (hookyard.jobqueue.dropped). A deploy during a backlog hit that window most times: a
+    worker with jobs waiting spends a round trip per job in it. Here the signal interrupts the wait on the queues
+    alone; anywhere else it is noted, and the worker stops at its next step: before it waits again, or, holding a job
+    it has just taken, once it has put that job back at the head of its queue for the next worker."""
+
+    _waiting = False  # blocked on the queues: the one place where a stop may interrupt
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        worker = self
+
+        class MarksTheWait(self.queue_class):
+            @classmethod
+            def lpop(cls, queue_keys, timeout, connection=None):
+                with worker._wait():
+                    return super().lpop(queue_keys, timeout, connection=connection)
+
+            @classmethod
+            def lmove(cls, connection, queue_key, timeout):
+                with worker._wait():
+                    return super().lmove(connection, queue_key, timeout)
+
+        self.queue_class = MarksTheWait
+
+    @contextmanager
+    def _wait(self):
+        self._waiting = True  # before the check: a signal from here on either raises or is seen by it
+        try:
+            if self._stop_requested:
+                raise StopRequested()
+            yield
+        finally:
+            self._waiting = False
+
+    def _shutdown(self):
+        if self.get_state() == WorkerStatus.BUSY or self._waiting:
+            return super()._shutdown()  # RQ's own: after the job, or out of the wait at once
+        self._stop_requested = True
+
+    def execute_job(self, job, queue):
+        if self._stop_requested:
+            # Taken off the queue just as the stop came: not started, so it goes back where it was.
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+            log.info("job %s: back at the head of %s, this worker is stopping", job.id, queue.name)
+            raise StopRequested()
+        return super().execute_job(job, queue)
+
+
+class ForkingWorker(StopsBetweenSteps, Sweeping, HerokuWorker):
     """Each job in a forked horse that ignores the platform's SIGTERM (sent to every process of a dyno). On SIGTERM
     the worker stops taking jobs, and the horse's job gets ``imminent_shutdown_delay`` seconds
     (HOOKYARD_WORKER_STOP_TIMEOUT) to end; then it is interrupted with ShutDownImminentException and hands its run
@@ -67,7 +122,7 @@ class ForkingWorker(Sweeping, HerokuWorker):
     reorder_queues = RoundRobinWorker.reorder_queues
 
 
-class NonForkingWorker(Sweeping, SimpleWorker):
+class NonForkingWorker(StopsBetweenSteps, Sweeping, SimpleWorker):
     """The job runs in the worker itself: on SIGTERM during a job, the same grace, then the same interruption."""
 
     reorder_queues = RoundRobinWorker.reorder_queues

@@ -153,6 +153,7 @@ class ThreadedWorkers:
         if self.stopping.is_set():
             # RQ's cold shutdown. Not SystemExit: the interpreter would wait for the job timers' threads.
             log.warning("a second stop signal: stopping now, the jobs in flight are recovered by their leases")
+            self._stop_schedulers()
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os._exit(1)
@@ -162,6 +163,20 @@ class ThreadedWorkers:
             workers = list(self._workers.values())
         for worker in workers:
             worker.stop()
+
+    def _stop_schedulers(self) -> None:
+        """The RQ scheduler is a process of its own, which os._exit does not end: left running, it would hold the
+        queues' scheduler locks with a live heartbeat, and no other worker would move a retry or a delayed job. A
+        SIGTERM, not waited for: it releases its locks and exits by itself."""
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            process = getattr(getattr(worker, "scheduler", None), "_process", None)
+            if process is not None and process.pid is not None:
+                try:
+                    os.kill(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
 
 
 def work_in_threads(rt: Runtime, count: int, burst: bool = False) -> None:

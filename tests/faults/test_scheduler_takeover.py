@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE
 
 from hookyard.jobqueue import shard_queues
 
-from ..processes import kill_tree
+from ..processes import descendants, kill_tree
 from ..waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -20,10 +21,24 @@ def lock_holder(runtime, queue):
     return runtime.redis.get(f"rq:scheduler-lock:{queue.name}")
 
 
+def scheduler_pid(runtime, holder: bytes | None) -> int | None:
+    pid = runtime.redis.hget(SCHEDULER_KEY_TEMPLATE % holder.decode(), "pid") if holder else None
+    return int(pid) if pid else None
+
+
 def test_a_killed_workers_scheduled_jobs_run_without_waiting_for_its_locks_to_lapse(start_worker, runtime, tmp_path):
     victim = start_worker(**ENV)  # the first to start takes every queue's scheduler lock
     queues = shard_queues(runtime)
-    wait_for(lambda: all(lock_holder(runtime, q) for q in queues), timeout=30, message="no scheduler took the locks")
+    # Held by the victim's own scheduler (its child), not by a scheduler some earlier test left running, whose
+    # heartbeat would keep them after this one is killed.
+    wait_for(
+        lambda: all(scheduler_pid(runtime, lock_holder(runtime, q)) in descendants(victim.pid) for q in queues),
+        timeout=30,
+        message=lambda: (
+            "the victim's scheduler did not take every lock; held by pids "
+            f"{ {scheduler_pid(runtime, lock_holder(runtime, q)) for q in queues} }"
+        ),
+    )
     survivor = start_worker(**ENV)
     held_by_victim = {lock_holder(runtime, q) for q in queues}
     kill_tree(victim.pid)  # SIGKILL, worker and scheduler: nothing is released
