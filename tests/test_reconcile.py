@@ -289,6 +289,53 @@ def test_without_the_member_list_endpoints_each_candidate_is_looked_up_and_the_s
     assert report["calls"] == 1 + 1 + len(people) == len(store.fake.requests_for())
 
 
+def seed_small(store: Store) -> list[str]:
+    """Five subscribers: three in Circle as the rules say, one never invited, one cancelled but still there."""
+    people = [email(n) for n in range(5)]
+    for n, who in enumerate(people):
+        store.event("subscription_started", who, T0 + timedelta(minutes=n))
+    store.event("subscription_canceled", people[4], T0 + timedelta(days=3))
+    for who in people[:3] + people[4:]:
+        store.fake.add_member(who, space_ids=[store.space], member_tag_ids=[store.tag])
+    store.fake.reset_requests()
+    store.enable()
+    return people
+
+
+def small_differences(store: Store, people) -> set:
+    return diffs("missing", [COMMUNITY, store.space_t, store.tag_t], [people[3]]) | diffs(
+        "should_be_gone", [store.space_t, store.tag_t], [people[4]]
+    )
+
+
+def test_every_read_of_a_check_goes_through_the_connections_pacing_budget(store):
+    people = seed_small(store)
+    report = check(store)
+    assert report["status"] == "ready" and found(report) == small_differences(store, people)
+    # The budget's log of this connection's requests (hookyard.pacing): one entry per call the check made.
+    paced = store.runtime.redis.zcard(f"hookyard:pace:circle:log:integration-{store.iid}")
+    assert paced == report["calls"] == len(store.fake.requests_for()) > 0
+
+
+def test_a_429_while_listing_is_waited_out_and_the_check_still_reports_exactly(store):
+    people = seed_small(store)
+    store.fake.fail_next(2, "429", retry_after=0.2, path="/community_members")
+    report = check(store)
+    assert report["status"] == "ready", report
+    assert found(report) == small_differences(store, people)
+    assert len(store.fake.requests_for("GET", "/community_members")) == 3  # two 429s, then the page
+    assert report["calls"] == len(store.fake.requests_for())  # Circle counts its 429s against the quota too
+
+
+def test_a_check_that_circle_keeps_rate_limiting_fails_with_the_reason(store):
+    seed_small(store)
+    store.fake.fail_next(10, "429", retry_after=0.1, path="/community_members")
+    report = check(store)
+    assert report["status"] == "failed"
+    assert "Circle answered 429 (rate limited) 4 times in a row while listing members" in report["summary"]["message"]
+    assert len(store.fake.requests_for("GET", "/community_members")) == 4
+
+
 def test_a_scheduled_check_over_the_quota_share_is_refused_and_one_on_demand_still_runs(store, caplog):
     store.event("subscription_started", email(1), T0)
     store.enable("invite")

@@ -161,9 +161,11 @@ class Holders:
 @dataclass(frozen=True)
 class Members:
     """Declares that an app can tell who holds each target its actions' Access names, for access reconciliation.
-    ``read(config, info, candidates, progress=None)`` is handed {target: the emails the store's events name for
-    it} and returns Holders, making the fewest calls the remote allows and reporting each with ``count_calls()``;
-    ``progress`` is a Progress (it raises Cancelled: let it propagate). ``option_lists`` names, per target type, the
+    ``read(config, info, candidates, progress=None, pace=None)`` is handed {target: the emails the store's events
+    name for it} and returns Holders, making the fewest calls the remote allows and reporting each with
+    ``count_calls()``; ``progress`` is a Progress (it raises Cancelled: let it propagate); ``pace`` is the
+    connection's share of the remote's budget, as ``RunContext.pace`` is to an action (call it before each request),
+    except that it waits rather than defers. ``option_lists`` names, per target type, the
     option list that holds its ids' names ({"space": "spaces"}); ``labels`` the type's word for people
     ({"space_group": "space group"}). Added in hook API 1.2."""
 

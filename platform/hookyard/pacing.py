@@ -96,8 +96,10 @@ class FairBudget:
 MAX_INLINE_WAIT = 2.0
 
 
-def pacer(redis, member: str):
-    """The ``RunContext.pace`` implementation for one connection."""
+def pacer(redis, member: str, *, defer: bool = True):
+    """The ``RunContext.pace`` implementation for one connection. With ``defer=False`` it waits however long the
+    budget asks, never raising Deferred: for a task that reads the remote (access reconciliation), which has no run to
+    put back on the queue."""
     budgets: dict[tuple, FairBudget] = {}
 
     def pace(bucket: str, limit: int, window: float) -> None:
@@ -111,7 +113,7 @@ def pacer(redis, member: str):
             wait = budget.try_acquire(member)
             if wait == 0:
                 return
-            if time.monotonic() + wait > deadline:
+            if defer and time.monotonic() + wait > deadline:
                 # Jitter spreads the deferred runs so they do not return as one herd.
                 raise Deferred(
                     wait + random.uniform(0, min(wait, window / 10)),

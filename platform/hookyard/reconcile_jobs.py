@@ -12,6 +12,7 @@ from . import connections, reconcile, runtime, tasks, usage
 from .contract import Cancelled, ConnectionFailed
 from .jobqueue import REDIS_ERRORS
 from .models import Integration, ReconcileReport, utcnow
+from .pacing import pacer
 from .runtime import Runtime
 from .tasks import TaskFailed
 from .tasks import run as run_task
@@ -75,7 +76,10 @@ def _check(rt: Runtime, session, task, report_id, progress, spent: dict) -> str:
     progress(0, None, f"Reading who holds each of {len(the_plan.targets)} governed targets from {app.name}.")
     with usage.metered(rt, app, info) as meter:
         try:
-            holders = app.members.read(config, info, the_plan.candidates(), progress=progress)
+            # Paced under the connection's share of the budget its runs use: a check never starves the runs, nor
+            # runs into the remote's rate limit itself.
+            pace = pacer(rt.redis, f"integration-{integration.id}", defer=False)
+            holders = app.members.read(config, info, the_plan.candidates(), progress=progress, pace=pace)
         except Cancelled:
             spent["calls"] = meter.calls
             raise

@@ -7,9 +7,14 @@ fewest calls Circle allows, every one counted against the community's monthly qu
   space_group_id=``. Circle's Admin v2 API has these lists, but the reference does not document them: when Circle
   answers 404 (with no "Missing record") or 405, that target falls back to one documented look-up per candidate
   (``GET /space_member?email=&space_id=``, ``GET /space_group_member?email=&space_group_id=``), and is reported
-  ``partial``: who else is in it is unknown."""
+  ``partial``: who else is in it is unknown.
+
+Every call is paced under the connection's budget (``pace``), and a 429 is waited out as §6 says (``Retry-After``
+when Circle sends one, else about 60 s), up to RATE_LIMITED_TRIES times, before the check fails with the reason."""
 
 from __future__ import annotations
+
+import time
 
 import requests
 
@@ -21,6 +26,10 @@ from .connection import explain
 
 def _no_progress(done, total=None, message=None) -> None:
     return None
+
+
+RATE_LIMITED_TRIES = 4  # a list read that Circle answers 429 this many times in a row fails the check
+RATE_LIMITED_WAIT = 60.0  # seconds, when a 429 carries no Retry-After (circle-api.md §6, S4)
 
 
 LISTS = {
@@ -36,6 +45,23 @@ class _Reader:
         self.expected = 0  # pages known to be needed so far: the first page of each list tells its page count
 
     def call(self, path: str, params: dict) -> Reply:
+        for tries in range(1, RATE_LIMITED_TRIES + 1):
+            reply = self._once(path, params)
+            if reply.status != 429:
+                return reply
+            if tries == RATE_LIMITED_TRIES:
+                raise ConnectionFailed(
+                    f"Circle answered 429 (rate limited) {tries} times in a row while listing members; the "
+                    "community's other clients may be using its rate limit. Try again later.",
+                    transient=True,
+                )
+            wait = reply.retry_after if reply.retry_after is not None else RATE_LIMITED_WAIT
+            # Reported before the wait: the check's page shows why it stands still, and a cancel is seen here.
+            self.report(f"Circle asked to slow down (429): waiting {wait:g} s before asking again.")
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _once(self, path: str, params: dict) -> Reply:
         try:
             reply = self.circle.request("GET", path, params=params)
         except requests.Timeout as exc:
@@ -87,8 +113,8 @@ def _email(record: dict) -> str | None:
     return email.strip().lower() if isinstance(email, str) and email.strip() else None
 
 
-def read(config, info, candidates, progress=_no_progress) -> Holders:
-    circle = Circle(config["api_key"], info.get("auth_scheme", "Bearer"))
+def read(config, info, candidates, progress=_no_progress, pace=None) -> Holders:
+    circle = Circle(config["api_key"], info.get("auth_scheme", "Bearer"), pace=pace)
     reader = _Reader(circle, progress)
     targets = list(candidates)
     members: dict = {target: set() for target in targets}
