@@ -150,7 +150,7 @@ def test_a_deferral_is_counted_apart_from_attempts(setup, runtime, in_process, s
     setup.rule(setup.integration())
     setup.emit(purchase())
 
-    def budget_in_use(rt, session, run):
+    def budget_in_use(*args):
         raise Deferred(30, "the shared budget is in use")
 
     monkeypatch.setattr(jobs, "_execute", budget_in_use)

@@ -3,8 +3,9 @@ account, e.g. a Circle community) and UTC calendar month, and the warnings near 
 
 The core wraps each call into a plugin that may talk to its remote (an action run, a verify, a refresh) in
 ``metered``: the plugin reports its calls with ``contract.count_calls()``, and they are written once, at the end,
-in a short transaction of their own (one atomic upsert, so concurrent workers and web requests never lose a count).
-Counting never fails what it counts: a database error is logged and the calls are lost from the count.
+in a short transaction of their own (one atomic upsert, so concurrent workers and web requests never lose a count);
+a run's are written in its outcome's transaction instead (``pending``, then ``write``, in a savepoint). Counting
+never fails what it counts: a database error is logged and the calls are lost from the count.
 
 Callers must not hold a transaction open on the same database when a metered block ends: on SQLite every
 transaction takes the write lock (BEGIN IMMEDIATE), and the count's own transaction would wait for it.
@@ -16,9 +17,10 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,11 +75,24 @@ def scope_of(app: App, info: Mapping[str, Any] | None) -> str | None:
     return None if found in (None, "") else str(found)
 
 
+@dataclass(frozen=True)
+class Count:
+    """Calls to add to a month's count, once the caller's transaction can take them (``write``)."""
+
+    app_key: str
+    scope: str | None
+    calls: int
+    month: str
+
+
 @contextmanager
-def metered(rt: Runtime, app: App, info: Mapping[str, Any] | None = None) -> Iterator[Meter]:
+def metered(
+    rt: Runtime, app: App, info: Mapping[str, Any] | None = None, pending: list[Count] | None = None
+) -> Iterator[Meter]:
     """Counts what the plugin reports inside the block, for the scope of ``meter.info`` (when the caller set it)
     else of ``info``, and records it when the block ends, even when it raised. Nests: an inner block's calls are
-    recorded by the inner block only."""
+    recorded by the inner block only. With ``pending``, the count is added to that list instead, for the caller to
+    ``write`` in the transaction it commits next (a run's outcome: one transaction fewer per run)."""
     meter = Meter()
     token = contract._meter.set(meter)
     try:
@@ -87,7 +102,28 @@ def metered(rt: Runtime, app: App, info: Mapping[str, Any] | None = None) -> Ite
         # Every app's reported calls count for the operator's metrics (Redis), metered remote or not.
         counters.outbound(rt, app.key, meter.calls, meter.rate_limited)
         if meter.calls and app.usage is not None:
-            record(rt, app.key, scope_of(app, meter.info if meter.info is not None else info), meter.calls)
+            scope = scope_of(app, meter.info if meter.info is not None else info)
+            if pending is None:
+                record(rt, app.key, scope, meter.calls)
+            else:
+                pending.append(Count(app.key, scope, meter.calls, period(now(rt))))
+
+
+def write(session: Session, pending: list[Count]) -> None:
+    """Adds the pending counts in the session's transaction, which the caller commits. Each in a savepoint, so that a
+    count that cannot be written still fails nothing: its calls are lost from the count, and the log says so."""
+    for count in pending:
+        if count.scope is None:
+            _unscoped(count.app_key, count.calls)
+            continue
+        try:
+            # The connection's savepoint, not the session's: no flush, a third of the CPU.
+            connection = session.connection()
+            with connection.begin_nested():
+                connection.execute(*_upsert(session, count.app_key, count.scope, count.month, count.calls))
+        except Exception:
+            _lost(count.app_key, count.calls, count.scope)
+    pending.clear()
 
 
 def record(rt: Runtime, app_key: str, scope: str | None, calls: int) -> None:
@@ -95,27 +131,37 @@ def record(rt: Runtime, app_key: str, scope: str | None, calls: int) -> None:
     if not calls:
         return
     if scope is None:
-        # E.g. a key the remote refused while connecting: it names no account the count could belong to.
-        log.info(
-            "app %s: %d call(s) counted by the remote were made for no known account; not recorded", app_key, calls
-        )
+        _unscoped(app_key, calls)
         return
     try:
         with rt.db.session() as session:
-            session.execute(_upsert(session, app_key, scope, period(now(rt)), calls))
+            session.execute(*_upsert(session, app_key, scope, period(now(rt)), calls))
             session.commit()
     except Exception:
-        log.exception(
-            "app %s: could not record %d call(s) for %s; the count is short by that much", app_key, calls, scope
-        )
+        _lost(app_key, calls, scope)
+
+
+def _unscoped(app_key: str, calls: int) -> None:
+    # E.g. a key the remote refused while connecting: it names no account the count could belong to.
+    log.info("app %s: %d call(s) counted by the remote were made for no known account; not recorded", app_key, calls)
+
+
+def _lost(app_key: str, calls: int, scope: str) -> None:
+    log.exception("app %s: could not record %d call(s) for %s; the count is short by that much", app_key, calls, scope)
 
 
 def _upsert(session: Session, app_key: str, scope: str, month: str, calls: int):
     """INSERT … ON CONFLICT (app, scope, period) DO UPDATE SET calls = calls + excluded.calls: atomic on both
-    backends, so two workers counting at once both land."""
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    backends, so two workers counting at once both land. Returns (statement, parameters)."""
+    return _upsert_statement(session.get_bind().dialect.name), dict(app=app_key, scope=scope, period=month, calls=calls)
+
+
+@lru_cache(maxsize=None)
+def _upsert_statement(dialect_name: str):
+    # One per backend, built once: building the statement costs more CPU than running it (every run counts).
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
     table = AppUsage.__table__
-    insert = dialect.insert(table).values(app=app_key, scope=scope, period=month, calls=calls)
+    insert = dialect.insert(table).values({c: bindparam(c) for c in ("app", "scope", "period", "calls")})
     return insert.on_conflict_do_update(
         index_elements=[table.c.app, table.c.scope, table.c.period],
         set_={"calls": table.c.calls + insert.excluded.calls},

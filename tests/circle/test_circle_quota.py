@@ -3,6 +3,7 @@ per community and UTC calendar month, in the database, shared by every connectio
 shows it with warnings near and over its plan's quota; a refresh makes only the calls it needs."""
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
@@ -208,6 +209,53 @@ def test_a_failure_to_count_fails_nothing(circle, fake_circle, api, runtime, mon
     refresh(api, runtime, iid)
     assert shown(api, iid)["usage"]["calls"] == 0
     assert "could not record" in caplog.text
+
+
+@contextmanager
+def counting_broken(runtime):
+    """The database refuses every write to the usage table (a trigger), as a full disk or a lost grant would."""
+    postgres = runtime.db.engine.dialect.name == "postgresql"
+    with runtime.db.engine.begin() as conn:
+        if postgres:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION no_counts() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'counting is broken'; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER no_counts BEFORE INSERT OR UPDATE ON app_usage FOR EACH ROW EXECUTE FUNCTION no_counts()"
+            )
+        else:
+            for verb in ("INSERT", "UPDATE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER no_counts_{verb} BEFORE {verb} ON app_usage "
+                    "BEGIN SELECT RAISE(ABORT, 'counting is broken'); END"
+                )
+    try:
+        yield
+    finally:
+        with runtime.db.engine.begin() as conn:
+            if postgres:
+                conn.exec_driver_sql("DROP TRIGGER no_counts ON app_usage")
+                conn.exec_driver_sql("DROP FUNCTION no_counts()")
+            else:
+                for verb in ("INSERT", "UPDATE"):
+                    conn.exec_driver_sql(f"DROP TRIGGER no_counts_{verb}")
+
+
+def test_a_run_whose_calls_cannot_be_counted_still_succeeds(
+    circle, fake_circle, community, api, circle_worker, runtime, start_worker
+):
+    """A run's count is written with its outcome, in a savepoint: the count is lost, the outcome is not."""
+    iid = circle.connect()
+    circle.rule(iid, "add_member_to_space", {"space_id": community.space2})
+    counted = shown(api, iid)["usage"]["calls"]
+    with counting_broken(runtime):
+        circle_worker()
+        runs = wait_runs(api, circle.emit(community.member))
+        assert [r["status"] for r in runs] == ["succeeded"], runs
+        assert len(fake_circle.requests_for("POST", "/space_members")) == 1
+    assert shown(api, iid)["usage"]["calls"] == counted
+    assert "could not record 1 call(s) for 4242" in start_worker.procs[-1][2].read_text()
 
 
 def test_the_usage_is_documented_in_the_api_schema():
