@@ -27,12 +27,18 @@ def _run(connection):
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
         compare_type=True,
+        # Every migration of a run in one transaction, on SQLite too (Alembic takes its DDL as non-transactional and
+        # commits after each migration; with the driver's implicit transactions off, hookyard.db, SQLite's DDL is
+        # transactional). So the version is read under the run's BEGIN IMMEDIATE and held to its commit: a second
+        # `hookyard db upgrade` at once waits, then finds the schema current. Per migration, it could read the old
+        # version between two of the first one's commits and create a table twice.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # The release step may run twice at once (two deploys, or a retry while the first still runs): the
             # second waits here until the first commits, then finds the schema current and does nothing. SQLite's
-            # BEGIN IMMEDIATE (hookyard.db) serialises the same way.
+            # BEGIN IMMEDIATE (hookyard.db), held over the whole run (transactional_ddl), serialises the same way.
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
         if connection.dialect.name == "sqlite":
