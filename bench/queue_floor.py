@@ -48,6 +48,16 @@ def _redis_cpu(redis) -> float:
     return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
+def _per_job(jobs: int, worker_cpu: float, redis_cpu: float, wall: float) -> dict:
+    return {
+        "jobs": jobs,
+        "cpu_ms_worker": 1000 * worker_cpu / jobs,
+        "cpu_ms_redis": 1000 * redis_cpu / jobs,
+        "cpu_ms": 1000 * (worker_cpu + redis_cpu) / jobs,
+        "jobs_per_s": jobs / wall,
+    }
+
+
 def rq_run(jobs: int, tmp) -> dict:
     from redis import Redis
     from rq import Queue, Retry
@@ -84,13 +94,7 @@ def rq_run(jobs: int, tmp) -> dict:
         proc.wait(timeout=10)
     if left:
         raise RuntimeError(f"the bare RQ worker left {left} jobs")
-    return {
-        "jobs": jobs,
-        "cpu_ms_worker": 1000 * worker_cpu / jobs,
-        "cpu_ms_redis": 1000 * redis_cpu / jobs,
-        "cpu_ms": 1000 * (worker_cpu + redis_cpu) / jobs,
-        "jobs_per_s": jobs / wall,
-    }
+    return _per_job(jobs, worker_cpu, redis_cpu, wall)
 
 
 def _store_events(stack: Stack, jobs: int) -> None:
@@ -141,13 +145,7 @@ def hookyard_run(jobs: int) -> dict:
         wall = time.monotonic() - started
         worker_cpu = tree_cpu_seconds([pid]) - cpu_before
         redis_cpu = _redis_cpu(redis) - redis_before
-    return {
-        "jobs": jobs,
-        "cpu_ms_worker": 1000 * worker_cpu / jobs,
-        "cpu_ms_redis": 1000 * redis_cpu / jobs,
-        "cpu_ms": 1000 * (worker_cpu + redis_cpu) / jobs,
-        "jobs_per_s": jobs / wall,
-    }
+    return _per_job(jobs, worker_cpu, redis_cpu, wall)
 
 
 def run(opts) -> dict:

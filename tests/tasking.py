@@ -7,11 +7,12 @@ from hookyard import runtime as runtime_module
 from hookyard import taskjobs
 
 
-def run_task_here(runtime, task_id: int) -> str:
+def run_task_here(runtime, task_id: int, job=taskjobs.refresh_integration) -> str:
+    """``job`` (a task kind's job function: a refresh by default) for ``task_id``, against the test's runtime."""
     previous = runtime_module._installed
     runtime_module.install(runtime)
     try:
-        return taskjobs.refresh_integration(task_id)
+        return job(task_id)
     finally:
         runtime_module.install(previous)
 

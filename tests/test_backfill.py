@@ -17,6 +17,7 @@ from hookyard.jobqueue import queued_count, shard_queues
 from hookyard.models import Rule, RuleLedger, Run
 
 from .conftest import purchase
+from .tasking import run_task_here
 from .waiting import wait_for
 
 NOW = datetime.now(timezone.utc)
@@ -37,16 +38,10 @@ def store_events(runtime, marketplace_id, count, start=0, days_ago=10, product_i
 
 
 def run_backfill_here(runtime, task_id: int) -> str:
-    """The task's job in this process, as the worker runs it (tests/tasking.py does the same for refreshes)."""
+    """The task's job in this process, as the worker runs it."""
     from hookyard import backfill_jobs
-    from hookyard import runtime as runtime_module
 
-    previous = runtime_module._installed
-    runtime_module.install(runtime)
-    try:
-        return backfill_jobs.backfill_rule(task_id)
-    finally:
-        runtime_module.install(previous)
+    return run_task_here(runtime, task_id, backfill_jobs.backfill_rule)
 
 
 def body(since=SINCE, until=UNTIL, **extra):

@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from hookyard import reconcile, reconcile_jobs
-from hookyard import runtime as runtime_module
 from hookyard.models import AppUsage, Integration, ReconcileReport, Run
 from hookyard.usage import period
 
 from .circle.fixtures import API_KEY
-from .tasking import refresh
+from .tasking import refresh, run_task_here
 from .waiting import wait_for
 
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=timezone.utc)
@@ -119,12 +118,7 @@ def finished(report):
 
 
 def run_job(runtime, task_id):
-    previous = runtime_module._installed
-    runtime_module.install(runtime)
-    try:
-        return reconcile_jobs.reconcile_integration(task_id)
-    finally:
-        runtime_module.install(previous)
+    return run_task_here(runtime, task_id, reconcile_jobs.reconcile_integration)
 
 
 def found(report) -> set:
