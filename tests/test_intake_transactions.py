@@ -8,7 +8,7 @@ import sqlite3
 import threading
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from hookyard import db as hookyard_db
 from hookyard import emit as emit_module
@@ -119,3 +119,27 @@ def test_turns_are_handed_out_in_the_order_the_writers_came_and_a_wait_can_run_o
         thread.join(timeout=10)
     assert order == ["first", "second", "third"]
     assert turns.acquire(timeout=0) is True  # free again, and not lost to the writer that gave up
+
+
+def test_an_event_is_accepted_in_one_reading_transaction_then_one_write(setup, api, runtime):
+    """The token's lookup begins the read that the event's look-ups go on with (POST /events is marked
+    ``reads_first``); any other route ends that read before its handler runs."""
+    setup.rule(setup.integration())
+    begun = []
+
+    def on_begin(conn):
+        begun.append("read" if conn.get_execution_options().get(hookyard_db._READ_ONLY) else "write")
+
+    event.listen(runtime.db.engine, "begin", on_begin)
+    try:
+        answer = api.post("/api/v1/events", json={"trigger": PURCHASE, "payload": purchase(email="one@example.com")})
+        assert answer.status_code == 202, answer.json
+        assert begun == ["read", "write"]
+        begun.clear()
+        assert api.post("/api/v1/products", json={"external_id": "77", "name": "Other"}).status_code == 201
+        assert begun == ["read", "write"]  # the token's read, ended; then the handler's own transaction
+        begun.clear()
+        revoked = api.get("/api/v1/events", headers={"Authorization": "Bearer hy_not-a-token"})
+        assert revoked.status_code == 401 and begun == ["read"]
+    finally:
+        event.remove(runtime.db.engine, "begin", on_begin)

@@ -51,15 +51,18 @@ class MaskingLogger(Logger):
             return super().access(resp, req, environ, request_time)
         if not self.access_log_enabled:
             return None
-        atoms = self.atoms(resp, req, environ, request_time)
-        status = atoms["s"]
+        # Only what the line carries, read from the request and response directly: gunicorn's atoms (the time
+        # formatted, every header copied, the user decoded) cost 6% of a POST /events' CPU for fields never written.
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        path = environ.get("PATH_INFO")
         fields = {
-            "method": atoms["m"],
-            "path": atoms["U"],
+            "method": environ.get("REQUEST_METHOD"),
+            "path": masked(path) if isinstance(path, str) else path,
             "status": int(status) if str(status).isdigit() else status,
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
         }
-        request_id = atoms.get("{x-request-id}o")
+        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+        request_id = next((value for name, value in headers if name.lower() == "x-request-id"), None)
         if request_id:
             fields["request_id"] = request_id
         try:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 import time
+import weakref
 
 import redis
 from flask import Flask, current_app
@@ -51,6 +52,18 @@ def over_limit(scope: str, subject: str, rate: tuple[int, float]) -> int | None:
     return current_app.extensions["hookyard.limiter"].hit(scope, subject, rate)
 
 
+# One request counted in one round trip (every API request runs it): the window starts, with its expiry, only if
+# none is open, INCR keeps that expiry, and the answer carries what Retry-After needs. A script runs atomically, as
+# the MULTI/EXEC pipeline of three commands it replaces did, for a fifth of the commands to send and parse.
+# KEYS[1]: the subject's window; ARGV[1]: the window in milliseconds.
+_HIT = """
+redis.call("SET", KEYS[1], 0, "PX", ARGV[1], "NX")
+local count = redis.call("INCR", KEYS[1])
+return {count, redis.call("PTTL", KEYS[1])}
+"""
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> its Script (EVALSHA, then EVAL)
+
+
 class RateLimiter:
     """Fixed windows counted in Redis, so every web process shares one count.
 
@@ -76,11 +89,9 @@ class RateLimiter:
         key = f"{runtime.settings.queue_name}:ratelimit:{scope}:{digest}"
         window_ms = max(1, int(window * 1000))
         try:
-            pipe = runtime.redis.pipeline()  # MULTI/EXEC: the three commands apply together
-            pipe.set(key, 0, px=window_ms, nx=True)  # starts the window (with its expiry) only if none is open
-            pipe.incr(key)  # keeps the expiry
-            pipe.pttl(key)
-            _, count, ttl_ms = pipe.execute()
+            client = runtime.redis
+            script = _scripts.get(client) or _scripts.setdefault(client, client.register_script(_HIT))
+            count, ttl_ms = script(keys=[key], args=[window_ms], client=client)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, RuntimeError) as exc:
             # RuntimeError: REDIS_URL is unset. Either way, refusing requests here would turn a Redis
             # outage into an API outage, and events must still be accepted (stored) while Redis is down.

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from .. import backpressure, inputs
 from ..emit import UnknownTrigger, emit
 from ..models import Event, Run
-from .auth import api_blueprint
+from .auth import api_blueprint, reads_first
 from .base import BaseSchema, abort_invalid, marketplace, marketplace_id, owned, page_of, rt, session
 from .runs import LogEntrySchema
 
@@ -90,6 +90,7 @@ class Events(MethodView):
         description="The database is unavailable: nothing was stored; retry after Retry-After seconds.",
     )
     @blp.doc(parameters=[{"in": "header", "name": k, **v} for k, v in IDEMPOTENCY_HEADER.items()])
+    @reads_first  # emit() reads, commits, then writes
     def post(self, body):
         """Emit a trigger: validated, stored, matched against rules and queued"""
         key = request.headers.get("Idempotency-Key") or None
