@@ -191,3 +191,29 @@ def test_a_delayed_job_is_never_scheduled_before_its_time(runtime):
     enqueue_run(runtime, run)
     registry = ScheduledJobRegistry(queue=queue_for(runtime, run))
     assert registry.get_scheduled_time("run-1-1-1") >= due
+
+
+def test_an_attempt_holds_its_lease_until_its_outcome_is_committed(setup, api, runtime, in_process):
+    """The sweeper takes over a running attempt that has no lease: released before the outcome's commit, a finished
+    attempt could be taken over in between, its outcome dropped and its call made again."""
+    from sqlalchemy import event as sa_event
+
+    from hookyard import jobs
+
+    setup.rule(setup.integration())
+    event = setup.emit(purchase())
+    [run] = api.get(f"/api/v1/events/{event['id']}").json["runs"]
+    lease = jobs.lease_key(runtime, run["id"])
+    held_at_commit = []
+
+    def on_commit(_conn):
+        held_at_commit.append(bool(runtime.redis.exists(lease)))
+
+    sa_event.listen(runtime.db.engine, "commit", on_commit)
+    try:
+        assert jobs.run_rule(run["id"]) == "succeeded"
+    finally:
+        sa_event.remove(runtime.db.engine, "commit", on_commit)
+    assert held_at_commit[-1] is True  # the outcome's commit
+    assert not runtime.redis.exists(lease)  # and released once it was done
+    assert api.get(f"/api/v1/logs/{run['id']}").json["status"] == "succeeded"

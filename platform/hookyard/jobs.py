@@ -40,43 +40,51 @@ def _run_rule(run_id: int) -> str:
         if started is None:
             # Someone else has it, it already finished, or the log cap trimmed it: never run twice.
             return "not claimed"
-        ran = None
-        pending: list[usage.Count] = []  # the remote's counted calls, written with the outcome
-        with Lease(rt, run_id):
-            loaded = _load(session, run_id)  # held: the session's identity map keeps only what is referenced
-            run = loaded[0] if loaded else None
-            logformat.bind(event_id=run.event_id if run is not None else None)
-            try:
-                outcome, ran = _execute(rt, session, run, pending)
-            except Deferred as deferred:
-                outcome = deferred
-            except ShutDownImminentException:
-                # The worker was told to stop (a deploy: SIGTERM, then SIGKILL 30 s later) and this attempt outlasted
-                # its grace (hookyard.worker): back on the queue for the next worker, not left running. Not counted
-                # as an attempt; like any interrupted attempt, its remote call may have gone out (at least once).
-                session.rollback()
-                log.warning("run %s: handed back to the queue, its worker is stopping", run_id)
-                outcome = Deferred(0, "handed back: the worker was stopping (a deploy or a restart) before it ended")
-            except Exception as exc:  # our own failure after the claim must not leave the run "running"
-                log.exception("run %s failed inside Hookyard", run_id)
-                session.rollback()
-                outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
-        if not _still_ours(session, run_id, started):
-            log.warning(
-                "run %s: an attempt finished after the sweeper had given it up (its worker looked dead); "
-                "its outcome is dropped: %s",
-                run_id,
-                getattr(outcome, "reason", outcome),
-            )
-            session.rollback()
-            usage.write(session, pending)  # the calls were made all the same
-            session.commit()
-            return "superseded"
-        usage.write(session, pending)
-        run = session.get(Run, run_id)
-        if isinstance(outcome, Deferred):
-            return _defer(rt, session, run, outcome)
-        return record_outcome(rt, session, run, outcome, started, utcnow(), ran)
+        # The lease lives until the outcome is committed: an attempt seen running without one is taken over by the
+        # sweeper as dead, and a lease released before the commit would let a finished attempt's outcome be dropped
+        # and its call made again. Its release goes with the run's counts, in one round trip as the job ends.
+        with counters.batched(rt) as batch, Lease(rt, run_id, release_with=batch):
+            return _attempt(rt, session, run_id, started)
+
+
+def _attempt(rt: Runtime, session: Session, run_id: int, started: datetime) -> str:
+    """The claimed attempt: its action run, its outcome (or its deferral) committed."""
+    ran = None
+    pending: list[usage.Count] = []  # the remote's counted calls, written with the outcome
+    loaded = _load(session, run_id)  # held: the session's identity map keeps only what is referenced
+    run = loaded[0] if loaded else None
+    logformat.bind(event_id=run.event_id if run is not None else None)
+    try:
+        outcome, ran = _execute(rt, session, run, pending)
+    except Deferred as deferred:
+        outcome = deferred
+    except ShutDownImminentException:
+        # The worker was told to stop (a deploy: SIGTERM, then SIGKILL 30 s later) and this attempt outlasted
+        # its grace (hookyard.worker): back on the queue for the next worker, not left running. Not counted
+        # as an attempt; like any interrupted attempt, its remote call may have gone out (at least once).
+        session.rollback()
+        log.warning("run %s: handed back to the queue, its worker is stopping", run_id)
+        outcome = Deferred(0, "handed back: the worker was stopping (a deploy or a restart) before it ended")
+    except Exception as exc:  # our own failure after the claim must not leave the run "running"
+        log.exception("run %s failed inside Hookyard", run_id)
+        session.rollback()
+        outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}", retryable=True)
+    if not _still_ours(session, run_id, started):
+        log.warning(
+            "run %s: an attempt finished after the sweeper had given it up (its worker looked dead); "
+            "its outcome is dropped: %s",
+            run_id,
+            getattr(outcome, "reason", outcome),
+        )
+        session.rollback()
+        usage.write(session, pending)  # the calls were made all the same
+        session.commit()
+        return "superseded"
+    usage.write(session, pending)
+    run = session.get(Run, run_id)
+    if isinstance(outcome, Deferred):
+        return _defer(rt, session, run, outcome)
+    return record_outcome(rt, session, run, outcome, started, utcnow(), ran)
 
 
 def _claim(session: Session, run_id: int) -> datetime | None:
@@ -139,8 +147,9 @@ class Lease:
     lapses within HOOKYARD_LEASE_TTL seconds of its process dying (SIGKILL, OOM, a lost machine). The
     sweeper gives up attempts whose lease lapsed without waiting for the job timeout."""
 
-    def __init__(self, rt: Runtime, run_id: int):
+    def __init__(self, rt: Runtime, run_id: int, release_with: counters.Batch | None = None):
         self.redis, self.key, self.ttl = rt.redis, lease_key(rt, run_id), rt.settings.lease_ttl
+        self.release_with = release_with  # released in that batch's round trip, else by a command of its own
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"lease-{run_id}")
 
@@ -163,6 +172,10 @@ class Lease:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join()
+        if self.release_with is not None:
+            key = self.key
+            self.release_with.also.append(lambda pipe: pipe.delete(key))
+            return
         try:
             self.redis.delete(self.key)
         except REDIS_ERRORS:

@@ -3,7 +3,8 @@
 - In Redis, under ``<HOOKYARD_QUEUE>:metrics:``: runs by outcome, retries, deferrals, events accepted, outbound calls
   and 429s per app. Workers on any number of machines (and the web processes) add to the same numbers, so /metrics
   on any web process reports them all (hookyard.metrics.collect reads them when scraped). One HINCRBY per thing
-  counted; a Redis failure loses that count (logged, at most every WARN_EVERY seconds) and never fails the work.
+  counted (a worker sends a run's counts together as the run ends: ``batched``); a Redis failure loses that count
+  (logged, at most every WARN_EVERY seconds) and never fails the work.
 - In this process (prometheus_client Counters): deliveries received at the inbound URLs, counted by the web process
   that stored them. Under gunicorn they live in PROMETHEUS_MULTIPROC_DIR (hookyard.gunicorn_conf sets it), so
   /metrics on any web process of a host sums every process of that host, dead ones included; one host's numbers
@@ -15,11 +16,14 @@ back the ones before it (a savepoint), and they must not count.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from prometheus_client import CollectorRegistry, Counter
@@ -63,10 +67,52 @@ def key(rt: Runtime, name: str) -> str:
     return f"{rt.settings.queue_name}:metrics:{name}"
 
 
+# A run's counts, gathered while its job works and sent together when it ends (``batched``): one round trip per run
+# instead of one per thing counted. Per thread of execution: each of a worker's threads runs its own job.
+_batch: contextvars.ContextVar["Batch | None"] = contextvars.ContextVar("hookyard_counts", default=None)
+
+
+class Batch:
+    """Counts to send in one pipeline, with whatever else the caller adds to it (``also``: a run's lease release)."""
+
+    def __init__(self):
+        self.counts: Tally = Tally()
+        self.also: list = []  # callables given the pipeline
+
+
+@contextmanager
+def batched(rt: Runtime) -> Iterator[Batch]:
+    """Within the block, this thread's counts are gathered, then sent in one pipeline as it ends (even by raising),
+    after the commands queued in ``Batch.also``. Never raises: a failure loses the counts (logged) and what else
+    was queued (a lease then lapses by its TTL)."""
+    batch = Batch()
+    token = _batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _batch.reset(token)
+
+        def write():
+            pipe = rt.redis.pipeline(transaction=False)
+            for queued in batch.also:
+                queued(pipe)
+            for (name, field), n in batch.counts.items():
+                pipe.hincrby(key(rt, name), field, n)
+            pipe.execute()
+
+        if batch.counts or batch.also:
+            _safely(write, ", ".join(f"{name}.{field}" for name, field in batch.counts) or "a run's end")
+
+
 def add(rt: Runtime, name: str, field: str, n: int = 1) -> None:
-    """Adds ``n`` to ``field`` of a hash. Never raises."""
-    if n:
-        _safely(lambda: rt.redis.hincrby(key(rt, name), field, n), f"{name}.{field}")
+    """Adds ``n`` to ``field`` of a hash (in the thread's batch, if one is open). Never raises."""
+    if not n:
+        return
+    batch = _batch.get()
+    if batch is not None:
+        batch.counts[name, field] += n
+        return
+    _safely(lambda: rt.redis.hincrby(key(rt, name), field, n), f"{name}.{field}")
 
 
 def run_finished(rt: Runtime, status: str) -> None:
@@ -84,6 +130,10 @@ def run_deferred(rt: Runtime) -> None:
 def outbound(rt: Runtime, app_key: str, calls: int, rate_limited: int) -> None:
     """Calls an app's plugin reported to its remote (``count_calls``), and how many of them were answered 429."""
     if not calls and not rate_limited:
+        return
+    if _batch.get() is not None:
+        add(rt, OUTBOUND_CALLS, app_key, calls)
+        add(rt, OUTBOUND_RATE_LIMITED, app_key, rate_limited)
         return
 
     def write():
