@@ -350,11 +350,29 @@ def test_the_cli_previews_then_follows_the_backfill_until_its_runs_are_final(
 # --- past orders from SamCart's API ----------------------------------------------------------------
 
 
+def deliver_to_the_notify_url(api, runtime, samcart: dict, body: dict) -> None:
+    """``body`` posted to the SamCart connection's inbound URL and processed as the worker would: mapped."""
+    from hookyard import deliveries
+    from hookyard.models import Delivery
+
+    posted = api._client.post("/" + samcart["inbound_url"].split("/", 3)[3], json=body)
+    assert posted.status_code in (200, 202), posted.text
+    with runtime.db.session() as session:
+        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")))
+    assert [deliveries.process(d) for d in waiting] == ["mapped"]
+
+
+def backfill_from_the_store_api(api, runtime, rule_id) -> dict:
+    """A backfill up to now that reads the store's API first, run here; its task once done."""
+    task = backfill(api, rule_id, include_store_api=True, until=datetime.now(timezone.utc))
+    assert run_backfill_here(runtime, task["id"]) == "succeeded"
+    return task_of(api, task["id"])
+
+
 def test_past_orders_from_samcarts_api_are_stored_once_then_backfilled(
     setup, api, make_client, runtime, fake_samcart, in_process
 ):
-    from hookyard import deliveries
-    from hookyard.models import Delivery, Event
+    from hookyard.models import Event
 
     from .samcart.fixtures import SAMCART_API_KEY
 
@@ -389,15 +407,8 @@ def test_past_orders_from_samcarts_api_are_stored_once_then_backfilled(
         "order": {"id": orders[0], "total": "49.00"},
         "product": {"id": str(product), "name": "Community", "price": "49.00"},
     }
-    posted = api._client.post("/" + samcart["inbound_url"].split("/", 3)[3], json=notify)
-    assert posted.status_code in (200, 202), posted.text
-    with runtime.db.session() as session:
-        waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")))
-    assert [deliveries.process(d) for d in waiting] == ["mapped"]
-
-    task = backfill(api, rule_id, include_store_api=True, until=datetime.now(timezone.utc))
-    assert run_backfill_here(runtime, task["id"]) == "succeeded"
-    task = task_of(api, task["id"])
+    deliver_to_the_notify_url(api, runtime, samcart, notify)
+    task = backfill_from_the_store_api(api, runtime, rule_id)
     assert task["message"].startswith("5 past events read from the store's API (1 already received). 5 runs"), task
     with runtime.db.session() as session:
         stored = session.scalars(select(Event.email).where(Event.trigger == TRIGGER)).all()
@@ -407,9 +418,9 @@ def test_past_orders_from_samcarts_api_are_stored_once_then_backfilled(
     assert sorted(backfilled) == [f"past{i}@example.com" for i in range(1, 6)]
     assert origins == {"backfill": 5, "event": 1}
     # Read again: nothing new is stored or run.
-    task = backfill(api, rule_id, include_store_api=True, until=datetime.now(timezone.utc))
-    assert run_backfill_here(runtime, task["id"]) == "succeeded"
-    assert task_of(api, task["id"])["message"].startswith("0 past events read from the store's API (6 already")
+    assert backfill_from_the_store_api(api, runtime, rule_id)["message"].startswith(
+        "0 past events read from the store's API (6 already"
+    )
     # Another store's rule never reads this store's SamCart.
     other = make_client("store-b")
     from .conftest import Setup
@@ -417,3 +428,61 @@ def test_past_orders_from_samcarts_api_are_stored_once_then_backfilled(
     theirs = Setup(other, setup.recorder).rule(Setup(other, setup.recorder).integration())
     r = other.post(f"/api/v1/rules/{theirs}/backfill", json=body(include_store_api=True, preview=True))
     assert r.status_code == 422 and "include_store_api" in r.json["errors"]["json"], r.json
+
+
+def test_past_subscriptions_from_samcarts_api_bring_in_the_live_ones_once(
+    setup, api, runtime, fake_samcart, in_process
+):
+    """A subscription_started rule backfilled from SamCart's API: each subscription started in the range and still
+    live now is stored once as its Subscription Started (the one the Notify URL already delivered is found), and
+    the ones that ended, are paused, or have a status Hookyard does not know are left out: no access for them."""
+    from hookyard.models import Event
+
+    from .samcart.fixtures import SAMCART_API_KEY
+
+    started_trigger = "samcart.subscription_started"
+    rule_id = setup.rule(setup.integration(), trigger=started_trigger)
+    r = api.post(
+        "/api/v1/integrations", json={"app": "samcart", "name": "Store", "config": {"api_key": SAMCART_API_KEY}}
+    )
+    assert r.status_code == 201, r.json
+    samcart = r.json
+    product = fake_samcart.add_product("Membership", price=4900)
+
+    def stamp(moment):
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    sids = {}
+    statuses = ["active", "completed", "past_due", "canceled", "delinquent", "deleted", "paused", "frozen"]
+    for i, status in enumerate(statuses):
+        customer = fake_samcart.add_customer(f"{status}@example.com")
+        began = stamp(NOW - timedelta(days=5, minutes=i))
+        sids[status] = fake_samcart.add_subscription(
+            status, customer_id=customer, product_id=product, start_date=began, created_at=began
+        )
+    early = fake_samcart.add_customer("early@example.com")
+    began = stamp(NOW - timedelta(days=40))
+    fake_samcart.add_subscription("active", customer_id=early, product_id=product, start_date=began, created_at=began)
+    # The active one's purchase reached the Notify URL with its subscription id: its Subscription Started is stored.
+    notify = {
+        "type": "Order",
+        "customer": {"email": "active@example.com"},
+        "order": {"id": 7001, "subscription_id": sids["active"], "total": "49.00"},
+        "product": {"id": str(product), "name": "Membership", "price": "49.00"},
+    }
+    deliver_to_the_notify_url(api, runtime, samcart, notify)
+    task = backfill_from_the_store_api(api, runtime, rule_id)
+    assert task["message"].startswith("2 past events read from the store's API (1 already received). 2 runs"), task
+    with runtime.db.session() as session:
+        stored = session.scalars(select(Event.email).where(Event.trigger == started_trigger)).all()
+        payloads = session.scalars(select(Event.payload).where(Event.trigger == started_trigger)).all()
+        backfilled = session.scalars(select(Run.email).where(Run.origin == "backfill")).all()
+    assert sorted(stored) == ["active@example.com", "completed@example.com", "past_due@example.com"]
+    assert sorted(backfilled) == ["completed@example.com", "past_due@example.com"]
+    by_id = {p["subscription"]["id"]: p for p in payloads}
+    assert by_id[str(sids["past_due"])]["subscription"]["status"] == "past_due"
+    assert by_id[str(sids["completed"])]["product"]["id"] == str(product)
+    # Read again: nothing new is stored or run.
+    assert backfill_from_the_store_api(api, runtime, rule_id)["message"].startswith(
+        "0 past events read from the store's API (3 already"
+    )

@@ -427,7 +427,7 @@ def _write_page(rt: Runtime, session: Session, task: Task, rule: Rule, planned: 
 
 
 def store_api_connections(rt: Runtime, session: Session, marketplace_id: int) -> list[Integration]:
-    """The store's connections whose app can list past events (SamCart: its orders, with an API key)."""
+    """The store's connections whose app can list past events (SamCart: its orders and subscriptions, with an API key)."""
     found = session.scalars(
         select(Integration).where(Integration.marketplace_id == marketplace_id).order_by(Integration.id)
     )

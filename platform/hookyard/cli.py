@@ -706,7 +706,9 @@ def _instant(_ctx, _param, value):
 @click.option("--until", callback=_instant, help="…and before (default: now).")
 @click.option("--preview", is_flag=True, help="Print the counts only; start nothing.")
 @click.option(
-    "--include-store-api", is_flag=True, help="First read past orders from the store's API (SamCart's, with a key)."
+    "--include-store-api",
+    is_flag=True,
+    help="First read past events from the store's API (SamCart's orders and live subscriptions, with a key).",
 )
 @click.option("--yes", is_flag=True, help="Start without asking.")
 def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
@@ -753,7 +755,7 @@ def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
                     session.refresh(task)
                     summary = backfill.runs_summary(session, task)
                     final = summary["succeeded"] + summary["skipped"] + summary["failed"]
-                    bar.length = max(bar.length, sum(summary.values()))  # past orders read from the API add runs
+                    bar.length = max(bar.length, sum(summary.values()))  # past events read from the API add runs
                     bar.update(max(0, final - shown))
                     shown = max(shown, final)
                     if backfill.finished(session, task):

@@ -31,7 +31,8 @@ class BackfillSchema(BaseSchema):
         load_default=False,
         metadata={
             "description": "true: the task first reads the range's past events from the store's API (SamCart's "
-            "orders, with an API key) and stores those not received yet; the preview counts stored events only."
+            "orders, and its subscriptions that are live now, with an API key) and stores those not received yet; the "
+            "preview counts stored events only."
         },
     )
 

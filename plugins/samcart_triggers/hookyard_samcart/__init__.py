@@ -168,7 +168,7 @@ SAMCART = App(
     actions=(),
     inbound=INBOUND,
     products=products,
-    past_events=past_events,  # a backfill's past orders (hook API 1.2)
+    past_events=past_events,  # a backfill's past orders and subscriptions (hook API 1.2)
     description="Receives your store's notifications at a Notify URL (no code), and imports your products.",
 )
 
