@@ -178,8 +178,10 @@ def gateway_page(status: int) -> str:
 
 def run_until_interrupted(fake: FakeServer):
     """Keep a started fake serving until Ctrl-C or SIGTERM, then stop it: the end of a fake's command line."""
-    # A process manager's SIGTERM should shut down as cleanly as Ctrl-C.
+    # A process manager's SIGTERM should shut down as cleanly as Ctrl-C. And Ctrl-C (SIGINT) stops it even when it
+    # was started with SIGINT ignored (from a shell's background job, say): Python then raises no KeyboardInterrupt.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)
