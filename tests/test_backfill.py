@@ -486,3 +486,89 @@ def test_past_subscriptions_from_samcarts_api_bring_in_the_live_ones_once(
     assert backfill_from_the_store_api(api, runtime, rule_id)["message"].startswith(
         "0 past events read from the store's API (3 already"
     )
+
+
+def test_the_stores_own_delivery_of_an_event_read_from_its_api_runs_the_other_rules_once(
+    setup, api, runtime, fake_samcart, in_process
+):
+    """An order a backfill read from SamCart's API ran the backfilled rule only. When SamCart's Notify URL delivers
+    it after all (an order placed while the backfill read, a delivery SamCart retried), that delivery is the
+    event's first: every other matching rule runs for it, the backfilled rule does not run twice, and a rule
+    whose backfill run was cancelled before it ran runs now. A second delivery is then an ordinary duplicate."""
+    from rq.job import Job
+
+    from hookyard import deliveries
+    from hookyard.models import Delivery, Event
+
+    from .samcart.fixtures import SAMCART_API_KEY
+
+    recorder = setup.integration()
+    backfilled, other = setup.rule(recorder, channel="backfilled"), setup.rule(recorder, channel="other")
+    r = api.post(
+        "/api/v1/integrations", json={"app": "samcart", "name": "Store", "config": {"api_key": SAMCART_API_KEY}}
+    )
+    assert r.status_code == 201, r.json
+    samcart = r.json
+    product = fake_samcart.add_product("Community", price=4900)
+    placed = (NOW - timedelta(days=5)).strftime("%Y-%m-%d %H:%M:%S")
+
+    def order(email):
+        customer = fake_samcart.add_customer(email)
+        return fake_samcart.add_order(customer, [product], order_date=placed, created_at=placed)
+
+    def notify(email, order_id, total="49.00"):
+        # What the Notify URL posts for the order (samcart.md §9); its status once processed.
+        posted = api._client.post(
+            "/" + samcart["inbound_url"].split("/", 3)[3],
+            json={
+                "type": "Order",
+                "customer": {"email": email},
+                "order": {"id": order_id, "total": total},
+                "product": {"id": str(product), "name": "Community", "price": "49.00"},
+            },
+        )
+        assert posted.status_code in (200, 202), posted.text
+        with runtime.db.session() as session:
+            waiting = list(session.scalars(select(Delivery.id).where(Delivery.status == "received")))
+        return [deliveries.process(d) for d in waiting]
+
+    def runs():
+        with runtime.db.session() as session:
+            return {
+                (row.email, row.rule_id): (row.origin, row.status, row.dispatches)
+                for row in session.scalars(select(Run).order_by(Run.id))
+            }
+
+    kept = order("kept@example.com")
+    assert backfill_from_the_store_api(api, runtime, backfilled)["message"].startswith("1 past event read")
+    late = order("late@example.com")  # placed after the first read; the second backfill is cancelled
+    second = backfill_from_the_store_api(api, runtime, backfilled)
+    assert api.post(f"/api/v1/tasks/{second['id']}/cancel").json["runs"]["skipped"] == 1
+    with runtime.db.session() as session:
+        assert set(session.scalars(select(Event.source))) == {"store_api"}
+        kept_event = session.scalar(select(Event.id).where(Event.email == "kept@example.com"))
+    assert api.get(f"/api/v1/events/{kept_event}").json["source"] == "store_api"
+    assert runs() == {
+        ("kept@example.com", backfilled): ("backfill", "queued", 1),
+        ("late@example.com", backfilled): ("backfill", "skipped", 1),
+    }
+
+    assert notify("kept@example.com", kept) == ["mapped"]
+    assert notify("late@example.com", late) == ["mapped"]
+    made = runs()
+    assert made == {
+        ("kept@example.com", backfilled): ("backfill", "queued", 1),  # not run twice
+        ("kept@example.com", other): ("event", "queued", 1),
+        ("late@example.com", backfilled): ("event", "queued", 2),  # its cancelled backfill run, taken up
+        ("late@example.com", other): ("event", "queued", 1),
+    }
+    with runtime.db.session() as session:
+        events = {e.email: e for e in session.scalars(select(Event))}
+        event_runs = list(session.scalars(select(Run).where(Run.origin == "event")))
+        assert {e.source for e in events.values()} == {"delivery"}
+        assert (events["kept@example.com"].matched_rules, events["late@example.com"].matched_rules) == (1, 2)
+        assert all(Job.exists(run.job_id, connection=runtime.redis) for run in event_runs)  # queued for a worker
+    assert api.get(f"/api/v1/events/{kept_event}").json["source"] == "delivery"
+    # The same order delivered again (a changed body, so not the same delivery): a duplicate, nothing more runs.
+    assert notify("kept@example.com", kept, total="49.0") == ["duplicate"]
+    assert runs() == made

@@ -20,8 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from marshmallow import ValidationError
-from sqlalchemy import String, and_, bindparam, case, cast, exists, func, literal, not_, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, and_, bindparam, case, cast, exists, func, literal, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import connections, emit, logcap, snapshot, tasks
@@ -29,6 +28,7 @@ from .contract import Cancelled, ConnectionFailed, InboundEvent
 from .emit import enqueue_runs
 from .jobqueue import run_job_id
 from .models import (
+    CANCELLED,
     ONCE_PER_EVENT_ORIGINS,
     RUN_STATES,
     Event,
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 KIND = "rule.backfill"
 # Runs created per transaction: on SQLite each page holds the one write lock for a few milliseconds only.
 PAGE = 200
-CANCELLED = "cancelled"
 # A client's clock may run a little ahead of ours: an "until" of "now" sent from a browser is not "the future".
 CLOCK_SKEW = timedelta(minutes=2)
 
@@ -327,14 +326,6 @@ def _next_page(session: Session, rule: Rule, since: datetime, until: datetime, a
     return rows
 
 
-def _insert_runs(session: Session):
-    """INSERT of runs where a conflicting event or backfill run (uq_run_event_rule) skips its row, not the batch."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Run.__table__).on_conflict_do_nothing(
-        index_elements=["event_id", "rule_id"], index_where=text("origin IN ('event', 'backfill')")
-    )
-
-
 def _write_page(rt: Runtime, session: Session, task: Task, rule: Rule, planned: _Planned, page: list) -> list[Run]:
     """One transaction: the page's runs (new ones, and cancelled backfill runs taken up again); their jobs are
     enqueued by the caller after the commit, so a worker never picks up a run the database does not have yet."""
@@ -405,7 +396,7 @@ def _write_page(rt: Runtime, session: Session, task: Task, rule: Rule, planned: 
             )
         )
     if fresh:
-        session.execute(_insert_runs(session), fresh)
+        session.execute(emit.insert_runs_once(session), fresh)
     if again:
         table = Run.__table__
         # Executemany binds may not be named as the columns they set: "b_" before each.
@@ -471,7 +462,9 @@ def import_past_events(rt: Runtime, session: Session, rule: Rule, since: datetim
 def store_past_event(rt: Runtime, session: Session, marketplace_id: int, inbound: InboundEvent) -> bool | None:
     """The event, stored through emit's own steps (validated, deduplicated by its identity) but matched to no
     rule: True when stored, False when it was already received, None when its payload is not valid (an app's
-    bug; logged). In the session's transaction; the caller commits."""
+    bug; logged). In the session's transaction; the caller commits.
+    It is stored as read from the store's API (Event.source): should the store deliver it later (an order placed
+    while the backfill read, a delivery SamCart retries), that delivery runs the other matching rules."""
     try:
         prepared = emit.prepare(rt, inbound.trigger, dict(inbound.payload), identity=inbound.identity)
     except (ValidationError, emit.UnknownTrigger) as exc:
@@ -480,4 +473,7 @@ def store_past_event(rt: Runtime, session: Session, marketplace_id: int, inbound
     found = emit.look_up(session, marketplace_id, prepared)
     if found.earlier is not None:
         return False  # not counted as a duplicate delivery: nobody delivered it again
-    return emit.write(rt, session, marketplace_id, prepared, replace(found, rules=[]), count=False).created
+    stored = emit.write(
+        rt, session, marketplace_id, prepared, replace(found, rules=[]), count=False, source=emit.STORE_API
+    )
+    return stored.created

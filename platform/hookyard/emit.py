@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import bindparam, insert, or_, select, union_all, update
+from sqlalchemy import bindparam, insert, or_, select, text, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,10 +19,24 @@ from .contract import TriggerType
 from .db import reading
 from .jobqueue import REDIS_ERRORS, enqueue_run, run_job_id
 from .metrics import counters
-from .models import Event, Integration, Marketplace, Product, Rule, Run, utcnow
+from .models import (
+    CANCELLED,
+    EVENT_SOURCES,
+    ONCE_PER_EVENT_ORIGINS,
+    Event,
+    Integration,
+    Marketplace,
+    Product,
+    Rule,
+    Run,
+    utcnow,
+)
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# Event.source: sent by the store (or an API client), or read from the store's API by a backfill.
+DELIVERY, STORE_API = EVENT_SOURCES
 
 
 class UnknownTrigger(ValueError):
@@ -259,12 +274,14 @@ def write(
     found: Found,
     savepoint: bool = True,
     count: bool = True,
+    source: str = DELIVERY,
 ) -> Emitted:
     """The event and its runs, or the earlier event counted as a duplicate. ``savepoint=False``: the caller has
     nothing else in the transaction and, on a concurrent duplicate's IntegrityError, rolls it all back.
-    ``count=False``: the caller counts the new event for /metrics itself once committed (``enqueue_runs``)."""
+    ``count=False``: the caller counts the new event for /metrics itself once committed (``enqueue_runs``).
+    ``source``: Event.source; an event stored from the store's API (STORE_API) is adopted by its first delivery."""
     if found.earlier is not None:
-        return _duplicate(session, found.earlier)
+        return _repeated(rt, session, marketplace_id, prepared, found.earlier, source, count)
     trigger, data, dedupe = prepared.trigger, prepared.data, prepared.dedupe
     product = found.product or product_for(session, marketplace_id, data.get("product"))
     occurred_at = data.get("occurred_at") or datetime.now(timezone.utc)
@@ -283,6 +300,7 @@ def write(
         payload=payload_schema(trigger).dump(data),
         raw_payload=prepared.payload,
         occurred_at=occurred_at,
+        source=source,
     )
     if not savepoint:
         # Alone in the transaction: inserted as Core statements, the rows' ids RETURNed, with Event and Run objects
@@ -296,33 +314,10 @@ def write(
                 session.add(event)
         except IntegrityError:
             # Another delivery of the same event won the race: answer with its event.
-            return _duplicate(session, _earlier(session, marketplace_id, prepared.idempotency_key, dedupe))
+            earlier = _earlier(session, marketplace_id, prepared.idempotency_key, dedupe)
+            return _repeated(rt, session, marketplace_id, prepared, earlier, source, count)
 
-    not_before = occurred_at + trigger.delay if trigger.delay else None
-    first_seq = logcap.reserve_log_seqs(session, marketplace_id, len(rules)) if rules else 0
-    run_values = [
-        dict(
-            marketplace_id=marketplace_id,
-            event_id=event.id,
-            rule_id=rule.id,
-            log_seq=first_seq + i,
-            trigger=trigger.key,
-            app=app_key,
-            action=rule.action,
-            integration_id=rule.integration_id,
-            product_id=event.product_id,
-            email=email,
-            status="queued",
-            product_name=product.name if product else None,
-            product_external_id=product.external_id if product else None,
-            ran=snapshot.planned(rt.registry, rule, app_key, integration_name, snapshot.product_name(product)),
-            job_id=run_job_id(event.id, rule.id),
-            dispatches=1,
-            not_before=not_before,
-            history=[],
-        )
-        for i, (rule, app_key, integration_name) in enumerate(rules)
-    ]
+    run_values = _run_rows(rt, session, marketplace_id, event, trigger, product, rules)
     if not savepoint:
         ids = connection.execute(_INSERT_RUNS, run_values).scalars().all() if run_values else []
         runs = [Run(id=run_id, **values) for run_id, values in zip(ids, run_values, strict=True)]
@@ -334,6 +329,45 @@ def write(
     # No trim here: new entries are unfinished, and every run trims the log when it finishes.
     session.flush()
     return Emitted(event, True, runs)
+
+
+def _run_rows(
+    rt: Runtime, session: Session, marketplace_id: int, event: Event, trigger: TriggerType, product, rules: list
+) -> list[dict]:
+    """The values of the event's new queued runs, one per (rule, app key, connection name), log numbers reserved."""
+    not_before = event.occurred_at + trigger.delay if trigger.delay else None
+    first_seq = logcap.reserve_log_seqs(session, marketplace_id, len(rules)) if rules else 0
+    return [
+        dict(
+            marketplace_id=marketplace_id,
+            event_id=event.id,
+            rule_id=rule.id,
+            log_seq=first_seq + i,
+            trigger=trigger.key,
+            app=app_key,
+            action=rule.action,
+            integration_id=rule.integration_id,
+            product_id=event.product_id,
+            email=event.email,
+            status="queued",
+            product_name=product.name if product else None,
+            product_external_id=product.external_id if product else None,
+            ran=snapshot.planned(rt.registry, rule, app_key, integration_name, snapshot.product_name(product)),
+            job_id=run_job_id(event.id, rule.id),
+            dispatches=1,
+            not_before=not_before,
+            history=[],
+        )
+        for i, (rule, app_key, integration_name) in enumerate(rules)
+    ]
+
+
+def insert_runs_once(session: Session):
+    """INSERT of runs where a conflicting event or backfill run (uq_run_event_rule) skips its row, not the batch."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(Run.__table__).on_conflict_do_nothing(
+        index_elements=["event_id", "rule_id"], index_where=text("origin IN ('event', 'backfill')")
+    )
 
 
 _INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
@@ -396,6 +430,107 @@ def _earlier(session: Session, marketplace_id: int, idempotency_key: str | None,
         return None
     query = _EARLIER[bool(idempotency_key), bool(dedupe)]
     return session.scalar(query, {"mp": marketplace_id, "key": idempotency_key, "dedupe": dedupe})
+
+
+def _repeated(
+    rt: Runtime, session: Session, marketplace_id: int, prepared: Prepared, earlier: Event, source: str, count: bool
+) -> Emitted:
+    """An event received before: the first delivery of one a backfill read from the store's API adopts it (_adopt);
+    anything else is a duplicate."""
+    if source == DELIVERY and earlier.source == STORE_API:
+        adopted = _adopt(rt, session, marketplace_id, prepared, earlier, count)
+        if adopted is not None:
+            return adopted
+    return _duplicate(session, earlier)
+
+
+def _adopt(
+    rt: Runtime, session: Session, marketplace_id: int, prepared: Prepared, earlier: Event, count: bool
+) -> Emitted | None:
+    """The store's own delivery of an event a backfill read from its API before the delivery came (an order placed
+    while the backfill read, or one SamCart delivers again once the server is reachable): the backfill ran one
+    rule for it, and this delivery runs every other matching rule, as if it had come first. A rule that already ran
+    for the event is not run again (uq_run_event_rule); one whose backfill run was cancelled before running runs
+    now. The event keeps the delivered payload (what the store sent, not its reconstruction from the API). None
+    when a concurrent delivery adopted it first: the conditional UPDATE lets one through (then a duplicate)."""
+    claimed = session.execute(
+        update(Event)
+        .where(Event.id == earlier.id, Event.source == STORE_API)
+        .values(
+            source=DELIVERY,
+            payload=payload_schema(prepared.trigger).dump(prepared.data),
+            raw_payload=prepared.payload,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return None
+    session.refresh(earlier)
+    product = session.get(Product, earlier.product_id) if earlier.product_id is not None else None
+    if product is not None and product.marketplace_id != marketplace_id:
+        product = None  # never another store's row, whatever an id names
+    earlier_runs = {
+        rule_id: (run_id, origin, status, reason, dispatches)
+        for run_id, rule_id, origin, status, reason, dispatches in session.execute(
+            select(Run.id, Run.rule_id, Run.origin, Run.status, Run.reason, Run.dispatches).where(
+                Run.event_id == earlier.id, Run.origin.in_(ONCE_PER_EVENT_ORIGINS)
+            )
+        )
+    }
+    rules = matching_rules(session, marketplace_id, earlier.trigger, earlier.product_id)
+    fresh = [row for row in rules if row[0].id not in earlier_runs]
+    revived = [
+        (row, earlier_runs[row[0].id])
+        for row in rules
+        if row[0].id in earlier_runs and earlier_runs[row[0].id][1:4] == ("backfill", "skipped", CANCELLED)
+    ]
+    if fresh:
+        session.execute(
+            insert_runs_once(session), _run_rows(rt, session, marketplace_id, earlier, prepared.trigger, product, fresh)
+        )
+    if revived:
+        again = _run_rows(rt, session, marketplace_id, earlier, prepared.trigger, product, [row for row, _ in revived])
+        for values, (_, (run_id, _origin, _status, _reason, dispatches)) in zip(again, revived, strict=True):
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "skipped", Run.reason == CANCELLED)
+                .values(
+                    origin="event",
+                    task_id=None,
+                    status="queued",
+                    reason=None,
+                    finished_at=None,
+                    log_seq=values["log_seq"],
+                    ran=values["ran"],
+                    not_before=values["not_before"],
+                    dispatches=dispatches + 1,
+                    job_id=run_job_id(earlier.id, values["rule_id"], dispatches + 1),
+                )
+                .execution_options(synchronize_session=False)
+            )
+    made = len(fresh) + len(revived)
+    if made:
+        session.execute(
+            update(Event)
+            .where(Event.id == earlier.id)
+            .values(matched_rules=Event.matched_rules + made)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    runs = list(
+        session.scalars(
+            select(Run)
+            .where(Run.event_id == earlier.id, Run.origin == "event", Run.status == "queued")
+            .order_by(Run.id)
+        )
+    )
+    session.refresh(earlier)
+    if count:
+        counters.event_accepted(rt, session, earlier)
+    log.info(
+        "event %s, read from the store's API, delivered: %s more rule%s run", earlier.id, made, "" if made == 1 else "s"
+    )
+    return Emitted(earlier, True, runs)
 
 
 def _duplicate(session: Session, earlier: Event) -> Emitted:

@@ -188,8 +188,13 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     matched_rules: Mapped[int] = mapped_column(Integer, default=0)
+    # "delivery": the store (or an API client) sent it. "store_api": a backfill read it from the store's API and
+    # stored it for one rule only (hookyard.backfill.store_past_event); the store's own delivery of it, when it
+    # comes, runs the other matching rules (hookyard.emit, "adopting").
+    source: Mapped[str] = mapped_column(String(16), default="delivery", server_default="delivery")
 
 
+EVENT_SOURCES = ("delivery", "store_api")
 RUN_STATES = ("queued", "running", "succeeded", "skipped", "failed")
 FINAL_STATES = ("succeeded", "skipped", "failed")
 # Why a run exists: an event matched its rule (event), someone tested the rule (test), the rule was applied to past
@@ -197,6 +202,8 @@ FINAL_STATES = ("succeeded", "skipped", "failed")
 # (event, rule): a test or a fix may run a rule again for an event it already ran for.
 RUN_ORIGINS = ("event", "test", "backfill", "reconcile")
 ONCE_PER_EVENT_ORIGINS = ("event", "backfill")
+# The reason of a backfill run skipped by a cancel before it ran: its rule never ran for the event.
+CANCELLED = "cancelled"
 
 
 class Run(Base):

@@ -49,6 +49,12 @@ class EventSummarySchema(BaseSchema):
     matched_rules = fields.Integer()
     duplicates = fields.Integer(metadata={"description": "Later deliveries of this event, answered with it."})
     last_duplicate_at = fields.DateTime(allow_none=True)
+    source = fields.String(
+        metadata={
+            "description": "delivery (sent by the store or an API client), or store_api: read from the store's API "
+            "by a backfill, not delivered yet (its first delivery runs the other matching rules)."
+        }
+    )
 
 
 class EventSchema(EventSummarySchema):
