@@ -417,6 +417,8 @@ def test_past_orders_from_samcarts_api_are_stored_once_then_backfilled(
     assert sorted(stored) == [f"past{i}@example.com" for i in range(6)]  # once each; the test order left out
     assert sorted(backfilled) == [f"past{i}@example.com" for i in range(1, 6)]
     assert origins == {"backfill": 5, "event": 1}
+    # Subscriptions bring in no Product Purchased: a purchase rule's backfill does not list them.
+    assert fake_samcart.requests_for("/orders") and not fake_samcart.requests_for("/subscriptions")
     # Read again: nothing new is stored or run.
     assert backfill_from_the_store_api(api, runtime, rule_id)["message"].startswith(
         "0 past events read from the store's API (6 already"
@@ -479,6 +481,7 @@ def test_past_subscriptions_from_samcarts_api_bring_in_the_live_ones_once(
         backfilled = session.scalars(select(Run.email).where(Run.origin == "backfill")).all()
     assert sorted(stored) == ["active@example.com", "completed@example.com", "past_due@example.com"]
     assert sorted(backfilled) == ["completed@example.com", "past_due@example.com"]
+    assert not fake_samcart.requests_for("/orders")  # orders bring in no Subscription Started: not listed
     by_id = {p["subscription"]["id"]: p for p in payloads}
     assert by_id[str(sids["past_due"])]["subscription"]["status"] == "past_due"
     assert by_id[str(sids["completed"])]["product"]["id"] == str(product)
@@ -572,3 +575,90 @@ def test_the_stores_own_delivery_of_an_event_read_from_its_api_runs_the_other_ru
     # The same order delivered again (a changed body, so not the same delivery): a duplicate, nothing more runs.
     assert notify("kept@example.com", kept, total="49.0") == ["duplicate"]
     assert runs() == made
+
+
+def test_a_preview_with_the_store_api_is_a_task_that_counts_what_it_would_add_and_stores_nothing(
+    setup, api, make_client, runtime, fake_samcart, in_process
+):
+    """The preview of a backfill that reads SamCart's API needs that read: a task (202) whose result is the counts,
+    the events the API reports for the rule (its product's, for a product rule) and how many were never received;
+    it stores no event and makes no run, and SamCart's refusal fails it with the reason."""
+    from hookyard import backfill_jobs
+    from hookyard.models import Event
+
+    from .samcart.fixtures import SAMCART_API_KEY
+
+    r = api.post(
+        "/api/v1/integrations", json={"app": "samcart", "name": "Store", "config": {"api_key": SAMCART_API_KEY}}
+    )
+    assert r.status_code == 201, r.json
+    samcart = r.json
+    community, course = fake_samcart.add_product("Community", price=4900), fake_samcart.add_product("Course")
+    placed = (NOW - timedelta(days=5)).strftime("%Y-%m-%d %H:%M:%S")
+    orders = {}
+    for i, product in enumerate([community, community, community, course]):
+        customer = fake_samcart.add_customer(f"past{i}@example.com")
+        orders[i] = fake_samcart.add_order(customer, [product], order_date=placed, created_at=placed)
+    deliver_to_the_notify_url(  # the first order reached the Notify URL: stored, and the rule ran for it
+        api,
+        runtime,
+        samcart,
+        {
+            "type": "Order",
+            "customer": {"email": "past0@example.com"},
+            "order": {"id": orders[0], "total": "49.00"},
+            "product": {"id": str(community), "name": "Community", "price": "49.00"},
+        },
+    )
+    recorder = setup.integration()
+    everything = setup.rule(recorder)
+    with runtime.db.session() as session:
+        product_id = session.scalar(select(Event.product_id).where(Event.email == "past0@example.com"))
+    community_only = setup.rule(recorder, product_id=product_id)
+
+    def preview_of(rule_id):
+        r = api.post(
+            f"/api/v1/rules/{rule_id}/backfill",
+            json=body(include_store_api=True, preview=True, until=datetime.now(timezone.utc)),
+        )
+        assert r.status_code == 202 and r.json["kind"] == "rule.backfill_preview", r.json
+        assert r.headers["Location"] == f"/api/v1/tasks/{r.json['id']}"
+        assert r.json["params"]["since"] == SINCE.isoformat() and r.json["result"] is None
+        run_task_here(runtime, r.json["id"], backfill_jobs.preview_backfill)
+        return task_of(api, r.json["id"])
+
+    def stored():
+        with runtime.db.session() as session:
+            return session.scalar(select(func.count()).select_from(Event)), session.scalar(
+                select(func.count()).select_from(Run)
+            )
+
+    before = stored()
+    task = preview_of(everything)
+    assert task["status"] == "succeeded", task
+    assert task["result"] == {
+        "candidates": 4,  # the delivered one (stored) + 3 never received
+        "would_run": 4,  # this rule never ran for any of them (the delivery ran before it existed)
+        "already_run": 0,
+        "oldest_event_at": task["result"]["oldest_event_at"],
+        "retention_days": runtime.settings.event_retention_days,
+        "store_api": {"read": 4, "not_stored": 3},
+    }, task
+    assert "never received; a start would make 4 runs" in task["message"], task
+    task = preview_of(community_only)
+    assert task["result"]["store_api"] == {"read": 3, "not_stored": 2}, task  # the course order is not its
+    assert (task["result"]["candidates"], task["result"]["would_run"]) == (3, 3), task
+    assert stored() == before  # nothing stored, nothing run
+
+    # A start then does what the preview said.
+    started = backfill_from_the_store_api(api, runtime, everything)
+    assert started["runs"]["queued"] == 4, started
+
+    # SamCart refuses the key now: the preview fails, saying why.
+    fake_samcart.add_api_key(SAMCART_API_KEY, allowed=False)
+    task = preview_of(community_only)
+    assert task["status"] == "failed" and "“Store”:" in task["message"], task
+    assert task["message"].endswith("Nothing was counted."), task
+    # Another store's token cannot read this store's preview task.
+    other = make_client("store-b")
+    assert other.get(f"/api/v1/tasks/{task['id']}").status_code == 404

@@ -25,7 +25,7 @@ from .tasking import run_task_here
 from .waiting import wait_for
 
 FINAL = ("succeeded", "failed", "cancelled")
-FIELDS = {"id", "kind", "status", "done", "total", "message", "created_at", "finished_at"}
+FIELDS = {"id", "kind", "status", "done", "total", "message", "params", "result", "created_at", "finished_at"}
 
 
 def start_refresh(api, iid):

@@ -16,7 +16,7 @@ the task stops it creating runs and skips every run of it still queued, also aft
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from marshmallow import ValidationError
@@ -45,6 +45,8 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 KIND = "rule.backfill"
+# Counting what the store's API would add, which takes as long as reading it: a task of its own, answering the counts.
+PREVIEW_KIND = "rule.backfill_preview"
 # Runs created per transaction: on SQLite each page holds the one write lock for a few milliseconds only.
 PAGE = 200
 # A client's clock may run a little ahead of ours: an "until" of "now" sent from a browser is not "the future".
@@ -53,11 +55,20 @@ CLOCK_SKEW = timedelta(minutes=2)
 
 @dataclass(frozen=True)
 class Preview:
-    candidates: int  # stored events of the rule's trigger (and product) in the range
+    candidates: int  # stored events of the rule's trigger (and product) in the range, + store_api's not_stored
     would_run: int
     already_run: int  # a run of this rule for the event exists, or the ledger remembers one
     oldest_event_at: datetime | None  # the oldest event the store still holds, any trigger
     retention_days: int
+    # A preview that read the store's API (a PREVIEW_KIND task): {"read": the rule's events the API reports in the
+    # range, "not_stored": those never received, which a start stores and runs the rule for}; None otherwise.
+    store_api: dict | None = None
+
+    def as_result(self) -> dict:
+        """As a task keeps it (Task.result, JSON) and the API shows it."""
+        shown = asdict(self)
+        shown["oldest_event_at"] = self.oldest_event_at.isoformat() if self.oldest_event_at else None
+        return shown
 
 
 # --- what a backfill may be asked -----------------------------------------------------------------
@@ -158,6 +169,38 @@ def start(
         "include_store_api": bool(include_store_api),
     }
     return tasks.start(rt, session, rule.marketplace_id, KIND, rule.id, params=params)
+
+
+def start_preview(rt: Runtime, session: Session, rule: Rule, since: datetime, until: datetime) -> Task:
+    """The task counting what a backfill with ``include_store_api`` would do: the stored events' preview plus the
+    events the store's API reports that were never received; it stores nothing and runs nothing, and ends with
+    the counts as its result (Preview.as_result). The rule's one queued or running preview, or a new one. Commits.
+    Raises tasks.TaskNotQueued when Redis is unreachable."""
+    params = {"since": since.astimezone(timezone.utc).isoformat(), "until": until.astimezone(timezone.utc).isoformat()}
+    return tasks.start(rt, session, rule.marketplace_id, PREVIEW_KIND, rule.id, params=params)
+
+
+def preview_work(rt: Runtime, session: Session, task: Task, progress) -> tasks.Outcome:
+    """A PREVIEW_KIND task's work (in the worker): reads the store's API as a start would, counts, stores nothing."""
+    rule = session.get(Rule, task.target_id)
+    if rule is None or rule.marketplace_id != task.marketplace_id:
+        raise tasks.TaskFailed("The rule was deleted before its preview started.")
+    params = task.params or {}
+    since, until = datetime.fromisoformat(params["since"]), datetime.fromisoformat(params["until"])
+    read, not_stored = count_past_events(rt, session, rule, since, until, progress)
+    stored = preview(rt, session, rule, since, until)
+    session.commit()
+    counts = replace(
+        stored,
+        candidates=stored.candidates + not_stored,
+        would_run=stored.would_run + not_stored,
+        store_api={"read": read, "not_stored": not_stored},
+    )
+    message = (
+        f"The store's API reports {read} past event{'s' if read != 1 else ''} of this rule in the range, "
+        f"{not_stored} never received; a start would make {counts.would_run} run{'s' if counts.would_run != 1 else ''}."
+    )
+    return tasks.Outcome(message, counts.as_result())
 
 
 def runs_summary(session: Session, task: Task) -> dict[str, int]:
@@ -431,6 +474,55 @@ def import_past_events(rt: Runtime, session: Session, rule: Rule, since: datetim
     this rule for them like any stored event. An event already received (the same identity: the Notify URL's
     delivery of the same order) is found and left as it is. Returns what it did, for the task's message."""
     new = known = 0
+
+    def store(inbound: InboundEvent) -> None:
+        nonlocal new, known
+        stored = store_past_event(rt, session, rule.marketplace_id, inbound)
+        new, known = new + (stored is True), known + (stored is False)
+
+    _each_past_event(rt, session, rule, since, until, progress, store, "Nothing was backfilled.")
+    return f"{new} past event{'s' if new != 1 else ''} read from the store's API ({known} already received). "
+
+
+def count_past_events(
+    rt: Runtime, session: Session, rule: Rule, since: datetime, until: datetime, progress
+) -> tuple[int, int]:
+    """(read, not stored): the events of the rule (its trigger, and its product for a product rule) that the store's
+    API reports in the range, and how many of those were never received, so a backfill's start would store them and
+    run the rule for them. Stores nothing."""
+    product = session.get(Product, rule.product_id) if rule.product_id is not None else None
+    if product is not None and product.marketplace_id != rule.marketplace_id:
+        product = None
+    seen: set[str] = set()
+    read = not_stored = 0
+
+    def count(inbound: InboundEvent) -> None:
+        nonlocal read, not_stored
+        try:
+            prepared = emit.prepare(rt, inbound.trigger, dict(inbound.payload), identity=inbound.identity)
+        except (ValidationError, emit.UnknownTrigger):
+            return  # left out by a start too (store_past_event)
+        if rule.product_id is not None:
+            named = str((prepared.data.get("product") or {}).get("id") or "")
+            if product is None or named != product.external_id:
+                return  # another product's event: stored by a start, never run by this rule
+        if prepared.dedupe is not None:
+            if prepared.dedupe in seen:
+                return  # listed twice by the API: one event
+            seen.add(prepared.dedupe)
+        read += 1
+        not_stored += emit.earlier(session, rule.marketplace_id, prepared) is None
+
+    _each_past_event(rt, session, rule, since, until, progress, count, "Nothing was counted.")
+    return read, not_stored
+
+
+def _each_past_event(
+    rt: Runtime, session: Session, rule: Rule, since: datetime, until: datetime, progress, each, nothing: str
+) -> None:
+    """``each(inbound)`` for every event of the rule's trigger that the store's connections with App.past_events
+    report in the range, in the session (committed after each page). A refusal or a plugin's bug fails the task,
+    its message ending with ``nothing``."""
     for integration in store_api_connections(rt, session, rule.marketplace_id):
         app = rt.registry.apps[integration.app]
         config, info, name = connections.full_config(rt, integration), dict(integration.info or {}), integration.name
@@ -440,23 +532,23 @@ def import_past_events(rt: Runtime, session: Session, rule: Rule, since: datetim
             progress(0, None, f"“{name}”: {message or f'{done} read'}")
 
         try:
-            for page in app.past_events(config, info, since, until, progress=report):
+            for page in app.past_events(
+                config, info, since, until, progress=report, triggers=frozenset({rule.trigger})
+            ):
                 for inbound in page or []:
                     if isinstance(inbound, InboundEvent) and inbound.trigger == rule.trigger:
-                        stored = store_past_event(rt, session, rule.marketplace_id, inbound)
-                        new, known = new + (stored is True), known + (stored is False)
+                        each(inbound)
                 session.commit()
         except Cancelled:
             raise
         except ConnectionFailed as exc:
-            raise tasks.TaskFailed(f"“{name}”: {exc.message} Nothing was backfilled.") from exc
+            raise tasks.TaskFailed(f"“{name}”: {exc.message} {nothing}") from exc
         except Exception as exc:  # a plugin bug: the task says so, the worker's log has the traceback
             log.exception("app %s failed while listing past events", app.key)
             raise tasks.TaskFailed(
                 f"The {app.name} plugin failed while listing past events ({exc.__class__.__name__}); the worker's "
-                "log has the details. Nothing was backfilled."
+                f"log has the details. {nothing}"
             ) from exc
-    return f"{new} past event{'s' if new != 1 else ''} read from the store's API ({known} already received). "
 
 
 def store_past_event(rt: Runtime, session: Session, marketplace_id: int, inbound: InboundEvent) -> bool | None:

@@ -704,16 +704,25 @@ def _instant(_ctx, _param, value):
     "--since", required=True, callback=_instant, help="Events that occurred at or after (ISO 8601; UTC if no zone)."
 )
 @click.option("--until", callback=_instant, help="…and before (default: now).")
-@click.option("--preview", is_flag=True, help="Print the counts only; start nothing.")
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Print the counts only; start nothing (with --include-store-api a worker reads the store's API to count).",
+)
 @click.option(
     "--include-store-api",
     is_flag=True,
-    help="First read past events from the store's API (SamCart's orders and live subscriptions, with a key).",
+    help="First read past events from the store's API (SamCart's orders and live subscriptions, with a key); "
+    "the counts then come from a worker's read of that API, followed until it ends (Ctrl-C cancels it).",
 )
 @click.option("--yes", is_flag=True, help="Start without asking.")
 def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
     """Apply a rule to past events: one run of this rule per stored event it has not run for, at the connection's
-    pace, followed with a progress bar until every run is final (Ctrl-C cancels: its queued runs are skipped)."""
+    pace, followed with a progress bar until every run is final (Ctrl-C cancels: its queued runs are skipped).
+
+    The counts come first (--preview prints them only). With --include-store-api they include the past events the
+    store's API reports that were never received: a worker reads the API for them (storing and running nothing),
+    its progress on stderr; Ctrl-C cancels that read and exits 130."""
     import time
     from datetime import datetime, timezone
 
@@ -732,24 +741,28 @@ def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
             backfill.check(rt, session, rule, since, until, include_store_api)
         except ValidationError as exc:
             raise click.ClickException(_refusal(exc.messages)) from None
-        counts = backfill.preview(rt, session, rule, since, until)
-        oldest = counts.oldest_event_at.isoformat() if counts.oldest_event_at else "none stored"
+        if include_store_api:
+            counts = _store_api_preview(rt, session, rule, since, until)
+        else:
+            counts = backfill.preview(rt, session, rule, since, until).as_result()
+        would_run = counts["would_run"]
         click.echo(
-            f"rule {rule_id}: {counts.candidates} past events in range, {counts.would_run} would run, "
-            f"{counts.already_run} already run; stored events reach back to {oldest} "
-            f"(kept {counts.retention_days} days once their log entries are trimmed)"
+            f"rule {rule_id}: {counts['candidates']} past events in range, {would_run} would run, "
+            f"{counts['already_run']} already run; stored events reach back to "
+            f"{counts['oldest_event_at'] or 'none stored'} "
+            f"(kept {counts['retention_days']} days once their log entries are trimmed)" + _store_api_counts(counts)
         )
-        if preview or (counts.would_run == 0 and not include_store_api):
+        if preview or would_run == 0:
             return
         if not yes:
-            click.confirm(f"Create {counts.would_run} runs of rule {rule_id}?", abort=True)
+            click.confirm(f"Create {would_run} runs of rule {rule_id}?", abort=True)
         try:
             task = backfill.start(rt, session, rule, since, until, include_store_api)
         except tasks.TaskNotQueued as exc:
             raise click.ClickException(exc.task.message) from None
         click.echo(f"task {task.id}")
         try:
-            with click.progressbar(length=max(counts.would_run, 1), label="runs final") as bar:
+            with click.progressbar(length=max(would_run, 1), label="runs final") as bar:
                 shown = 0
                 while True:
                     session.refresh(task)
@@ -771,6 +784,70 @@ def rules_backfill(rule_id, since, until, preview, include_store_api, yes):
             f"task {task.status}: {task.message} runs: "
             + ", ".join(f"{summary[state]} {state}" for state in ("succeeded", "skipped", "failed"))
         )
+
+
+def _store_api_preview(rt, session, rule, since, until) -> dict:
+    """The counts of a backfill that reads the store's API (Preview.as_result): from the rule's preview task, which a
+    worker runs, followed until it ends. A preview of this rule already queued or running for another range is
+    waited for first, so the counts are this range's. Ctrl-C cancels the task and exits 130."""
+    from datetime import timezone
+
+    from . import backfill, tasks
+
+    wanted = {"since": since.astimezone(timezone.utc).isoformat(), "until": until.astimezone(timezone.utc).isoformat()}
+    while True:
+        try:
+            task = backfill.start_preview(rt, session, rule, since, until)
+        except tasks.TaskNotQueued as exc:
+            raise click.ClickException(exc.task.message) from None
+        if task.params == wanted:
+            break
+        click.echo(
+            f"preview task {task.id} of this rule (another range) is queued or running: waiting for it", err=True
+        )
+        _follow_task(rt, session, task, "preview")
+    click.echo(f"preview task {task.id}: reading the store's API", err=True)
+    task = _follow_task(rt, session, task, "preview")
+    if task.status != "succeeded":
+        raise click.ClickException(task.message or f"the preview task {task.status}")
+    return task.result
+
+
+def _follow_task(rt, session, task, what: str):
+    """``task`` refreshed each second until it is no longer queued or running, each new message it reports meanwhile
+    written to stderr as its own line (readable in a log as on a terminal). Ctrl-C cancels it: exit 130."""
+    import time
+
+    from . import tasks
+
+    shown = None
+    try:
+        while True:
+            session.refresh(task)
+            if task.status not in tasks.TASK_ACTIVE_STATES:
+                return task
+            if task.message and task.message != shown:
+                click.echo(f"  {task.message}", err=True)
+                shown = task.message
+            # Ended before waiting: on SQLite an open transaction holds the write lock the worker needs.
+            session.commit()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        session.rollback()
+        task = tasks.cancel(rt, session, task)
+        click.echo(f"\n{what} task {task.id} cancelled: {task.message}", err=True)
+        sys.exit(130)
+
+
+def _store_api_counts(counts: dict) -> str:
+    """What the counts' store_api part adds to the line printed (nothing for a preview of stored events only)."""
+    api = counts.get("store_api")
+    if not api:
+        return ""
+    return (
+        f"; the store's API reports {api['read']} past event{'s' if api['read'] != 1 else ''} of this rule in the "
+        f"range, {api['not_stored']} never received"
+    )
 
 
 # --- reconcile (hookyard.reconcile) ---

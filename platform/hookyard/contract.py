@@ -380,9 +380,11 @@ class App:
     products: Callable[..., Iterable[list[Mapping[str, Any]]]] | None = None
     usage: Usage | None = None  # the remote meters calls against a quota: count and show them (see Usage)
     members: Members | None = None  # who holds what its actions grant, for access reconciliation (hook API 1.2)
-    # past_events(config, info, since, until, progress=None) yields pages (lists) of InboundEvent: what the store's
-    # API says happened in [since, until), made the way the inbound handler makes them (same identities), for a
-    # backfill (hook API 1.2). Stored without matching any rule; those already received are found, not doubled.
+    # past_events(config, info, since, until, progress=None, triggers=None) yields pages (lists) of InboundEvent:
+    # what the store's API says happened in [since, until), made the way the inbound handler makes them (same
+    # identities), for a backfill (hook API 1.2); ``triggers``, a set of trigger keys, is what the backfill wants
+    # (the app may skip reading what makes none of them). Stored without matching any rule; those already received
+    # are found, not doubled.
     past_events: Callable[..., Iterable[list[InboundEvent]]] | None = None
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 

@@ -425,6 +425,11 @@ _EARLIER = {(True, False): _earlier_by(_BY_KEY), (False, True): _earlier_by(_BY_
 _EARLIER[True, True] = _earlier_by(_BY_KEY, _BY_DEDUPE)
 
 
+def earlier(session: Session, marketplace_id: int, prepared: Prepared) -> Event | None:
+    """The event received before with the prepared one's Idempotency-Key or identity, if any."""
+    return _earlier(session, marketplace_id, prepared.idempotency_key, prepared.dedupe)
+
+
 def _earlier(session: Session, marketplace_id: int, idempotency_key: str | None, dedupe: str | None) -> Event | None:
     if not idempotency_key and not dedupe:
         return None

@@ -300,6 +300,8 @@ class Task(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # What the work was asked to do, e.g. a backfill's {"since", "until"}; None for kinds that need nothing more.
     params: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # What the work found, for a kind that answers something (a backfill's preview: its counts); None otherwise.
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when a worker claims it; the attempt is identified by it (the sweep gives up a dead one by this value).
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -13,6 +13,7 @@ task stays ``running`` forever; a queued task whose job is not in Redis is queue
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rq.job import Job
@@ -35,6 +36,7 @@ IMPORT_PRODUCTS = "integration.import_products"
 # The job that does each kind of task, enqueued by name (hookyard.jobqueue's policy: JSON, ids only).
 JOBS = {REFRESH: "hookyard.taskjobs.refresh_integration", IMPORT_PRODUCTS: "hookyard.taskjobs.import_products"}
 JOBS["rule.backfill"] = "hookyard.backfill_jobs.backfill_rule"  # hookyard.backfill.KIND
+JOBS["rule.backfill_preview"] = "hookyard.backfill_jobs.preview_backfill"  # hookyard.backfill.PREVIEW_KIND
 JOBS["integration.reconcile"] = "hookyard.reconcile_jobs.reconcile_integration"  # hookyard.reconcile.RECONCILE
 MESSAGE_LIMIT = 2000
 SWEEP_BATCH = 200
@@ -52,6 +54,15 @@ class TaskNotQueued(Exception):
 
 class TaskFailed(Exception):
     """Raised by a task's work with the message the task ends with."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a task's work may return instead of its message: the message and a result kept on the task
+    (Task.result), for a kind that answers something (a backfill preview's counts)."""
+
+    message: str
+    result: dict
 
 
 def job_id(task_id: int) -> str:
@@ -200,7 +211,8 @@ class Progress:
 
 def run(rt: Runtime, task_id: int, work) -> str:
     """Claims the task, runs ``work(session, task, progress)`` under a lease and records how it ended: the message
-    ``work`` returns (succeeded), TaskFailed's (failed), Cancelled (cancelled). Never leaves it running."""
+    ``work`` returns, or its Outcome (succeeded), TaskFailed's (failed), Cancelled (cancelled). Never leaves it
+    running."""
     with logformat.ids(task_id=task_id):  # on every line logged while the task runs
         return _run(rt, task_id, work)
 
@@ -214,8 +226,11 @@ def _run(rt: Runtime, task_id: int, work) -> str:
         session.commit()  # no transaction left open: on SQLite it would hold the write lock that progress needs
         with TaskLease(rt, task_id):
             progress = Progress(rt, task_id, started)
+            result = None
             try:
                 status, message = "succeeded", work(session, task, progress)
+                if isinstance(message, Outcome):
+                    message, result = message.message, message.result
             except Cancelled:
                 session.rollback()
                 status, message = "cancelled", "Cancelled."
@@ -229,7 +244,7 @@ def _run(rt: Runtime, task_id: int, work) -> str:
                     "failed",
                     f"It failed inside Hookyard ({exc.__class__.__name__}); the worker's log has the details.",
                 )
-            if not _finish(session, task_id, started, status, message):
+            if not _finish(session, task_id, started, status, message, result):
                 log.warning("task %s ended (%s) after it had been given up; its outcome is dropped", task_id, status)
                 return "superseded"
     log.info("task %s %s: %s", task_id, status, message)
@@ -248,7 +263,9 @@ def _claim(session: Session, task_id: int) -> datetime | None:
     return started if claimed.rowcount == 1 else None
 
 
-def _finish(session: Session, task_id: int, started: datetime | None, status: str, message: str) -> bool:
+def _finish(
+    session: Session, task_id: int, started: datetime | None, status: str, message: str, result: dict | None = None
+) -> bool:
     """Ends the task, only if it is still the attempt that ``started`` it (when given). Work that completed after a
     cancel was asked for (it made no progress report in between) ends as it really did: succeeded."""
     query = update(Task).where(Task.id == task_id, Task.status.in_(TASK_ACTIVE_STATES))
@@ -256,7 +273,7 @@ def _finish(session: Session, task_id: int, started: datetime | None, status: st
         query = query.where(Task.started_at == started)
     ended = session.execute(
         query.values(
-            status=status, message=message[:MESSAGE_LIMIT], finished_at=utcnow(), active_key=None
+            status=status, message=message[:MESSAGE_LIMIT], result=result, finished_at=utcnow(), active_key=None
         ).execution_options(synchronize_session=False)
     )
     session.commit()

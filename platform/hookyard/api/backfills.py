@@ -31,15 +31,31 @@ class BackfillSchema(BaseSchema):
         load_default=False,
         metadata={
             "description": "true: the task first reads the range's past events from the store's API (SamCart's "
-            "orders, and its subscriptions that are live now, with an API key) and stores those not received yet; the "
-            "preview counts stored events only."
+            "orders, and its subscriptions that are live now, with an API key) and stores those not received yet. "
+            "With preview: true, the counts need that read too: the answer is a 202 with a task of kind "
+            "rule.backfill_preview, which stores and runs nothing and ends with the counts as its result."
         },
+    )
+
+
+class StoreApiCountsSchema(BaseSchema):
+    read = fields.Integer(
+        metadata={
+            "description": "Events of the rule (its trigger, and product for a product rule) that the store's API "
+            "reports in the range."
+        }
+    )
+    not_stored = fields.Integer(
+        metadata={"description": "Of those, the ones never received: a start stores them and runs the rule for them."}
     )
 
 
 class BackfillPreviewSchema(BaseSchema):
     candidates = fields.Integer(
-        metadata={"description": "Stored events of the rule's trigger (and product, for a product rule) in the range."}
+        metadata={
+            "description": "Stored events of the rule's trigger (and product, for a product rule) in the range, plus "
+            "store_api.not_stored."
+        }
     )
     would_run = fields.Integer(metadata={"description": "Candidates the rule has not run for: the runs a start makes."})
     already_run = fields.Integer(
@@ -58,16 +74,27 @@ class BackfillPreviewSchema(BaseSchema):
             "pruned, so a backfill cannot reach them."
         }
     )
+    store_api = fields.Nested(
+        StoreApiCountsSchema,
+        allow_none=True,
+        metadata={"description": "What the store's API adds (a rule.backfill_preview task's result); null otherwise."},
+    )
 
 
 @blp.route("/<int:rule_id>/backfill")
 class RuleBackfill(MethodView):
     @blp.arguments(BackfillSchema)
     @blp.response(202, TaskSchema, headers=TASK_HEADERS)
-    @blp.alt_response(200, schema=BackfillPreviewSchema, description="preview: the counts; nothing was started.")
+    @blp.alt_response(
+        200, schema=BackfillPreviewSchema, description="preview (stored events only): the counts; nothing was started."
+    )
     @blp.alt_response(503, **NOT_QUEUED)
     def post(self, body, rule_id):
         """Apply the rule to past events: preview the counts, or start a backfill task (owner tokens).
+
+        A preview with include_store_api answers 202 too: a task of kind rule.backfill_preview reads the store's
+        API (as long as a start would), stores and runs nothing, and ends with the counts (this route's 200 body,
+        store_api included) as its `result`.
 
         Only this rule runs (the events are not emitted again), once per event: events it already ran for are
         skipped, also after the log cap trimmed those runs. The runs go through the worker at the connection's
@@ -80,6 +107,12 @@ class RuleBackfill(MethodView):
             backfill.check(rt(), session(), rule, since, until, body["include_store_api"])
         except ValidationError as exc:
             abort_invalid(exc, message="This backfill cannot run.")
+        if body["preview"] and body["include_store_api"]:
+            try:
+                task = backfill.start_preview(rt(), session(), rule, since, until)
+            except tasks.TaskNotQueued as exc:
+                abort_not_queued(exc)
+            return task_out(task), location(task)
         if body["preview"]:
             counts = backfill.preview(rt(), session(), rule, since, until)
             # A response of its own: the route's declared one (202) would dump it as a task.

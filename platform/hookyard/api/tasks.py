@@ -27,6 +27,19 @@ class TaskSchema(BaseSchema):
     message = fields.String(metadata={"description": "What it is doing, or how it ended (why it failed)."})
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+    params = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "What it was asked to do, e.g. a backfill's {since, until}; null for kinds that need nothing."
+        },
+    )
+    result = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "What it found, once succeeded, for a kind that answers something: a rule.backfill_preview's "
+            "counts (as POST /rules/{id}/backfill with preview answers them, store_api included); null otherwise."
+        },
+    )
     runs = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),

@@ -90,11 +90,18 @@ def _subscription_body(subscription: dict, customer: dict, status: str) -> dict:
     }
 
 
-def past_events(config, info, since: datetime, until: datetime, progress=None) -> Iterator[list[InboundEvent]]:
+# What each list brings in: an order its Product Purchased events, a subscription its Subscription Started.
+FROM_ORDERS, FROM_SUBSCRIPTIONS = "samcart.product_purchased", "samcart.subscription_started"
+
+
+def past_events(
+    config, info, since: datetime, until: datetime, progress=None, triggers=None
+) -> Iterator[list[InboundEvent]]:
     """Pages of the events of the orders placed in [since, until), then of the subscriptions started in it, 100
     records a page. ``progress(records_read, None, message)`` after each page (it may raise Cancelled). An order or
     a subscription without a customer email or a product is left out (the Notify URL would reject it too), and so
-    is a subscription that is not live now (LIVE). Raises ConnectionFailed without an API key and for every way
+    is a subscription that is not live now (LIVE). ``triggers``: the trigger keys wanted (None: all); a list that
+    brings in none of them is not read (no call). Raises ConnectionFailed without an API key and for every way
     SamCart fails."""
     key = (config or {}).get("api_key")
     if not isinstance(key, str) or not key.strip():
@@ -106,8 +113,9 @@ def past_events(config, info, since: datetime, until: datetime, progress=None) -
     customers: dict = {}
     read = 0
     query = {"created_at_min": _stamp(since), "created_at_max": _stamp(until)}
+    wanted = (lambda trigger: True) if triggers is None else (lambda trigger: trigger in triggers)
     with SamCart(key.strip()) as client:
-        for page in client.pages("/orders", query):
+        for page in client.pages("/orders", query) if wanted(FROM_ORDERS) else ():
             events: list[InboundEvent] = []
             for order in page:
                 if not isinstance(order, dict) or order.get("test_mode") is True:
@@ -132,7 +140,7 @@ def past_events(config, info, since: datetime, until: datetime, progress=None) -
             yield events
         subscriptions = 0
         left_out: dict[str, int] = {}
-        for page in client.pages("/subscriptions", query):
+        for page in client.pages("/subscriptions", query) if wanted(FROM_SUBSCRIPTIONS) else ():
             events = []
             for subscription in page:
                 event = _subscription_event(client, customers, subscription, since, until, left_out)
@@ -144,7 +152,11 @@ def past_events(config, info, since: datetime, until: datetime, progress=None) -
                 progress(
                     read + subscriptions,
                     None,
-                    f"Read {read} orders and {subscriptions} subscriptions from SamCart"
+                    (
+                        f"Read {read} orders and {subscriptions} subscriptions from SamCart"
+                        if read
+                        else f"Read {subscriptions} subscriptions from SamCart"
+                    )
                     + (f"; left out as not live now: {ended}." if ended else "."),
                 )
             yield events
