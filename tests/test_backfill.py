@@ -662,3 +662,24 @@ def test_a_preview_with_the_store_api_is_a_task_that_counts_what_it_would_add_an
     # Another store's token cannot read this store's preview task.
     other = make_client("store-b")
     assert other.get(f"/api/v1/tasks/{task['id']}").status_code == 404
+
+
+def test_a_rule_whose_trigger_the_stores_api_cannot_bring_in_is_not_offered_the_read(setup, api, runtime, fake_samcart):
+    """SamCart's API brings in Product Purchased (orders) and Subscription Started (subscriptions) only: a refund
+    rule's backfill refuses include_store_api with a field error saying so, instead of reading for nothing."""
+    from .samcart.fixtures import SAMCART_API_KEY
+
+    r = api.post(
+        "/api/v1/integrations", json={"app": "samcart", "name": "Store", "config": {"api_key": SAMCART_API_KEY}}
+    )
+    assert r.status_code == 201, r.json
+    refunds = setup.rule(setup.integration(), trigger="samcart.product_refunded")
+    for extra in ({"preview": True}, {}):
+        r = api.post(f"/api/v1/rules/{refunds}/backfill", json=body(include_store_api=True, **extra))
+        assert r.status_code == 422, r.json
+        assert r.json["errors"]["json"]["include_store_api"] == [
+            "The store's API brings in Product Purchased and Subscription Started events only: this rule's trigger "
+            "(Product Refunded) comes from the store's notifications alone."
+        ], r.json
+    assert not fake_samcart.requests_for("/orders")
+    assert api.post(f"/api/v1/rules/{refunds}/backfill", json=body(preview=True)).status_code == 200

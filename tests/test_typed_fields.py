@@ -386,3 +386,40 @@ def test_a_trigger_that_can_load_its_promised_keys_registers(plugin_site, payloa
     kept = trigger("shop.order_placed", payload, delay=timedelta(hours=1), cancelled_by=("shop.order_paid",))
     registry = load_registry(disabled=set(), extra=[trigger_plugin("shop", kept)])
     assert registry.owner("trigger type", "shop.order_placed") == "shop"
+
+
+def test_past_events_naming_a_trigger_no_plugin_registers_is_refused(plugin_site):
+    """A misspelt trigger key in PastEvents would hide the read from every backfill: it stops startup instead, and
+    so does a bare function where the declaration belongs."""
+    from hookyard import PastEvents
+
+    def reader(config, info, since, until, progress=None, triggers=None):
+        yield []
+
+    def store(past_events):
+        return App(
+            key="store",
+            name="Store",
+            config_schema=Schema,
+            verify=lambda config: {},
+            actions=(),
+            past_events=past_events,
+        )
+
+    with pytest.raises(PluginError) as refused:
+        load_registry(
+            disabled=set(), extra=[app_plugin("mine", store(PastEvents(reader, ("samcart.product_purchsed",))))]
+        )
+    assert str(refused.value) == (
+        "plugin 'mine': app 'store' past_events names trigger 'samcart.product_purchsed', which no plugin registers "
+        "(did you mean 'samcart.product_purchased'?)"
+    )
+    with pytest.raises(PluginError) as refused:
+        load_registry(disabled=set(), extra=[app_plugin("mine", store(reader))])
+    assert str(refused.value).startswith("plugin 'mine': app 'store' past_events must be hookyard.PastEvents(read")
+    with pytest.raises(PluginError, match="past_events names no trigger"):
+        load_registry(disabled=set(), extra=[app_plugin("mine", store(PastEvents(reader, ())))])
+    registry = load_registry(
+        disabled=set(), extra=[app_plugin("mine", store(PastEvents(reader, ("samcart.product_purchased",))))]
+    )
+    assert registry.apps["store"].past_events.triggers == ("samcart.product_purchased",)

@@ -79,10 +79,19 @@ def check(
 ) -> None:
     """Raises ValidationError with field-level messages for a range or a rule a backfill cannot run with."""
     errors: dict[str, list[str]] = {}
-    if include_store_api and not store_api_connections(rt, session, rule.marketplace_id):
-        errors["include_store_api"] = [
-            "No connection of this store can read past events from its store's API (SamCart can, with an API key)."
-        ]
+    if include_store_api and not store_api_connections(rt, session, rule.marketplace_id, rule.trigger):
+        readers = store_api_connections(rt, session, rule.marketplace_id)
+        if readers:
+            apps = {rt.registry.apps[i.app] for i in readers}
+            names = sorted({_trigger_name(rt, key) for app in apps for key in app.past_events.triggers}, key=str.lower)
+            errors["include_store_api"] = [
+                f"The store's API brings in {_listed(names)} events only: this rule's trigger "
+                f"({_trigger_name(rt, rule.trigger)}) comes from the store's notifications alone."
+            ]
+        else:
+            errors["include_store_api"] = [
+                "No connection of this store can read past events from its store's API (SamCart can, with an API key)."
+            ]
     now = utcnow()
     for name, value in (("since", since), ("until", until)):
         if value.tzinfo is None:
@@ -103,6 +112,15 @@ def check(
         errors["rule"] = ["The rule has no connection (its integration was deleted): edit the rule to choose one."]
     if errors:
         raise ValidationError(errors)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _trigger_name(rt: Runtime, key: str) -> str:
+    trigger = rt.registry.trigger_types.get(key)
+    return trigger.label if trigger is not None else key
 
 
 def _integration(session: Session, rule: Rule) -> Integration | None:
@@ -460,12 +478,20 @@ def _write_page(rt: Runtime, session: Session, task: Task, rule: Rule, planned: 
 # --- past events from the store's API (App.past_events) -------------------------------------------
 
 
-def store_api_connections(rt: Runtime, session: Session, marketplace_id: int) -> list[Integration]:
-    """The store's connections whose app can list past events (SamCart: its orders and subscriptions, with an API key)."""
+def store_api_connections(
+    rt: Runtime, session: Session, marketplace_id: int, trigger: str | None = None
+) -> list[Integration]:
+    """The store's connections whose app can list past events (SamCart: its orders and subscriptions, with an API
+    key), of ``trigger`` when given (App.past_events.triggers)."""
     found = session.scalars(
         select(Integration).where(Integration.marketplace_id == marketplace_id).order_by(Integration.id)
     )
-    return [i for i in found if getattr(rt.registry.apps.get(i.app), "past_events", None) is not None]
+    readers = []
+    for integration in found:
+        past = getattr(rt.registry.apps.get(integration.app), "past_events", None)
+        if past is not None and (trigger is None or trigger in past.triggers):
+            readers.append(integration)
+    return readers
 
 
 def import_past_events(rt: Runtime, session: Session, rule: Rule, since: datetime, until: datetime, progress) -> str:
@@ -523,7 +549,7 @@ def _each_past_event(
     """``each(inbound)`` for every event of the rule's trigger that the store's connections with App.past_events
     report in the range, in the session (committed after each page). A refusal or a plugin's bug fails the task,
     its message ending with ``nothing``."""
-    for integration in store_api_connections(rt, session, rule.marketplace_id):
+    for integration in store_api_connections(rt, session, rule.marketplace_id, rule.trigger):
         app = rt.registry.apps[integration.app]
         config, info, name = connections.full_config(rt, integration), dict(integration.info or {}), integration.name
         session.commit()
@@ -532,7 +558,7 @@ def _each_past_event(
             progress(0, None, f"“{name}”: {message or f'{done} read'}")
 
         try:
-            for page in app.past_events(
+            for page in app.past_events.read(
                 config, info, since, until, progress=report, triggers=frozenset({rule.trigger})
             ):
                 for inbound in page or []:

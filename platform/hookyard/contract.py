@@ -177,6 +177,19 @@ class Members:
     root: Target | None = None
 
 
+@dataclass(frozen=True)
+class PastEvents:
+    """Declares that an app can list what its remote's API says happened, for a backfill that reads the store's
+    API (hook API 1.2). ``read(config, info, since, until, progress=None, triggers=None)`` yields pages (lists) of
+    InboundEvent in [since, until), made the way the inbound handler makes them (same identities); ``triggers``,
+    a set of trigger keys, is what the backfill wants (skip reading what makes none of them). ``triggers`` here
+    names every trigger key ``read`` can make: a backfill of a rule with another trigger does not offer the read,
+    and a key no plugin registers stops startup."""
+
+    read: Callable[..., Iterable[list[InboundEvent]]]
+    triggers: tuple[str, ...]
+
+
 class ConnectionFailed(Exception):
     """Raised by ``App.verify``/``App.refresh`` with a message a merchant can act on.
 
@@ -380,12 +393,9 @@ class App:
     products: Callable[..., Iterable[list[Mapping[str, Any]]]] | None = None
     usage: Usage | None = None  # the remote meters calls against a quota: count and show them (see Usage)
     members: Members | None = None  # who holds what its actions grant, for access reconciliation (hook API 1.2)
-    # past_events(config, info, since, until, progress=None, triggers=None) yields pages (lists) of InboundEvent:
-    # what the store's API says happened in [since, until), made the way the inbound handler makes them (same
-    # identities), for a backfill (hook API 1.2); ``triggers``, a set of trigger keys, is what the backfill wants
-    # (the app may skip reading what makes none of them). Stored without matching any rule; those already received
-    # are found, not doubled.
-    past_events: Callable[..., Iterable[list[InboundEvent]]] | None = None
+    # The store's API can list past events for a backfill (see PastEvents; hook API 1.2). They are stored without
+    # matching any rule; those already received are found, not doubled.
+    past_events: PastEvents | None = None
     _by_key: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def action(self, key: str) -> Action | None:

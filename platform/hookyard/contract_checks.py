@@ -18,7 +18,7 @@ from typing import Iterator, Mapping
 from marshmallow import INCLUDE, Schema, ValidationError
 from marshmallow import fields as ma
 
-from .contract import App, TriggerType
+from .contract import App, PastEvents, TriggerType
 from .fields import Option, Secret, is_secret, option_list
 
 # What the core reads from a trigger's loaded payload, and which TriggerType setting makes it a promise.
@@ -38,6 +38,24 @@ def check(registry, error: type[Exception]) -> None:
         _check_trigger(where, trigger, error)
     for key, app in sorted(registry.apps.items()):
         _check_app(f"plugin {registry.owner('app', key)!r}: app {key!r}", app, error)
+        _check_past_events(f"plugin {registry.owner('app', key)!r}: app {key!r}", app, registry.trigger_types, error)
+
+
+def _check_past_events(where: str, app: App, trigger_types: Mapping, error: type[Exception]) -> None:
+    """The triggers an app's PastEvents says it brings in are registered ones: a misspelt key would hide the read
+    from every backfill without a word."""
+    past = app.past_events
+    if past is None:
+        return
+    if not isinstance(past, PastEvents) or not callable(past.read):
+        raise error(f"{where} past_events must be hookyard.PastEvents(read, triggers=(…)), not {past!r}")
+    if not past.triggers:
+        raise error(f"{where} past_events names no trigger: list the trigger keys its read can make")
+    for key in past.triggers:
+        if key not in trigger_types:
+            close = difflib.get_close_matches(key, list(trigger_types), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise error(f"{where} past_events names trigger {key!r}, which no plugin registers{hint}")
 
 
 def _check_trigger(where: str, trigger: TriggerType, error: type[Exception]) -> None:

@@ -100,7 +100,7 @@ def rule_backfill(rule_id):
         form or {"since": (today - timedelta(days=DEFAULT_DAYS)).isoformat(), "until": today.isoformat()}
     )
     counts = None
-    store_api = backfill.store_api_connections(rt(), db(), rule.marketplace_id)
+    store_api = backfill.store_api_connections(rt(), db(), rule.marketplace_id, rule.trigger)
     include_store_api = bool(store_api) and form.get("include_store_api") == "true"
     if not errors:
         since, until = _instants(since_day, until_day)

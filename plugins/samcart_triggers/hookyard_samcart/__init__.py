@@ -3,12 +3,12 @@ app whose connections receive SamCart's Notify URL posts and import the store's 
 
 from datetime import timedelta
 
-from hookyard import App, TriggerType, hookimpl
+from hookyard import App, PastEvents, TriggerType, hookimpl
 
 from .connection import SamCartConfig, products, verify
 from .examples import EXAMPLES
 from .inbound import INBOUND
-from .past import past_events
+from .past import FROM_ORDERS, FROM_SUBSCRIPTIONS, past_events
 from .payload import SamCartPayload, dedupe_key
 from .settings import SETTINGS
 
@@ -168,7 +168,8 @@ SAMCART = App(
     actions=(),
     inbound=INBOUND,
     products=products,
-    past_events=past_events,  # a backfill's past orders and subscriptions (hook API 1.2)
+    # A backfill's past orders and subscriptions (hook API 1.2): what each brings in (past.py).
+    past_events=PastEvents(past_events, triggers=(FROM_ORDERS, FROM_SUBSCRIPTIONS)),
     description="Receives your store's notifications at a Notify URL (no code), and imports your products.",
 )
 
