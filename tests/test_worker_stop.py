@@ -52,3 +52,31 @@ def test_a_job_taken_just_as_the_stop_came_goes_back_to_the_head_of_its_queue(wo
         worker.execute_job(job, taken_from)
     assert queue.job_ids == [j.id for j in jobs]
     assert Job.fetch(job.id, connection=runtime.redis, serializer=JSONSerializer).get_status() == "queued"
+
+
+@pytest.mark.parametrize("kind", ["non-forking", "forking", "threaded"])
+def test_a_stopping_worker_stops_listening_on_its_command_channel_at_once(runtime, kind):
+    """RQ's teardown sent UNSUBSCRIBE and then stopped the thread listening on the worker's command channel, which
+    redis-py 8 joins with no timeout: when the thread took the reply first (a loaded machine), it was back in its
+    60 s wait, and the worker took a minute to exit. That interleaving is forced here (the UNSUBSCRIBE returns only
+    once the thread has taken its reply), with a real Redis and the real listening thread."""
+    import time
+
+    from hookyard.worker_threads import ThreadWorker
+
+    from .waiting import wait_for
+
+    worker = make_worker(runtime, fork=kind == "forking", worker_class=ThreadWorker if kind == "threaded" else None)
+    worker.subscribe()
+    wait_for(lambda: worker.pubsub.subscribed, message="the worker never subscribed to its channel")
+    sent = worker.pubsub.unsubscribe
+
+    def unsubscribe_then_let_the_listener_take_the_reply(*args):
+        sent(*args)
+        wait_for(lambda: not worker.pubsub.subscribed, message="the listening thread never took the reply")
+
+    worker.pubsub.unsubscribe = unsubscribe_then_let_the_listener_take_the_reply
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 5, "the listening thread kept the stopping worker waiting"
+    assert not worker.pubsub_thread.is_alive()

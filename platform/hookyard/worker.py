@@ -59,6 +59,27 @@ class Sweeping:
             raise StopRequested()
 
 
+class StopsListeningAtOnce:
+    """RQ's unsubscribe from its command channel, without its wait of up to a minute. RQ sends UNSUBSCRIBE, then
+    stops the thread listening on the channel (which waits for a message 60 s at a time); redis-py 8's stop() joins
+    that thread with no timeout, and the thread, woken by the reply to UNSUBSCRIBE just before the stop, is back in
+    its wait: a stopping worker hung for a minute (most often under load, when the two steps are far apart). Here
+    the thread is told to stop first, so the reply is what wakes it to end, and the join is bounded."""
+
+    def unsubscribe(self):
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=0)  # redis-py 8: clears the flag, joins for no time
+        except TypeError:
+            thread.stop()  # redis-py 5 to 7: clears the flag only
+        self.pubsub.unsubscribe()
+        thread.join(timeout=2)
+        self.pubsub.close()
+
+
 class StopsBetweenSteps:
     """A stop signal that loses no job. RQ's worker, signalled while idle, raises StopRequested wherever its main
     thread is; between the pop of a job (BLPOP) and its start, that leaves the job off its queue and still "queued",
@@ -113,7 +134,7 @@ class StopsBetweenSteps:
         return super().execute_job(job, queue)
 
 
-class ForkingWorker(StopsBetweenSteps, Sweeping, HerokuWorker):
+class ForkingWorker(StopsBetweenSteps, StopsListeningAtOnce, Sweeping, HerokuWorker):
     """Each job in a forked horse that ignores the platform's SIGTERM (sent to every process of a dyno). On SIGTERM
     the worker stops taking jobs, and the horse's job gets ``imminent_shutdown_delay`` seconds
     (HOOKYARD_WORKER_STOP_TIMEOUT) to end; then it is interrupted with ShutDownImminentException and hands its run
@@ -122,7 +143,7 @@ class ForkingWorker(StopsBetweenSteps, Sweeping, HerokuWorker):
     reorder_queues = RoundRobinWorker.reorder_queues
 
 
-class NonForkingWorker(StopsBetweenSteps, Sweeping, SimpleWorker):
+class NonForkingWorker(StopsBetweenSteps, StopsListeningAtOnce, Sweeping, SimpleWorker):
     """The job runs in the worker itself: on SIGTERM during a job, the same grace, then the same interruption."""
 
     reorder_queues = RoundRobinWorker.reorder_queues

@@ -30,12 +30,12 @@ from rq.worker import RoundRobinWorker, SimpleWorker
 from . import plugin_sets
 from .jobqueue import REDIS_ERRORS
 from .runtime import Runtime
-from .worker import Interrupted, Sweeping, make_worker, wait_for_redis
+from .worker import Interrupted, StopsListeningAtOnce, Sweeping, make_worker, wait_for_redis
 
 log = logging.getLogger(__name__)
 
 
-class ThreadWorker(Sweeping, SimpleWorker):
+class ThreadWorker(StopsListeningAtOnce, Sweeping, SimpleWorker):
     """An RQ worker running in a thread of a ThreadedWorkers process."""
 
     reorder_queues = RoundRobinWorker.reorder_queues
