@@ -61,6 +61,13 @@ def range_args(rule_id) -> list[str]:
     return [str(rule_id), "--since", SINCE.isoformat(), "--until", datetime.now(timezone.utc).isoformat()]
 
 
+def store_api_preview_command(rule_id) -> list[str]:
+    """The command line of a preview that reads the store's API, for a test that runs it with its own process
+    options (another environment, or signalled while it waits)."""
+    hookyard = str(Path(sys.executable).parent / "hookyard")
+    return [hookyard, "rules", "backfill", *range_args(rule_id), "--preview", "--include-store-api"]
+
+
 @pytest.mark.e2e
 def test_a_preview_with_the_store_api_prints_what_the_api_adds_and_stores_nothing_then_a_start_runs_it(
     setup, api, runtime, settings, plugin_site, fake_samcart, start_worker, recorder
@@ -138,8 +145,7 @@ def test_an_unreachable_redis_fails_the_preview_before_it_is_queued(
     rule_id = setup.rule(setup.integration())
     samcart_connection(api)
     shown = subprocess.run(
-        [str(Path(sys.executable).parent / "hookyard"), "rules", "backfill", *range_args(rule_id)]
-        + ["--preview", "--include-store-api"],
+        store_api_preview_command(rule_id),
         capture_output=True,
         text=True,
         env=worker_env(settings, plugin_site, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"),
@@ -157,8 +163,7 @@ def test_ctrl_c_while_the_preview_waits_for_a_worker_cancels_it_and_exits_130(
     rule_id = setup.rule(setup.integration())
     samcart_connection(api)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hookyard"), "rules", "backfill", *range_args(rule_id)]
-        + ["--preview", "--include-store-api"],
+        store_api_preview_command(rule_id),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -470,49 +470,46 @@ def _adopt(
     ).rowcount
     if not claimed:
         return None
-    session.refresh(earlier)
+    # The columns read below (id, trigger, product, email, occurred_at) are not the ones the UPDATE changed.
     product = session.get(Product, earlier.product_id) if earlier.product_id is not None else None
     if product is not None and product.marketplace_id != marketplace_id:
         product = None  # never another store's row, whatever an id names
-    earlier_runs = {
-        rule_id: (run_id, origin, status, reason, dispatches)
-        for run_id, rule_id, origin, status, reason, dispatches in session.execute(
-            select(Run.id, Run.rule_id, Run.origin, Run.status, Run.reason, Run.dispatches).where(
-                Run.event_id == earlier.id, Run.origin.in_(ONCE_PER_EVENT_ORIGINS)
-            )
+    ran: set[int] = set()
+    cancelled: dict[int, tuple[int, int]] = {}  # rule id -> (run id, dispatches) of a backfill run cancelled unrun
+    for run_id, rule_id, origin, status, reason, dispatches in session.execute(
+        select(Run.id, Run.rule_id, Run.origin, Run.status, Run.reason, Run.dispatches).where(
+            Run.event_id == earlier.id, Run.origin.in_(ONCE_PER_EVENT_ORIGINS)
         )
-    }
+    ):
+        ran.add(rule_id)
+        if (origin, status, reason) == ("backfill", "skipped", CANCELLED):
+            cancelled[rule_id] = (run_id, dispatches)
     rules = matching_rules(session, marketplace_id, earlier.trigger, earlier.product_id)
-    fresh = [row for row in rules if row[0].id not in earlier_runs]
-    revived = [
-        (row, earlier_runs[row[0].id])
-        for row in rules
-        if row[0].id in earlier_runs and earlier_runs[row[0].id][1:4] == ("backfill", "skipped", CANCELLED)
-    ]
+    fresh = [row for row in rules if row[0].id not in ran]
+    revived = [row for row in rules if row[0].id in cancelled]
+    # One reservation of log numbers for both: the new runs first, then the ones taken up again.
+    rows = _run_rows(rt, session, marketplace_id, earlier, prepared.trigger, product, fresh + revived)
     if fresh:
+        session.execute(insert_runs_once(session), rows[: len(fresh)])
+    for values in rows[len(fresh) :]:
+        run_id, dispatches = cancelled[values["rule_id"]]
         session.execute(
-            insert_runs_once(session), _run_rows(rt, session, marketplace_id, earlier, prepared.trigger, product, fresh)
-        )
-    if revived:
-        again = _run_rows(rt, session, marketplace_id, earlier, prepared.trigger, product, [row for row, _ in revived])
-        for values, (_, (run_id, _origin, _status, _reason, dispatches)) in zip(again, revived, strict=True):
-            session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status == "skipped", Run.reason == CANCELLED)
-                .values(
-                    origin="event",
-                    task_id=None,
-                    status="queued",
-                    reason=None,
-                    finished_at=None,
-                    log_seq=values["log_seq"],
-                    ran=values["ran"],
-                    not_before=values["not_before"],
-                    dispatches=dispatches + 1,
-                    job_id=run_job_id(earlier.id, values["rule_id"], dispatches + 1),
-                )
-                .execution_options(synchronize_session=False)
+            update(Run)
+            .where(Run.id == run_id, Run.status == "skipped", Run.reason == CANCELLED)
+            .values(
+                origin="event",
+                task_id=None,
+                status="queued",
+                reason=None,
+                finished_at=None,
+                log_seq=values["log_seq"],
+                ran=values["ran"],
+                not_before=values["not_before"],
+                dispatches=dispatches + 1,
+                job_id=run_job_id(earlier.id, values["rule_id"], dispatches + 1),
             )
+            .execution_options(synchronize_session=False)
+        )
     made = len(fresh) + len(revived)
     if made:
         session.execute(
