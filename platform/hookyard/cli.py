@@ -816,12 +816,10 @@ def _store_api_preview(rt, session, rule, since, until) -> dict:
 def _follow_task(rt, session, task, what: str):
     """``task`` refreshed each second until it is no longer queued or running, each new message it reports meanwhile
     written to stderr as its own line (readable in a log as on a terminal). Ctrl-C cancels it: exit 130."""
-    import time
-
     from . import tasks
 
     shown = None
-    try:
+    with _ctrl_c_noted() as interrupted:
         while True:
             session.refresh(task)
             if task.status not in tasks.TASK_ACTIVE_STATES:
@@ -831,12 +829,43 @@ def _follow_task(rt, session, task, what: str):
                 shown = task.message
             # Ended before waiting: on SQLite an open transaction holds the write lock the worker needs.
             session.commit()
-            time.sleep(1)
-    except KeyboardInterrupt:
-        session.rollback()
-        task = tasks.cancel(rt, session, task)
-        click.echo(f"\n{what} task {task.id} cancelled: {task.message}", err=True)
-        sys.exit(130)
+            if interrupted.wait(1):
+                break
+    task = tasks.cancel(rt, session, task)
+    click.echo(f"\n{what} task {task.id} cancelled: {task.message}", err=True)
+    sys.exit(130)
+
+
+class _CtrlC:
+    """Ctrl-C noted by a signal handler; ``wait`` sleeps until then, or for ``seconds``. A flag, not a
+    threading.Event: the handler runs in the thread that may be inside Event.wait, whose lock set() would need."""
+
+    seen = False
+
+    def wait(self, seconds: float) -> bool:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while not self.seen and time.monotonic() < deadline:
+            time.sleep(0.05)  # a signal ends the sleep early (its handler runs), and the flag is seen at once
+        return self.seen
+
+
+@contextmanager
+def _ctrl_c_noted():
+    """Ctrl-C as a flag, not a KeyboardInterrupt: raised, it can land anywhere, inside a commit or the write turn's
+    bookkeeping (hookyard.db), leaving the session unusable and this process's SQLite write turn held, so the cancel
+    that follows would wait forever. The caller checks it between its steps."""
+    noted = _CtrlC()
+
+    def note(_signum, _frame):
+        noted.seen = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _store_api_counts(counts: dict) -> str:
