@@ -683,3 +683,36 @@ def test_a_rule_whose_trigger_the_stores_api_cannot_bring_in_is_not_offered_the_
         ], r.json
     assert not fake_samcart.requests_for("/orders")
     assert api.post(f"/api/v1/rules/{refunds}/backfill", json=body(preview=True)).status_code == 200
+
+
+def test_a_preview_whose_rule_was_deleted_fails_saying_so_and_a_new_rule_never_takes_its_id(
+    setup, api, runtime, fake_samcart, in_process
+):
+    """The rule deleted while its preview waits for a worker: the task fails with the reason instead of counting for
+    a rule that is gone, and the rule created next has another id (ids are never reused), so the old task's counts
+    could never be read as the new rule's."""
+    from hookyard import backfill_jobs
+
+    from .samcart.fixtures import SAMCART_API_KEY
+
+    r = api.post(
+        "/api/v1/integrations", json={"app": "samcart", "name": "Store", "config": {"api_key": SAMCART_API_KEY}}
+    )
+    assert r.status_code == 201, r.json
+    recorder = setup.integration()
+    gone = setup.rule(recorder)
+    r = api.post(f"/api/v1/rules/{gone}/backfill", json=body(include_store_api=True, preview=True))
+    assert r.status_code == 202, r.json
+    task_id = r.json["id"]
+    assert api.delete(f"/api/v1/rules/{gone}").status_code == 204
+    run_task_here(runtime, task_id, backfill_jobs.preview_backfill)
+    task = task_of(api, task_id)
+    assert (task["status"], task["message"], task["result"]) == (
+        "failed",
+        "The rule was deleted before its preview started.",
+        None,
+    ), task
+    again = setup.rule(recorder)
+    assert again != gone
+    r = api.post(f"/api/v1/rules/{gone}/backfill", json=body(include_store_api=True, preview=True))
+    assert r.status_code == 404, r.json
